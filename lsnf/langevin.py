@@ -1,0 +1,132 @@
+"""Langevin dynamics as importable pure functions (PAPER.md §2 and §4).
+
+One sampler serves three uses:
+- short-run posterior inference for learning (noise on, K steps, PAPER.md §2),
+- test-time inference (noise off, K_test steps): the same function with other arguments,
+- the latent EBM's prior sampler (PAPER.md §4).
+
+Update (PAPER.md §2): ``z_{k+1} = z_k - (s^2 / 2) grad_z U(z_k) + s * N(0, I)``.
+Energies are summed over the batch before the gradient, so each example's gradient is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "LangevinTrace",
+    "langevin",
+    "posterior_energy",
+    "frozen",
+]
+
+EnergyFn = Callable[[Tensor], Tensor]  # z (B, d) -> energy (B,)
+
+
+@dataclass
+class LangevinTrace:
+    """Diagnostics of one Langevin run: mean energy before each step and the final grad norm."""
+
+    energies: list[float] = field(default_factory=list)
+    grad_norm: float = float("nan")
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Temporarily stop parameters from requiring gradients.
+
+    Langevin needs gradients with respect to z only; with parameters frozen, autograd does not
+    record or compute anything for them, which keeps each step as cheap as one forward and one
+    input-gradient pass.
+    """
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def langevin(
+    z0: Tensor,
+    energy_fn: EnergyFn,
+    n_steps: int,
+    step_size: float,
+    noise: bool,
+    generator: torch.Generator | None = None,
+    record: bool = False,
+) -> tuple[Tensor, LangevinTrace]:
+    """Run ``n_steps`` of (noisy or noise-free) Langevin dynamics on ``energy_fn`` from ``z0``.
+
+    Implements ``z <- z - (s^2/2) grad U(z) + s * eps`` (PAPER.md §2, eq. of the short-run
+    Langevin flow); with ``noise=False`` it is gradient descent with step ``s^2/2``.
+
+    Args:
+        z0: initial latents, (B, d). Not modified.
+        energy_fn: maps z (B, d) to per-example energies (B,).
+        n_steps: number of steps K.
+        step_size: s.
+        noise: add ``s * N(0, I)`` each step.
+        generator: source of the noise (explicit, for reproducibility).
+        record: keep the mean energy of every step (costs one host sync per step).
+
+    Returns:
+        ``(z_K, trace)``; z_K is detached.
+    """
+    if n_steps < 0:
+        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
+    trace = LangevinTrace()
+    z = z0.detach()
+    half_s2 = 0.5 * step_size * step_size
+    grad = None
+    for _ in range(n_steps):
+        z = z.requires_grad_(True)
+        energy = energy_fn(z)  # (B,)
+        (grad,) = torch.autograd.grad(energy.sum(), z)  # (B, d)
+        if record:
+            trace.energies.append(float(energy.detach().mean()))
+        z = z.detach() - half_s2 * grad  # (B, d)
+        if noise:
+            z = z + step_size * torch.randn(
+                z.shape, generator=generator, device=z.device, dtype=z.dtype
+            )
+    if grad is not None:
+        trace.grad_norm = float(grad.norm(dim=1).mean())
+    return z.detach(), trace
+
+
+def posterior_energy(
+    z: Tensor,
+    x: Tensor,
+    decode: Callable[[Tensor], Tensor],
+    log_prior: Callable[[Tensor], Tensor],
+    sigma: float,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """``U(z) = ||m * (x - g(z))||^2 / (2 sigma^2) - log p(z)`` per example (PAPER.md §2).
+
+    Args:
+        z: latents (B, d).
+        x: images (B, C, H, W) in [-1, 1].
+        decode: the generator g.
+        log_prior: log p(z), per example (B,).
+        sigma: observation noise standard deviation.
+        mask: optional pixel mask broadcastable to x (1 = observed, 0 = hidden); hidden pixels
+            contribute nothing (inpainting and recovery, PAPER.md §5).
+
+    Returns:
+        energies (B,).
+    """
+    residual = x - decode(z)  # (B, C, H, W)
+    if mask is not None:  # where(), not a product: hidden values (even NaN) never leak in
+        residual = torch.where(mask.bool(), residual, residual.new_zeros(()))
+    recon = residual.pow(2).flatten(1).sum(dim=1) / (2.0 * sigma * sigma)  # (B,)
+    return recon - log_prior(z)

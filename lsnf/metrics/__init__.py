@@ -1,0 +1,1 @@
+"""Metrics of PAPER.md §5: reconstruction, anomaly AUPRC, FID, image grids."""

@@ -1,0 +1,208 @@
+"""FID through torch-fidelity, with a selectable feature extractor (PAPER.md §5).
+
+Extractors (every result names the one it used, with its weights' SHA-256):
+- ``inception-v3-compat``: torch-fidelity's InceptionV3 (pool3, 2048-d, TF 2015-12-05 weights),
+  the extractor of published FIDs. Weights come from an explicit path or torch-fidelity's cache
+  (``$TORCH_HOME/hub/checkpoints/...``); a missing file is an error, never a download.
+- ``lsnf-domain-cnn``: a small classifier trained on the dataset (``lsnf train-extractor``),
+  its penultimate layer as features, registered with torch-fidelity. Fast on CPU; its FID is
+  *not* comparable with published numbers.
+
+Reference statistics (mu, Sigma of a data split) are computed once and stored as ``.npz``;
+every model's FID reuses them. Features, statistics and the Fréchet distance are torch-fidelity's
+own functions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from lsnf.checkpoint import atomic_write_bytes, sha256
+from lsnf.metrics.domain_extractor import DomainCNN
+
+__all__ = [
+    "INCEPTION",
+    "DOMAIN",
+    "ExtractorSpec",
+    "to_uint8",
+    "extract_features",
+    "feature_statistics",
+    "save_statistics",
+    "load_statistics",
+    "frechet_distance",
+    "default_inception_weights",
+]
+
+INCEPTION = "inception-v3-compat"
+DOMAIN = "lsnf-domain-cnn"
+_INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+def default_inception_weights() -> Path:
+    """Where torch-fidelity caches the Inception weights: ``$TORCH_HOME/hub/checkpoints``."""
+    torch_home = os.environ.get("TORCH_HOME", os.path.expanduser("~/.cache/torch"))
+    return Path(torch_home) / "hub" / "checkpoints" / _INCEPTION_FILE
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """A feature extractor by name plus the weights file it must use."""
+
+    name: str
+    weights: Path
+
+    @classmethod
+    def create(cls, name: str, weights: str | Path | None) -> ExtractorSpec:
+        if name == INCEPTION:
+            path = Path(weights) if weights else default_inception_weights()
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"Inception-v3 FID weights not found at {path}. Place "
+                    f"{_INCEPTION_FILE} there (torch-fidelity's cache, under $TORCH_HOME) or "
+                    f"pass its path; lsnf never downloads weights. Or use the domain extractor "
+                    f"({DOMAIN}), whose FID is not comparable with published numbers."
+                )
+            return cls(name, path)
+        if name == DOMAIN:
+            if not weights or not Path(weights).is_file():
+                raise FileNotFoundError(
+                    f"{DOMAIN} needs the weights file of a classifier trained with "
+                    f"`lsnf train-extractor`; got {weights!r}"
+                )
+            return cls(name, Path(weights))
+        raise ValueError(f"unknown feature extractor {name!r}; choose {INCEPTION} or {DOMAIN}")
+
+    @property
+    def layer(self) -> str:
+        return "2048" if self.name == INCEPTION else "penultimate"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "weights": str(self.weights),
+            "weights_sha256": sha256(self.weights),
+            "comparable_with_published_fid": self.name == INCEPTION,
+        }
+
+
+def _domain_extractor_class() -> type:
+    """torch-fidelity ``FeatureExtractorBase`` subclass around :class:`DomainCNN`."""
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    class LsnfDomainExtractor(FeatureExtractorBase):
+        def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+            super().__init__(name, features_list)
+            state = torch.load(kwargs["feature_extractor_weights_path"], weights_only=True)
+            self.in_channels = int(state["in_channels"])
+            self.net = DomainCNN(self.in_channels, int(state["n_classes"]))
+            self.net.load_state_dict(state["state_dict"])
+
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return ("penultimate",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return "penultimate"
+
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile() -> Tensor:
+            return torch.zeros(1, 3, 28, 28, dtype=torch.uint8)
+
+        def forward(self, x: Tensor) -> tuple[Tensor]:
+            x = x.float() / 127.5 - 1.0  # uint8 (B, 3, H, W) -> [-1, 1]
+            if self.in_channels == 1:
+                x = x[:, :1]  # grayscale was repeated to 3 channels
+            return (self.net.features(x),)
+
+    return LsnfDomainExtractor
+
+
+def _extractor(spec: ExtractorSpec, cuda: bool) -> nn.Module:
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+    from torch_fidelity.utils import create_feature_extractor
+
+    if spec.name == DOMAIN and DOMAIN not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(DOMAIN, _domain_extractor_class())
+    return create_feature_extractor(
+        spec.name, [spec.layer], cuda=cuda, verbose=False,
+        feature_extractor_weights_path=str(spec.weights),
+    )  # fmt: skip
+
+
+class _UInt8Images(Dataset):
+    """uint8 (N, C, H, W) as torch-fidelity wants it: uint8 (3, H, W), gray repeated."""
+
+    def __init__(self, images_u8: Tensor) -> None:
+        self.images = images_u8
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> Tensor:
+        img = self.images[i]  # (C, H, W)
+        return img.expand(3, -1, -1).contiguous() if img.shape[0] == 1 else img
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """[-1, 1] float -> uint8 [0, 255] (the [0, 1] mapping of PAPER.md §5, quantised)."""
+    return ((x.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def extract_features(
+    images_u8: Tensor, spec: ExtractorSpec, device: str = "cpu", batch_size: int = 64
+) -> Tensor:
+    """Features (N, F) of uint8 images (N, C, H, W) with torch-fidelity's extractor loop."""
+    from torch_fidelity.utils import get_featuresdict_from_dataset
+
+    cuda = device.startswith("cuda")
+    extractor = _extractor(spec, cuda)
+    feats = get_featuresdict_from_dataset(
+        _UInt8Images(images_u8), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False
+    )
+    return feats[spec.layer]
+
+
+def feature_statistics(features: Tensor) -> dict[str, np.ndarray]:
+    """(mu, Sigma) of features, by torch-fidelity."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    return fid_features_to_statistics(features.double())
+
+
+def frechet_distance(stats_a: dict[str, np.ndarray], stats_b: dict[str, np.ndarray]) -> float:
+    """Fréchet distance of two Gaussians, by torch-fidelity."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    return float(fid_statistics_to_metric(stats_a, stats_b, verbose=False)[KEY_METRIC_FID])
+
+
+def save_statistics(path: str | Path, stats: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write reference statistics and what they describe to ``.npz`` (atomically)."""
+    import json
+
+    def write(fh: Any) -> None:
+        np.savez(fh, mu=stats["mu"], sigma=stats["sigma"], meta=np.array(json.dumps(meta)))
+
+    atomic_write_bytes(path, write)
+
+
+def load_statistics(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read statistics written by :func:`save_statistics`."""
+    import json
+
+    with np.load(path, allow_pickle=False) as f:
+        return {"mu": f["mu"], "sigma": f["sigma"]}, json.loads(str(f["meta"]))

@@ -1,0 +1,171 @@
+"""Latent priors behind one interface (PAPER.md §1 and §4).
+
+Every prior offers:
+- ``log_prob(z)``: log-density (B,) — exact for ``flow`` and ``gaussian``; for ``ebm`` the
+  unnormalised ``-E(z) + log N(z; 0, I)`` (its normaliser is a constant in z);
+- ``sample(n, generator)``: prior samples with an explicit ``torch.Generator``;
+- ``learning_loss(z_post, generator)``: the prior's own learning objective on detached
+  posterior samples (``None`` for a prior without parameters).
+
+Priors are built by name from :data:`PRIORS`, so adding one never touches the trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from lsnf.config import PriorConfig
+from lsnf.flow import GlowVectorFlow
+from lsnf.langevin import frozen, langevin
+
+__all__ = ["Prior", "FlowPrior", "GaussianPrior", "EBMPrior", "PRIORS", "build_prior"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` per row, with the correct constant ``-(d/2) log 2 pi``."""
+    return -0.5 * z.pow(2).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI  # (B,)
+
+
+class Prior(nn.Module):
+    """Interface of a latent prior p(z) on R^d."""
+
+    dim: int
+
+    def log_prob(self, z: Tensor) -> Tensor:  # (B, d) -> (B,)
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:  # (n, d)
+        raise NotImplementedError
+
+    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor | None:
+        """Loss whose gradient step is this prior's learning update (PAPER.md §3, §4)."""
+        raise NotImplementedError
+
+    def _randn(self, n: int, generator: torch.Generator | None) -> Tensor:
+        device = next(iter(self.buffers()), None)
+        device = device.device if device is not None else torch.device("cpu")
+        return torch.randn(n, self.dim, generator=generator, device=device)
+
+
+class FlowPrior(Prior):
+    """LFBM's prior: the Glow-style vector flow (PAPER.md §1), learned by exact MLE (§3)."""
+
+    def __init__(self, dim: int, depth: int, hidden: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.flow = GlowVectorFlow(dim, depth=depth, hidden=hidden)
+        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return self.flow.log_prob(z)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Ancestral: ``eps ~ N(0, I)``, ``z = F^{-1}(eps)`` — no MCMC (PAPER.md §1)."""
+        return self.flow.inverse(self._randn(n, generator))
+
+    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``loss_F = -(1/m) sum_i log p_a(z_i^K)`` on detached posterior samples (§3)."""
+        return -self.log_prob(z_post.detach()).mean()
+
+
+class GaussianPrior(Prior):
+    """N(0, I): the ABP baseline (Han et al. 2017; PAPER.md §4). Nothing to learn."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        return standard_normal_log_prob(z)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        return self._randn(n, generator)
+
+    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> None:
+        return None
+
+
+class EBMPrior(Prior):
+    """Latent EBM prior ``p(z) ∝ exp(-E(z)) N(0, I)`` (Pang et al. 2020; PAPER.md §4).
+
+    ``E`` is an MLP d -> h -> h -> 1 with GELU. Prior samples come from ``steps`` Langevin
+    steps of size ``step_size`` started at N(0, I).
+    """
+
+    def __init__(self, dim: int, hidden: int, steps: int, step_size: float) -> None:
+        super().__init__()
+        self.dim = dim
+        self.steps = steps
+        self.step_size = step_size
+        self.energy_net = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, 1),
+        )
+        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
+
+    def energy(self, z: Tensor) -> Tensor:
+        return self.energy_net(z).squeeze(1)  # (B,)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """Unnormalised: ``-E(z) + log N(z; 0, I)``."""
+        return -self.energy(z) + standard_normal_log_prob(z)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Prior Langevin from N(0, I) on ``E(z) + ||z||^2 / 2`` (PAPER.md §4)."""
+        with frozen(self), torch.enable_grad():  # Langevin needs grad even under no_grad
+            z, _ = langevin(
+                self._randn(n, generator),
+                lambda z: -self.log_prob(z),
+                n_steps=self.steps,
+                step_size=self.step_size,
+                noise=True,
+                generator=generator,
+            )
+        return z
+
+    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``loss_E = mean E(z_post) - mean E(z_prior)`` (PAPER.md §4)."""
+        z_prior = self.sample(z_post.shape[0], generator)  # (B, d)
+        return self.energy(z_post.detach()).mean() - self.energy(z_prior).mean()
+
+
+def _flow(cfg: PriorConfig, dim: int) -> Prior:
+    return FlowPrior(dim, depth=cfg.flow.depth, hidden=cfg.flow.hidden)
+
+
+def _gaussian(cfg: PriorConfig, dim: int) -> Prior:
+    return GaussianPrior(dim)
+
+
+def _ebm(cfg: PriorConfig, dim: int) -> Prior:
+    return EBMPrior(
+        dim, hidden=cfg.ebm.hidden, steps=cfg.ebm.langevin_steps, step_size=cfg.ebm.langevin_step_size
+    )
+
+
+PRIORS: dict[str, Callable[[PriorConfig, int], Prior]] = {
+    "flow": _flow,
+    "gaussian": _gaussian,
+    "ebm": _ebm,
+}
+
+
+def build_prior(cfg: PriorConfig, dim: int) -> Prior:
+    """Build the prior named ``cfg.kind`` for latent dimension ``dim``."""
+    try:
+        factory = PRIORS[cfg.kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown prior {cfg.kind!r}; choose one of {sorted(PRIORS)} (prior.kind)"
+        ) from None
+    return factory(cfg, dim)

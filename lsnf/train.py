@@ -1,0 +1,305 @@
+"""Learning by short-run-Langevin maximum likelihood (PAPER.md §3), with checkpoint/resume.
+
+One iteration on a mini-batch x (PAPER.md §3):
+1. ``z^K``: K noisy Langevin steps on p(z|x) from ``z^0 ~ N(0, I)``;
+2. generator: ``loss_G = (1/m) sum_i ||x_i - g(z_i^K)||^2``, one Adam step;
+3. prior: its own ``learning_loss`` on the detached ``z^K`` (flow: exact MLE; ebm: contrastive
+   with prior Langevin; gaussian: nothing), one Adam step.
+
+Determinism: model init from ``seed``; the data order of epoch e from ``(seed, e)``; Langevin
+noise from one ``torch.Generator`` whose state is checkpointed. Resuming from an epoch
+checkpoint therefore ends with the same parameters as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lsnf.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from lsnf.config import RunConfig, config_from_dict
+from lsnf.data import ImageSplit, load_split, to_unit_range
+from lsnf.model import LatentModel, build_model, infer_posterior
+
+__all__ = [
+    "NonFiniteError",
+    "resolve_device",
+    "check_data_shape",
+    "learning_iteration",
+    "Trainer",
+    "fit",
+    "CHECKPOINT_NAME",
+    "MODEL_NAME",
+    "load_model",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"  # rewritten every epoch
+MODEL_NAME = "model.pt"  # written once, when every epoch is done: the complete output
+METRICS_NAME = "metrics.jsonl"  # one line per completed epoch
+
+# Keys that may differ between a checkpoint and the config that resumes it.
+_RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",)}
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite loss or latent; the message names epoch and iteration."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The configured device, or a clear error if it is not available here."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {name!r} is configured but no CUDA device is visible on this machine; "
+            f"set device: cpu (or --set device=cpu) to run here"
+        )
+    return torch.device(name)
+
+
+def check_data_shape(cfg: RunConfig, data: ImageSplit) -> None:
+    """Fail early, naming both shapes, when the generator cannot produce the data's images."""
+    want = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
+    if data.shape != want:
+        raise ValueError(
+            f"generator {cfg.model.generator!r} is configured for images {want} "
+            f"(model.channels, model.image_size) but {data.meta.get('dataset')} gives {data.shape}; "
+            f"use the generator and sizes made for this dataset"
+        )
+
+
+def _masked_sq_error(x: Tensor, x_hat: Tensor, mask: Tensor | None) -> Tensor:
+    """``||m * (x - x_hat)||^2`` per example (B,); hidden pixels never read."""
+    residual = x - x_hat  # (B, C, H, W)
+    if mask is not None:
+        residual = torch.where(mask.bool(), residual, residual.new_zeros(()))
+    return residual.pow(2).flatten(1).sum(dim=1)  # (B,)
+
+
+def learning_iteration(
+    model: LatentModel,
+    x: Tensor,
+    opt_g: torch.optim.Optimizer,
+    opt_p: torch.optim.Optimizer | None,
+    steps: int,
+    step_size: float,
+    generator: torch.Generator,
+    mask: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """One learning iteration of PAPER.md §3 on a batch x (B, C, H, W) in [-1, 1].
+
+    Returns detached ``loss_g``, ``loss_p`` (nan for a prior with nothing to learn) and ``z``.
+    """
+    z, _ = infer_posterior(model, x, steps, step_size, noise=True, generator=generator, mask=mask)
+
+    opt_g.zero_grad(set_to_none=True)
+    loss_g = _masked_sq_error(x, model.generator(z), mask).mean()  # (1/m) sum ||x - g(z)||^2
+    loss_g.backward()
+    opt_g.step()
+
+    loss_p = model.prior.learning_loss(z, generator)
+    if loss_p is not None:
+        assert opt_p is not None
+        opt_p.zero_grad(set_to_none=True)
+        loss_p.backward()
+        opt_p.step()
+        loss_p = loss_p.detach()
+    else:
+        loss_p = torch.full((), float("nan"))
+    return {"loss_g": loss_g.detach(), "loss_p": loss_p, "z": z}
+
+
+def _epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """Data order of epoch ``epoch`` (0-based), a pure function of (seed, epoch)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        path = prefix + (key,)
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, path)
+        elif va != vb and path not in _RESUMABLE_CHANGES:
+            out.append(f"{'.'.join(path)}: checkpoint {va!r} vs config {vb!r}")
+    return out
+
+
+@dataclass
+class Trainer:
+    """Holds the run's state; :meth:`run` trains to ``cfg.train.epochs`` resuming if possible."""
+
+    cfg: RunConfig
+    run_dir: Path
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
+    on_iteration: Callable[[int, int], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.device = resolve_device(self.cfg.device)
+        self.data = load_split(self.cfg.data, "train")
+        check_data_shape(self.cfg, self.data)
+        self.model = build_model(self.cfg).to(self.device)
+        t = self.cfg.train
+        self.opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=t.lr, betas=t.betas)
+        prior_params = list(self.model.prior.parameters())
+        self.opt_p = (
+            torch.optim.Adam(prior_params, lr=self.cfg.prior.lr, betas=t.betas)
+            if prior_params
+            else None
+        )
+        self.optimizers = [o for o in (self.opt_g, self.opt_p) if o is not None]
+        self.schedulers = [
+            torch.optim.lr_scheduler.ExponentialLR(o, gamma=t.lr_decay) for o in self.optimizers
+        ]
+        self.rng = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        self.epoch = 0  # completed epochs
+        self.history: list[dict[str, float]] = []
+        self._maybe_resume()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": "lsnf-checkpoint-1",
+            "config": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "rng": self.rng.get_state(),
+            "history": self.history,
+            "data": self.data.meta,
+        }
+
+    def _maybe_resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            return
+        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        diff = _config_diff(state["config"], self.cfg.to_dict())
+        if diff:
+            raise ValueError(
+                f"{self.checkpoint_path} was made with another config ({'; '.join(diff)}); "
+                f"use another output directory, or delete the checkpoint to start over"
+            )
+        self.model.load_state_dict(state["model"])
+        for opt, s in zip(self.optimizers, state["optimizers"]):
+            opt.load_state_dict(s)
+        for sched, s in zip(self.schedulers, state["schedulers"]):
+            sched.load_state_dict(s)
+        self.rng.set_state(state["rng"].cpu())
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
+
+    def _fail(self, what: str, epoch: int, iteration: int) -> None:
+        kept = (
+            f"the last good checkpoint {self.checkpoint_path} (epoch {self.epoch}) is kept"
+            if self.checkpoint_path.exists()
+            else "no checkpoint had been written yet"
+        )
+        raise NonFiniteError(
+            f"non-finite {what} at epoch {epoch}, iteration {iteration}; {kept}. "
+            f"Lower the learning rate or the Langevin step size."
+        )
+
+    def train_epoch(self) -> dict[str, float]:
+        """One pass over the data (PAPER.md §3); returns the epoch's mean statistics."""
+        from tqdm import tqdm
+
+        cfg, epoch = self.cfg, self.epoch + 1
+        n, bsz = len(self.data), cfg.train.batch_size
+        n_batches = max(1, n // bsz)  # full batches only (BatchNorm generators)
+        order = _epoch_order(cfg.seed, self.epoch, n)
+        self.model.train()
+        sums = {"loss_g": 0.0, "loss_p": 0.0}
+        start = time.perf_counter()
+        bar = tqdm(
+            total=n_batches,
+            desc=f"epoch {epoch}/{cfg.train.epochs}",
+            disable=not cfg.train.progress,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+            file=sys.stderr,
+        )
+        with bar:
+            for it in range(n_batches):
+                if self.on_iteration is not None:
+                    self.on_iteration(epoch, it + 1)
+                idx = order[it * bsz : (it + 1) * bsz]
+                x = to_unit_range(self.data.images[idx]).to(self.device)  # (B, C, H, W)
+                out = learning_iteration(
+                    self.model, x, self.opt_g, self.opt_p,
+                    cfg.inference.steps, cfg.inference.step_size, self.rng,
+                )  # fmt: skip
+                loss_g, loss_p = float(out["loss_g"]), float(out["loss_p"])
+                if not math.isfinite(loss_g):
+                    self._fail("generator loss", epoch, it + 1)
+                if self.opt_p is not None and not math.isfinite(loss_p):
+                    self._fail("prior loss", epoch, it + 1)
+                if not bool(torch.isfinite(out["z"]).all()):
+                    self._fail("posterior latent z", epoch, it + 1)
+                sums["loss_g"] += loss_g
+                sums["loss_p"] += loss_p
+                rate = (it + 1) * x.shape[0] / (time.perf_counter() - start)
+                bar.set_postfix(loss_g=f"{loss_g:.2f}", loss_p=f"{loss_p:.3g}", img_s=f"{rate:.0f}")
+                bar.update()
+        seconds = time.perf_counter() - start
+        pixels = math.prod(self.data.shape)
+        stats = {
+            "epoch": float(epoch),
+            "loss_g": sums["loss_g"] / n_batches,
+            "loss_p": sums["loss_p"] / n_batches,
+            "train_mse_per_pixel": sums["loss_g"] / n_batches / pixels,
+            "lr": self.opt_g.param_groups[0]["lr"],
+            "seconds": seconds,
+            "images_per_s": n_batches * bsz / seconds,
+        }
+        if self.opt_p is None:  # nothing learned: no prior loss to report
+            del stats["loss_p"]
+        return stats
+
+    def run(self) -> LatentModel:
+        """Train the remaining epochs; checkpoint each; write ``model.pt`` when complete."""
+        while self.epoch < self.cfg.train.epochs:
+            stats = self.train_epoch()
+            for sched in self.schedulers:
+                sched.step()  # lr x lr_decay per epoch
+            self.epoch += 1
+            self.history.append(stats)
+            save_checkpoint(self.checkpoint_path, self.state())
+            lines = "".join(json.dumps(h) + "\n" for h in self.history).encode()
+            atomic_write_bytes(self.run_dir / METRICS_NAME, lambda fh: fh.write(lines))
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self.epoch, stats)
+        save_checkpoint(self.run_dir / MODEL_NAME, self.state())
+        return self.model
+
+
+def fit(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    on_iteration: Callable[[int, int], None] | None = None,
+) -> LatentModel:
+    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if there is one)."""
+    return Trainer(cfg, Path(run_dir), on_epoch_end, on_iteration).run()
+
+
+def load_model(path: str | Path, device: str | None = None) -> tuple[LatentModel, RunConfig, dict[str, Any]]:
+    """Rebuild a trained model from a checkpoint; returns (model in eval mode, config, state)."""
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"], origin=str(path))
+    dev = resolve_device(device or cfg.device)
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(dev).eval(), cfg, state
