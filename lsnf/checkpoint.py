@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "sha256"]
+__all__ = [
+    "CheckpointError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_json_lines",
+    "load_checkpoint",
+    "save_checkpoint",
+    "sha256",
+]
 
 
 class CheckpointError(RuntimeError):
@@ -46,13 +54,19 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, lambda fh: fh.write(data))
 
 
+def atomic_write_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically (training curves)."""
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    atomic_write_bytes(path, lambda fh: fh.write(data))
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically ``torch.save`` a state dict of tensors and plain Python values."""
     atomic_write_bytes(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` if unreadable."""
+    """Load with ``weights_only=True``; raise :class:`CheckpointError` if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _add_eval_common(p: argparse.ArgumentParser, inference: bool = True) -> None:
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="run config YAML")
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, model.pt, ...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
+                   help="override a key, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
 
     p = sub.add_parser("show-config", help="print the validated, resolved run config")
     p.add_argument("config")
@@ -243,7 +243,12 @@ def cmd_eval_samples(args: argparse.Namespace) -> int:
 
 def cmd_fid_stats(args: argparse.Namespace) -> int:
     from lsnf.config import load_config
-    from lsnf.metrics.fid import ExtractorSpec, extract_features, feature_statistics, save_statistics
+    from lsnf.metrics.fid import (
+        ExtractorSpec,
+        extract_features,
+        feature_statistics,
+        save_statistics,
+    )
 
     cfg = load_config(args.config, args.set)
     spec = ExtractorSpec.create(args.extractor, args.weights)
@@ -263,7 +268,7 @@ def cmd_train_extractor(args: argparse.Namespace) -> int:
     from lsnf.data import load_split
     from lsnf.metrics.domain_extractor import train_domain_extractor
 
-    cfg = load_config(args.config, args.set + ["data.protocol=standard", "data.limit=null"])
+    cfg = load_config(args.config, [*args.set, "data.protocol=standard", "data.limit=null"])
     train, test = load_split(cfg.data, "train"), load_split(cfg.data, "test")
     n_classes = int(train.labels.max()) + 1
     state = train_domain_extractor(train, test, n_classes, epochs=args.epochs, seed=args.seed)

@@ -16,17 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "ConfigError",
     "DataConfig",
-    "SyntheticConfig",
-    "ModelConfig",
-    "FlowConfig",
     "EBMConfig",
-    "PriorConfig",
+    "FlowConfig",
     "InferenceConfig",
-    "TrainConfig",
+    "ModelConfig",
+    "PriorConfig",
     "RunConfig",
-    "load_config",
-    "config_from_dict",
+    "SyntheticConfig",
+    "TrainConfig",
     "apply_overrides",
+    "config_from_dict",
+    "load_config",
 ]
 
 
@@ -160,7 +160,9 @@ def _format_errors(err: ValidationError, origin: str) -> str:
 def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> RunConfig:
     """Validate a raw mapping; raise :class:`ConfigError` naming every bad key."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"invalid config ({origin}): expected a mapping, got {type(raw).__name__}")
+        raise ConfigError(
+            f"invalid config ({origin}): expected a mapping, got {type(raw).__name__}"
+        )
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:

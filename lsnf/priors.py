@@ -22,7 +22,7 @@ from lsnf.config import PriorConfig
 from lsnf.flow import GlowVectorFlow
 from lsnf.langevin import frozen, langevin
 
-__all__ = ["Prior", "FlowPrior", "GaussianPrior", "EBMPrior", "PRIORS", "build_prior"]
+__all__ = ["PRIORS", "EBMPrior", "FlowPrior", "GaussianPrior", "Prior", "build_prior"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -149,7 +149,10 @@ def _gaussian(cfg: PriorConfig, dim: int) -> Prior:
 
 def _ebm(cfg: PriorConfig, dim: int) -> Prior:
     return EBMPrior(
-        dim, hidden=cfg.ebm.hidden, steps=cfg.ebm.langevin_steps, step_size=cfg.ebm.langevin_step_size
+        dim,
+        hidden=cfg.ebm.hidden,
+        steps=cfg.ebm.langevin_steps,
+        step_size=cfg.ebm.langevin_step_size,
     )
 
 

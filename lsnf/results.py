@@ -16,7 +16,7 @@ from lsnf import __version__
 from lsnf.checkpoint import atomic_write_json, sha256
 from lsnf.config import RunConfig
 
-__all__ = ["make_result", "write_result", "read_result"]
+__all__ = ["make_result", "read_result", "write_result"]
 
 
 def make_result(

@@ -13,7 +13,6 @@ checkpoint therefore ends with the same parameters as an uninterrupted run.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -25,21 +24,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lsnf.checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from lsnf.checkpoint import atomic_write_json_lines, load_checkpoint, save_checkpoint
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.data import ImageSplit, load_split, to_unit_range
 from lsnf.model import LatentModel, build_model, infer_posterior
 
 __all__ = [
-    "NonFiniteError",
-    "resolve_device",
-    "check_data_shape",
-    "learning_iteration",
-    "Trainer",
-    "fit",
     "CHECKPOINT_NAME",
     "MODEL_NAME",
+    "NonFiniteError",
+    "Trainer",
+    "check_data_shape",
+    "fit",
+    "learning_iteration",
     "load_model",
+    "resolve_device",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # rewritten every epoch
@@ -70,7 +69,8 @@ def check_data_shape(cfg: RunConfig, data: ImageSplit) -> None:
     if data.shape != want:
         raise ValueError(
             f"generator {cfg.model.generator!r} is configured for images {want} "
-            f"(model.channels, model.image_size) but {data.meta.get('dataset')} gives {data.shape}; "
+            f"(model.channels, model.image_size) but {data.meta.get('dataset')} gives "
+            f"{data.shape}; "
             f"use the generator and sizes made for this dataset"
         )
 
@@ -124,7 +124,7 @@ def _epoch_order(seed: int, epoch: int, n: int) -> Tensor:
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
     out: list[str] = []
     for key in sorted(set(a) | set(b)):
-        path = prefix + (key,)
+        path = (*prefix, key)
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):
             out += _config_diff(va, vb, path)
@@ -193,9 +193,9 @@ class Trainer:
                 f"use another output directory, or delete the checkpoint to start over"
             )
         self.model.load_state_dict(state["model"])
-        for opt, s in zip(self.optimizers, state["optimizers"]):
+        for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(s)
-        for sched, s in zip(self.schedulers, state["schedulers"]):
+        for sched, s in zip(self.schedulers, state["schedulers"], strict=True):
             sched.load_state_dict(s)
         self.rng.set_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
@@ -277,8 +277,7 @@ class Trainer:
             self.epoch += 1
             self.history.append(stats)
             save_checkpoint(self.checkpoint_path, self.state())
-            lines = "".join(json.dumps(h) + "\n" for h in self.history).encode()
-            atomic_write_bytes(self.run_dir / METRICS_NAME, lambda fh: fh.write(lines))
+            atomic_write_json_lines(self.run_dir / METRICS_NAME, self.history)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.epoch, stats)
         save_checkpoint(self.run_dir / MODEL_NAME, self.state())
@@ -295,7 +294,9 @@ def fit(
     return Trainer(cfg, Path(run_dir), on_epoch_end, on_iteration).run()
 
 
-def load_model(path: str | Path, device: str | None = None) -> tuple[LatentModel, RunConfig, dict[str, Any]]:
+def load_model(
+    path: str | Path, device: str | None = None
+) -> tuple[LatentModel, RunConfig, dict[str, Any]]:
     """Rebuild a trained model from a checkpoint; returns (model in eval mode, config, state)."""
     state = load_checkpoint(path)
     cfg = config_from_dict(state["config"], origin=str(path))

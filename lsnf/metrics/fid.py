@@ -29,16 +29,16 @@ from lsnf.checkpoint import atomic_write_bytes, sha256
 from lsnf.metrics.domain_extractor import DomainCNN
 
 __all__ = [
-    "INCEPTION",
     "DOMAIN",
+    "INCEPTION",
     "ExtractorSpec",
-    "to_uint8",
+    "default_inception_weights",
     "extract_features",
     "feature_statistics",
-    "save_statistics",
-    "load_statistics",
     "frechet_distance",
-    "default_inception_weights",
+    "load_statistics",
+    "save_statistics",
+    "to_uint8",
 ]
 
 INCEPTION = "inception-v3-compat"

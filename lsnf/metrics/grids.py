@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lsnf.checkpoint import atomic_write_bytes
 
-__all__ = ["save_grid", "reconstruction_pairs"]
+__all__ = ["reconstruction_pairs", "save_grid"]
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int = 10) -> None:

@@ -17,7 +17,7 @@ from torch import Tensor
 from lsnf.data import to_unit_range
 from lsnf.model import LatentModel, infer_posterior
 
-__all__ = ["InferenceSettings", "infer_split", "reconstruction_mse", "anomaly_scores", "auprc"]
+__all__ = ["InferenceSettings", "anomaly_scores", "auprc", "infer_split", "reconstruction_mse"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ def reconstruction_mse(model: LatentModel, images_u8: Tensor, settings: Inferenc
 
 def anomaly_scores(model: LatentModel, images_u8: Tensor, settings: InferenceSettings) -> Tensor:
     """``S(x)`` for every image (N,), higher = more anomalous (PAPER.md §5)."""
-    scores = [_sq_err_and_scores(model, x, z)[1] for x, z in infer_split(model, images_u8, settings)]
+    scores = [
+        _sq_err_and_scores(model, x, z)[1] for x, z in infer_split(model, images_u8, settings)
+    ]
     return torch.cat(scores).cpu()
 
 

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny configs and an isolated TORCH_HOME (no test may reach a download)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lsnf.config import RunConfig, config_from_dict
+
+
+@pytest.fixture(autouse=True)
+def _isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def tiny_config(**over: Any) -> RunConfig:
+    """A run config small enough for CPU tests: synthetic 16x16 images, small generator."""
+    base = {
+        "seed": 0,
+        "data": {
+            "source": "synthetic",
+            "synthetic": {"n_train": 64, "n_test": 32, "channels": 1, "image_size": 16},
+        },
+        "model": {"generator": "linear", "latent_dim": 4, "channels": 1, "image_size": 16},
+        "prior": {"kind": "flow", "flow": {"depth": 2, "hidden": 16},
+                  "ebm": {"hidden": 16, "langevin_steps": 5}},
+        "inference": {"steps": 5, "test_steps": 10},
+        "train": {"epochs": 2, "batch_size": 16, "progress": False},
+    }  # fmt: skip
+    return config_from_dict(_merge(base, over))
+
+
+@pytest.fixture
+def make_config():
+    return tiny_config

