@@ -7,6 +7,7 @@ Heavy libraries are imported inside the commands, so ``lsnf --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,34 @@ from typing import Any
 __all__ = ["build_parser", "main"]
 
 
+def _add_tracking(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("MLflow tracking (best effort; result files are the truth)")
+    g.add_argument("--run-key", default=None, help="MLflow run tag lsnf.run_key; enables tracking")
+    g.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                   help="tracking URI (default $MLFLOW_TRACKING_URI)")  # fmt: skip
+    g.add_argument("--mlflow-experiment", default="lsnf")
+
+
+def _tracker(args: argparse.Namespace) -> Any:
+    """A :class:`lsnf.tracking.Tracker` if tracking was asked for, else None."""
+    if not getattr(args, "run_key", None):
+        return None
+    if not args.mlflow_uri:
+        raise SystemExit("lsnf: error: --run-key needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+    from lsnf.tracking import Tracker
+
+    return Tracker(args.mlflow_uri, args.mlflow_experiment, args.run_key)
+
+
+def _track_result(args: argparse.Namespace, record: dict[str, Any], files: list[str]) -> None:
+    tracker = _tracker(args)
+    if tracker is not None:
+        tracker.log_metrics({record["mlflow_metric"]: record["value"]})
+        tracker.log_artifacts([args.out, *files], subdir="results")
+
+
 def _add_eval_common(p: argparse.ArgumentParser, inference: bool = True) -> None:
+    _add_tracking(p)
     p.add_argument("checkpoint", help="a trained model (model.pt)")
     p.add_argument("--out", required=True, help="result JSON to write")
     p.add_argument("--device", default=None, help="override the checkpoint's device (cpu, cuda)")
@@ -38,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lsnf",
         description="Latent-space normalizing-flow prior models (LFBM) and baselines (ABP, LEBM).",
     )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a run config (resumes if interrupted)")
@@ -45,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (checkpoint.pt, model.pt, ...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
+    _add_tracking(p)
 
     p = sub.add_parser("show-config", help="print the validated, resolved run config")
     p.add_argument("config")
@@ -68,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    _add_tracking(p)
 
     p = sub.add_parser("fid-stats", help="FID reference statistics of a data split")
     p.add_argument("config", help="run config (its data section is used)")
@@ -84,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser("prepare-data", help="load (download if configured) and check a dataset")
+    p.add_argument("config", help="run config (its data section is used)")
+    p.add_argument("--out", required=True, help="manifest JSON to write")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    p = sub.add_parser("tables", help="regenerate the paper's tables from result JSONs")
+    p.add_argument("results", nargs="+", help="result JSON files")
+    p.add_argument("--reference", required=True, help="published numbers (YAML)")
+    p.add_argument("--out-dir", required=True)
+
+    p = sub.add_parser("curves", help="plot training curves from metrics.jsonl files")
+    p.add_argument("metrics", nargs="+")
+    p.add_argument("--out", required=True, help="PNG to write")
 
     p = sub.add_parser("bench", help="speed of Langevin steps and training iterations")
     p.add_argument("--shapes", default="svhn,cifar10,celeba64", help="comma-separated")
@@ -128,7 +173,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lsnf.train import MODEL_NAME, fit
 
     cfg = load_config(args.config, args.set)
-    fit(cfg, args.out)
+    tracker = _tracker(args)
+    on_epoch_end = None
+    if tracker is not None:
+        tracker.log_params(cfg.to_dict(), tags={"lsnf.prior": cfg.prior.kind,
+                                                "lsnf.dataset": cfg.data.name})  # fmt: skip
+        on_epoch_end = lambda epoch, stats: tracker.log_metrics(stats, step=epoch)
+    fit(cfg, args.out, on_epoch_end=on_epoch_end)
+    if tracker is not None:
+        out = Path(args.out)
+        tracker.log_artifacts([out / "metrics.jsonl", out / "config.yaml"], subdir="training")
+        tracker.set_terminated()
     print(f"[lsnf] trained: {Path(args.out) / MODEL_NAME}")
     return 0
 
@@ -154,12 +209,14 @@ def cmd_eval_recon(args: argparse.Namespace) -> int:
     data = _split(cfg, args.split, args.n)
     mse = reconstruction_mse(model, data.images, settings)
     record = make_result("reconstruction_mse", mse, len(data), cfg, data.meta, args.checkpoint,
-                         scale="[-1, 1] per pixel", inference=settings.describe())  # fmt: skip
+                         scale="[-1, 1] per pixel", inference=settings.describe(),
+                         mlflow_metric=f"reconstruction_mse.{args.split}")  # fmt: skip
     write_result(args.out, record)
     if args.grid:
         x, z = next(infer_split(model, data.images[:50], settings))
         with torch.no_grad():
             save_grid(reconstruction_pairs(x, model.generator(z)), args.grid, nrow=10)
+    _track_result(args, record, [args.grid] if args.grid else [])
     print(f"[lsnf] reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} "
           f"{args.split} images, K_test={settings.steps}")  # fmt: skip
     return 0
@@ -179,10 +236,12 @@ def cmd_eval_anomaly(args: argparse.Namespace) -> int:
     record = make_result(
         "anomaly_auprc", value, len(data), cfg, data.meta, args.checkpoint,
         n_anomalous=int(data.labels.sum()), inference=settings.describe(),
+        mlflow_metric="anomaly_auprc",
         score="||x - g(z*)||^2 / (2 sigma^2) - log p(z*)"
         + (" (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""),
     )  # fmt: skip
     write_result(args.out, record)
+    _track_result(args, record, [])
     print(f"[lsnf] AUPRC {value:.4f} (held-out digit {cfg.data.held_out_digit}, n={len(data)})")
     return 0
 
@@ -221,9 +280,10 @@ def cmd_eval_fid(args: argparse.Namespace) -> int:
     record = make_result(
         "fid", value, args.n, cfg, {**ref_meta["data"], "n": ref_meta["n"]}, args.checkpoint,
         feature_extractor=described, reference=str(args.stats), samples="ancestral, seed "
-        f"{args.seed}",
+        f"{args.seed}", mlflow_metric=f"fid.{spec.name}",
     )  # fmt: skip
     write_result(args.out, record)
+    _track_result(args, record, [])
     print(f"[lsnf] FID {value:.3f} ({spec.name}, {args.n} samples vs {ref_meta['n']} images)")
     return 0
 
@@ -238,6 +298,9 @@ def cmd_eval_samples(args: argparse.Namespace) -> int:
     device = next(model.parameters()).device
     samples = model.sample(args.n, torch.Generator(device=device).manual_seed(args.seed))
     save_grid(samples, args.out, nrow=10)
+    tracker = _tracker(args)
+    if tracker is not None:
+        tracker.log_artifacts([args.out], subdir="grids")
     return 0
 
 
@@ -277,6 +340,41 @@ def cmd_train_extractor(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prepare_data(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from lsnf.checkpoint import atomic_write_json
+    from lsnf.config import load_config
+    from lsnf.data import load_split
+
+    cfg = load_config(args.config, args.set)
+    manifest: dict[str, Any] = {"data": cfg.data.model_dump(mode="json"), "splits": {}}
+    for split in ("train", "test"):
+        data = load_split(cfg.data, split)
+        digest = hashlib.sha256(data.images.numpy().tobytes()).hexdigest()
+        manifest["splits"][split] = {**data.meta, "shape": list(data.shape),
+                                     "images_sha256": digest}  # fmt: skip
+    atomic_write_json(args.out, manifest)
+    print(f"[lsnf] data ready: {manifest['splits']['train']['n']} train, "
+          f"{manifest['splits']['test']['n']} test images")  # fmt: skip
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from lsnf.tables import write_tables
+
+    for path in write_tables(args.results, args.reference, args.out_dir):
+        print(f"[lsnf] wrote {path}")
+    return 0
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from lsnf.curves import plot_curves
+
+    plot_curves(args.metrics, args.out)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lsnf.bench import run_bench
 
@@ -293,6 +391,9 @@ _COMMANDS = {
     "fid-stats": cmd_fid_stats,
     "train-extractor": cmd_train_extractor,
     "bench": cmd_bench,
+    "prepare-data": cmd_prepare_data,
+    "tables": cmd_tables,
+    "curves": cmd_curves,
 }
 _EVAL = {
     "recon": cmd_eval_recon,
@@ -304,6 +405,10 @@ _EVAL = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     handler = _EVAL[args.metric] if args.command == "eval" else _COMMANDS[args.command]
     from lsnf.checkpoint import CheckpointError
     from lsnf.config import ConfigError

