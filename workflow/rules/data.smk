@@ -8,10 +8,12 @@ rule prepare_data:
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/prepare_data/{data}.log",
     shell:
-        "{LSNF} prepare-data {params.run_config} {params.sets} --out {output} > {log} 2>&1"
+        "lsnf prepare-data {params.run_config} {params.sets} --out {output} > {log} 2>&1"
 
 
 rule train_extractor:
@@ -24,12 +26,14 @@ rule train_extractor:
         sets=lambda w: data_sets(w.data),
         epochs=config["fid"]["extractor_epochs"],
     threads: config["threads"]["evaluate"]
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/train_extractor/{data}.log",
     benchmark:
         "results/benchmarks/train_extractor/{data}.tsv"
     shell:
-        "{LSNF} --threads {threads} train-extractor {params.run_config} {params.sets}"
+        "lsnf --threads {threads} train-extractor {params.run_config} {params.sets}"
         " --epochs {params.epochs} --out {output} > {log} 2>&1"
 
 
@@ -38,20 +42,21 @@ rule fid_reference:
         data="results/data/{data}.json",
         weights=lambda w: extractor_weights(w.data),
     output:
-        "results/fid/{data}/{split}-" + config["fid"]["extractor"] + ".npz",
+        "results/fid/{data}/{split}-{extractor}.npz",
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
-        extractor=config["fid"]["extractor"],
         n=f"--n {config['fid']['reference_n']}" if config["fid"]["reference_n"] else "",
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    conda:
+        "../envs/lsnf.yaml"
     log:
-        "results/logs/fid_reference/{data}-{split}.log",
+        "results/logs/fid_reference/{data}-{split}-{extractor}.log",
     benchmark:
-        "results/benchmarks/fid_reference/{data}-{split}.tsv"
+        "results/benchmarks/fid_reference/{data}-{split}-{extractor}.tsv"
     shell:
-        "{LSNF} --threads {threads} fid-stats {params.run_config} {params.sets}"
-        " --split {wildcards.split} {params.n} --extractor {params.extractor} {params.weights}"
+        "lsnf --threads {threads} fid-stats {params.run_config} {params.sets}"
+        " --split {wildcards.split} {params.n} --extractor {wildcards.extractor} {params.weights}"
         " --device {params.device} --out {output} > {log} 2>&1"

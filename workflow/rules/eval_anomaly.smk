@@ -12,10 +12,12 @@ rule eval_anomaly:
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/eval_anomaly/{exp}/{run}.log",
     benchmark:
         "results/benchmarks/eval_anomaly/{exp}/{run}.tsv"
     shell:
-        "{LSNF} --threads {threads} eval anomaly {input} --out {output} {params.steps} {params.n}"
+        "lsnf --threads {threads} eval anomaly {input} --out {output} {params.steps} {params.n}"
         " --device {params.device} {params.track} > {log} 2>&1"

@@ -18,11 +18,13 @@ rule eval_fid:
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/eval_fid/{exp}/{run}.log",
     benchmark:
         "results/benchmarks/eval_fid/{exp}/{run}.tsv"
     shell:
-        "{LSNF} --threads {threads} eval fid {input.model} --stats {input.stats}"
+        "lsnf --threads {threads} eval fid {input.model} --stats {input.stats}"
         " --extractor {params.extractor} {params.weights} --n {params.n}"
         " --device {params.device} --out {output} {params.track} > {log} 2>&1"

@@ -17,10 +17,12 @@ rule sample_grid:
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/sample_grid/{exp}/{run}.log",
     benchmark:
         "results/benchmarks/sample_grid/{exp}/{run}.tsv"
     shell:
-        "{LSNF} --threads {threads} eval samples {input} --n {params.n} --device {params.device}"
+        "lsnf --threads {threads} eval samples {input} --n {params.n} --device {params.device}"
         " --out {output} {params.track} > {log} 2>&1"

@@ -19,10 +19,12 @@ rule eval_reconstruction:
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/eval_reconstruction/{exp}/{run}.log",
     benchmark:
         "results/benchmarks/eval_reconstruction/{exp}/{run}.tsv"
     shell:
-        "{LSNF} --threads {threads} eval recon {input} --out {output.result} --grid {output.grid}"
+        "lsnf --threads {threads} eval recon {input} --out {output.result} --grid {output.grid}"
         " {params.steps} {params.n} --device {params.device} {params.track} > {log} 2>&1"

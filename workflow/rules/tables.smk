@@ -14,10 +14,12 @@ rule tables:
             for p in table_outputs()
         ],
         measurements="results/tables/measurements.csv",
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/tables.log",
     shell:
-        "{LSNF} tables --reference {input.reference} --out-dir results/tables {input.results}"
+        "lsnf tables --reference {input.reference} --out-dir results/tables {input.results}"
         " > {log} 2>&1"
 
 
@@ -33,7 +35,9 @@ rule curves:
             caption="../report/curves.rst",
             category="Training curves",
         ),
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/curves/{exp}.log",
     shell:
-        "{LSNF} curves --out {output} {input} > {log} 2>&1"
+        "lsnf curves --out {output} {input} > {log} 2>&1"

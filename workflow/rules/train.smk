@@ -17,10 +17,12 @@ rule train:
     threads: config["threads"]["train"]
     resources:
         gpu=1 if config["device"].startswith("cuda") else 0,
+    conda:
+        "../envs/lsnf.yaml"
     log:
         "results/logs/train/{exp}/{run}.log",
     benchmark:
         "results/benchmarks/train/{exp}/{run}.tsv"
     shell:
-        "{LSNF} --threads {threads} train {params.run_config} {params.sets} --out {params.out}"
+        "lsnf --threads {threads} train {params.run_config} {params.sets} --out {params.out}"
         " {params.track} > {log} 2>&1"
