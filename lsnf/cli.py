@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", required=True, help="published numbers (YAML)")
     p.add_argument("--out-dir", required=True)
 
+    p = sub.add_parser("track-init", help="create the MLflow store and experiment (once)")
+    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), required=False)
+    p.add_argument("--mlflow-experiment", default="lsnf")
+
     p = sub.add_parser("curves", help="plot training curves from metrics.jsonl files")
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True, help="PNG to write")
@@ -368,6 +372,15 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_track_init(args: argparse.Namespace) -> int:
+    from lsnf.tracking import Tracker
+
+    if not args.mlflow_uri:
+        raise SystemExit("lsnf: error: track-init needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+    Tracker(args.mlflow_uri, args.mlflow_experiment, run_key="").init_store()
+    return 0
+
+
 def cmd_curves(args: argparse.Namespace) -> int:
     from lsnf.curves import plot_curves
 
@@ -394,6 +407,7 @@ _COMMANDS = {
     "prepare-data": cmd_prepare_data,
     "tables": cmd_tables,
     "curves": cmd_curves,
+    "track-init": cmd_track_init,
 }
 _EVAL = {
     "recon": cmd_eval_recon,

@@ -204,6 +204,9 @@ def anomaly_split(
     tr, te = _fraction_split(normal.numel(), train_fraction, seed)
     train_idx = normal[tr]
     test_idx = torch.cat([normal[te], anomalous])
+    # shuffled (by seed), so that the first N test images are a fair subset of both classes
+    shuffle = torch.randperm(test_idx.numel(), generator=torch.Generator().manual_seed(seed + 1))
+    test_idx = test_idx[shuffle]
     is_anomaly = (labels[test_idx] == held_out).long()  # (N_test,)
     return {
         "train": (images[train_idx], labels[train_idx]),

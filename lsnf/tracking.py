@@ -46,11 +46,29 @@ class Tracker:
     _cached: tuple[Any, str] | None = None
 
     def _handle(self) -> tuple[Any, str]:
-        """(client, run id), created once."""
+        """(client, run id), created once. Store set-up is retried: parallel jobs that open a
+        fresh SQLite store at the same moment can collide while its tables are created."""
         if self._cached is None:
-            client = self._client()
-            self._cached = (client, self._find_or_create_run(client))
+            import time
+
+            for attempt in range(3):
+                try:
+                    client = self._client()
+                    self._cached = (client, self._find_or_create_run(client))
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+                    time.sleep(2.0 * (attempt + 1))
+        assert self._cached is not None
         return self._cached
+
+    def init_store(self) -> None:
+        """Create the store's tables and the experiment once, before jobs run in parallel."""
+        try:
+            self._experiment_id(self._client())
+        except Exception as err:
+            self._warn("initialise the store", err)
 
     def _warn(self, what: str, err: BaseException) -> None:
         print(

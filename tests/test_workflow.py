@@ -20,9 +20,11 @@ pytest.importorskip("mlflow")
 
 def _copy_project(dest: Path) -> Path:
     """The files a user has in a clone (no results): Snakefile, workflow/, config/, profiles/."""
-    for item in ("Snakefile", "workflow", "config", "profiles"):
+    for item in ("Snakefile", "workflow", "config", "profiles", "slurm"):
         src = ROOT / item
-        if src.is_dir():
+        if src.is_symlink():
+            (dest / item).symlink_to(os.readlink(src))
+        elif src.is_dir():
             shutil.copytree(src, dest / item)
         else:
             shutil.copy(src, dest / item)
@@ -110,6 +112,16 @@ def test_paper_config_dry_run_shows_the_dag(tmp_path: Path) -> None:
     assert "train" in stats and "eval_anomaly" in stats
     # 5 digits x 3 priors x 3 seeds
     assert any(line.split()[:2] == ["train", "45"] for line in stats.splitlines()), stats
+
+
+def test_slurm_profile_as_documented_dry_runs(tmp_path: Path) -> None:
+    """`snakemake --cores all --profile slurm` from the repo root finds ./slurm (a link to
+    profiles/slurm) and plans SLURM jobs with the GPU request for training."""
+    work = _copy_project(tmp_path)
+    r = _snakemake(work, "-n", "--cores", "all", "--profile", "slurm",
+                   "--configfile", "config/paper.yaml")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "gpu=1" in r.stdout + r.stderr
 
 
 def test_lint_passes() -> None:

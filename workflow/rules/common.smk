@@ -37,6 +37,17 @@ def tracking(wildcards):
     )
 
 
+onstart:
+    # One process creates the MLflow store before jobs open it in parallel (a fresh SQLite
+    # store can otherwise be set up twice at once). Never fails the workflow.
+    if config["mlflow"]["enabled"]:
+        m = config["mlflow"]
+        shell(
+            f"lsnf track-init --mlflow-uri {shlex.quote(m['tracking_uri'])}"
+            f" --mlflow-experiment {shlex.quote(m['experiment'])} || true"
+        )
+
+
 def run_config(wildcards):
     return config["experiments"][wildcards.exp]["run_config"]
 
