@@ -25,6 +25,8 @@ include: "workflow/rules/eval_anomaly.smk"
 include: "workflow/rules/eval_reconstruction.smk"
 include: "workflow/rules/eval_fid.smk"
 include: "workflow/rules/eval_grids.smk"
+include: "workflow/rules/eval_inpainting.smk"
+include: "workflow/rules/eval_recovery.smk"
 include: "workflow/rules/tables.smk"
 
 

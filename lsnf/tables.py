@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,17 @@ import pandas as pd
 import yaml
 
 from lsnf.checkpoint import atomic_write_bytes
+from lsnf.plan import mask_tag
 
-__all__ = ["PRIOR_NAMES", "anomaly_table", "generation_table", "load_measurements", "write_tables"]
+__all__ = [
+    "PRIOR_NAMES",
+    "anomaly_table",
+    "generation_table",
+    "inpainting_table",
+    "load_measurements",
+    "recovery_table",
+    "write_tables",
+]
 
 PRIOR_NAMES = {"flow": "LFBM (flow prior)", "gaussian": "ABP (Gaussian prior)",
                "ebm": "LEBM (EBM prior)"}  # fmt: skip
@@ -31,6 +41,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
     for p in map(Path, paths):
         r = json.loads(p.read_text())
         extractor = r.get("feature_extractor", {}).get("name")
+        mask = r.get("mask")
         rows.append({
             "experiment": p.parts[-3],
             "run": p.parts[-2],
@@ -44,6 +55,9 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "value": r["value"],
             "n": r["n"],
             "test_steps": r.get("inference", {}).get("steps"),
+            "mask": mask_tag(mask) if mask else None,
+            "psnr": r.get("psnr"),
+            "ssim": r.get("ssim"),
             "checkpoint_sha256": r["checkpoint_sha256"],
             "file": str(p),
         })  # fmt: skip
@@ -73,33 +87,72 @@ def _setting(g: pd.DataFrame) -> str:
     return "measured; " + ", ".join(parts)
 
 
-def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """MNIST anomaly AUPRC by held-out digit: (numeric table, display table)."""
-    m = df[df["metric"] == "anomaly_auprc"]
-    digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (numeric rows, display rows)
+
+
+def _measured_rows(
+    m: pd.DataFrame,
+    keys: list[Any],
+    key_col: str,
+    name: Callable[[Any], str],
+    title: Callable[[Any], str],
+    digits: Callable[[Any], int],
+) -> Rows:
+    """One row per (experiment, prior): mean, std and seed count of ``value`` for each key."""
     numeric, display = [], []
     for (exp, prior), g in m.groupby(["experiment", "prior"], sort=False):
         label = f"{PRIOR_NAMES[prior]} [lsnf: {exp}]"
         num: dict[str, Any] = {"model": label, "setting": _setting(g)}
         disp: dict[str, Any] = {"model": label, "setting": num["setting"]}
-        for d in digits:
-            cell = g[g["held_out_digit"] == d]["value"]
+        for k in keys:
+            cell = g[g[key_col] == k]["value"]
             mean, std, n = _agg(cell) if len(cell) else (float("nan"), float("nan"), 0)
-            num.update({f"digit{d}_mean": mean, f"digit{d}_std": std, f"digit{d}_seeds": n})
-            disp[f"digit {d}"] = _fmt(mean if n else None, std)
+            num.update({f"{name(k)}_mean": mean, f"{name(k)}_std": std, f"{name(k)}_seeds": n})
+            disp[title(k)] = _fmt(mean if n else None, std, digits(k))
         numeric.append(num)
         display.append(disp)
-    for name, cells in reference["rows"].items():
-        label = f"{name} [paper]"
-        num = {"model": label, "setting": reference["setting"]}
-        disp = {"model": label, "setting": reference["setting"]}
-        for d in digits:
-            mean, std = (cells.get(d) or [None, None]) if d in cells else (None, None)
-            num.update({f"digit{d}_mean": mean, f"digit{d}_std": std, f"digit{d}_seeds": None})
-            disp[f"digit {d}"] = _fmt(mean, std)
+    return numeric, display
+
+
+def _reference_rows(
+    reference: dict[str, Any],
+    keys: list[Any],
+    cell: Callable[[dict[str, Any], Any], tuple[float | None, float | None]],
+    name: Callable[[Any], str],
+    title: Callable[[Any], str],
+    digits: Callable[[Any], int],
+) -> Rows:
+    """Published rows; unknown cells stay empty (never invented)."""
+    numeric, display = [], []
+    for model, cells in reference["rows"].items():
+        label = f"{model} [paper]"
+        num: dict[str, Any] = {"model": label, "setting": reference["setting"]}
+        disp: dict[str, Any] = {"model": label, "setting": reference["setting"]}
+        for k in keys:
+            mean, std = cell(cells, k)
+            num.update({f"{name(k)}_mean": mean, f"{name(k)}_std": std, f"{name(k)}_seeds": None})
+            disp[title(k)] = _fmt(mean, std, digits(k))
         numeric.append(num)
         display.append(disp)
+    return numeric, display
+
+
+def _frames(*parts: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
+    numeric = [r for p in parts for r in p[0]]
+    display = [r for p in parts for r in p[1]]
     return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
+def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """MNIST anomaly AUPRC by held-out digit: (numeric table, display table)."""
+    m = df[df["metric"] == "anomaly_auprc"]
+    digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
+    name, title, places = (lambda d: f"digit{d}"), (lambda d: f"digit {d}"), (lambda d: 3)
+    published = lambda cells, d: tuple(cells.get(d) or (None, None))
+    return _frames(
+        _measured_rows(m, digits, "held_out_digit", name, title, places),
+        _reference_rows(reference, digits, published, name, title, places),
+    )
 
 
 def _generation_column(row: pd.Series) -> str:
@@ -113,30 +166,57 @@ def _generation_column(row: pd.Series) -> str:
 def generation_table(
     df: pd.DataFrame, reference: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ "MSE / FID" table: (numeric table, display table)."""
+    """The paper's "MSE / FID" table: (numeric table, display table)."""
     m = df[df["metric"].isin(["reconstruction_mse", "fid"])].copy()
     m["column"] = m.apply(_generation_column, axis=1) if len(m) else []
     columns = list(dict.fromkeys([*sorted(set(m["column"])), *reference["metrics"]]))
+    same = lambda c: c
+    measured_places = lambda c: 4 if c.endswith("_mse") else 2
+    published_places = lambda c: 3 if c.endswith("_mse") else 2
+    published = lambda cells, c: (cells.get(c), None)
+    return _frames(
+        _measured_rows(m, columns, "column", same, same, measured_places),
+        _reference_rows(reference, columns, published, same, same, published_places),
+    )
+
+
+def inpainting_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hole MSE / PSNR / SSIM ([0, 1] scale) per model and test mask (no published numbers:
+    the paper shows inpainting as figures)."""
+    m = df[df["metric"] == "inpainting_mse"]
+    tags = list(dict.fromkeys(m["mask"]))
     numeric, display = [], []
     for (exp, prior), g in m.groupby(["experiment", "prior"], sort=False):
         label = f"{PRIOR_NAMES[prior]} [lsnf: {exp}]"
         num: dict[str, Any] = {"model": label, "setting": _setting(g)}
         disp: dict[str, Any] = {"model": label, "setting": num["setting"]}
-        for c in columns:
-            cell = g[g["column"] == c]["value"]
-            mean, std, n = _agg(cell) if len(cell) else (float("nan"), float("nan"), 0)
-            num.update({f"{c}_mean": mean, f"{c}_std": std, f"{c}_seeds": n})
-            disp[c] = _fmt(mean if n else None, std, digits=4 if c.endswith("_mse") else 2)
+        for tag in tags:
+            cell = g[g["mask"] == tag]
+            for col, digits in (("value", 4), ("psnr", 2), ("ssim", 3)):
+                mean, std, n = _agg(cell[col]) if len(cell) else (float("nan"), float("nan"), 0)
+                name = f"{tag}_{'mse' if col == 'value' else col}"
+                num.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_seeds": n})
+                disp[f"{tag} {name.split('_')[-1].upper()}"] = _fmt(
+                    mean if n else None, std, digits
+                )
         numeric.append(num)
         display.append(disp)
-    for name, cells in reference["rows"].items():
-        label = f"{name} [paper]"
-        num = {"model": label, "setting": reference["setting"]}
-        disp = {"model": label, "setting": reference["setting"]}
-        for c in columns:
-            v = cells.get(c)
-            num.update({f"{c}_mean": v, f"{c}_std": None, f"{c}_seeds": None})
-            disp[c] = _fmt(v, None, digits=3 if c.endswith("_mse") else 2)
+    return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
+def recovery_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Recovery error on hidden pixels ([0, 1] scale): mask setting x prior."""
+    m = df[df["metric"] == "recovery_mse"]
+    priors = list(dict.fromkeys(m["prior"]))
+    numeric, display = [], []
+    for (exp, tag), g in m.groupby(["experiment", "mask"], sort=False):
+        num: dict[str, Any] = {"mask": tag, "experiment": exp, "setting": _setting(g)}
+        disp: dict[str, Any] = dict(num)
+        for prior in priors:
+            cell = g[g["prior"] == prior]["value"]
+            mean, std, n = _agg(cell) if len(cell) else (float("nan"), float("nan"), 0)
+            num.update({f"{prior}_mean": mean, f"{prior}_std": std, f"{prior}_seeds": n})
+            disp[PRIOR_NAMES[prior]] = _fmt(mean if n else None, std, 4)
         numeric.append(num)
         display.append(disp)
     return pd.DataFrame(numeric), pd.DataFrame(display)
@@ -156,12 +236,17 @@ def write_tables(
     reference = yaml.safe_load(Path(reference_path).read_text())
     written = [out_dir / "measurements.csv"]
     _write_text(written[0], df.to_csv(index=False))
-    builders = {"anomaly": (anomaly_table, {"anomaly_auprc"}),
-                "generation": (generation_table, {"reconstruction_mse", "fid"})}  # fmt: skip
+    builders = {
+        "anomaly": (lambda d: anomaly_table(d, reference["anomaly"]), {"anomaly_auprc"}),
+        "generation": (lambda d: generation_table(d, reference["generation"]),
+                       {"reconstruction_mse", "fid"}),
+        "inpainting": (inpainting_table, {"inpainting_mse"}),
+        "recovery": (recovery_table, {"recovery_mse"}),
+    }  # fmt: skip
     for name, (build, metrics) in builders.items():
         if df.empty or not set(df["metric"]) & metrics:
             continue
-        numeric, display = build(df, reference[name])
+        numeric, display = build(df)
         _write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
         markdown = display.to_markdown(index=False, disable_numparse=True)
         _write_text(out_dir / f"{name}.md", markdown + "\n")

@@ -31,7 +31,7 @@ from lsnf.checkpoint import (
     save_checkpoint,
 )
 from lsnf.config import RunConfig, config_from_dict
-from lsnf.data import ImageSplit, load_split, to_unit_range
+from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split, to_unit_range
 from lsnf.model import LatentModel, build_model, infer_posterior
 
 __all__ = [
@@ -153,6 +153,11 @@ class Trainer:
         self.device = resolve_device(self.cfg.device)
         self.data = load_split(self.cfg.data, "train")
         check_data_shape(self.cfg, self.data)
+        # learning from incomplete data (PAPER.md §5): hidden pixels are erased at load, and
+        # the likelihood and generator loss see observed pixels only
+        self.masks = corruption_masks(self.cfg.data, self.data)  # (N, 1, H, W) or None
+        if self.masks is not None:
+            self.data = erase_hidden(self.data, self.masks)
         self.model = build_model(self.cfg).to(self.device)
         t = self.cfg.train
         self.opt_g = torch.optim.Adam(self.model.generator.parameters(), lr=t.lr, betas=t.betas)
@@ -243,9 +248,10 @@ class Trainer:
                     self.on_iteration(epoch, it + 1)
                 idx = order[it * bsz : (it + 1) * bsz]
                 x = to_unit_range(self.data.images[idx]).to(self.device)  # (B, C, H, W)
+                mask = None if self.masks is None else self.masks[idx].to(self.device)
                 out = learning_iteration(
                     self.model, x, self.opt_g, self.opt_p,
-                    cfg.inference.steps, cfg.inference.step_size, self.rng,
+                    cfg.inference.steps, cfg.inference.step_size, self.rng, mask,
                 )  # fmt: skip
                 loss_g, loss_p = float(out["loss_g"]), float(out["loss_p"])
                 if not math.isfinite(loss_g):

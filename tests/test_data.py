@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
 from lsnf.config import DataConfig, SyntheticConfig
@@ -80,3 +82,52 @@ def test_torchvision_source_reads_a_placed_mnist_directory(tmp_path) -> None:
     assert len(anomaly) == int((pool.labels[:400] == 1).sum()) + round(
         0.2 * int((pool.labels[:400] != 1).sum())
     )
+
+
+@pytest.mark.parametrize(
+    "name, needles",
+    [
+        ("svhn", ["train_32x32.mat", "svhn"]),
+        ("cifar10", ["cifar-10-python.tar.gz", "cifar-10-batches-py", "data_batch_1"]),
+        ("celeba64", ["img_align_celeba", "list_eval_partition.txt", "by hand"]),
+        ("fashion_mnist", ["FashionMNIST/raw", "t10k-images-idx3-ubyte"]),
+    ],
+)
+def test_missing_files_of_each_dataset_say_where_to_put_them(tmp_path, name, needles) -> None:
+    from lsnf.data import DataMissingError
+
+    cfg = DataConfig(name=name, source="torchvision", root=str(tmp_path))
+    with pytest.raises(DataMissingError) as err:
+        load_split(cfg, "train")
+    msg = str(err.value)
+    assert str(tmp_path) in msg and "download: true" in msg
+    for needle in needles:
+        assert needle in msg, msg
+
+
+@pytest.mark.parametrize(
+    "name, shape",
+    [
+        ("svhn", (3, 32, 32)),
+        ("cifar10", (3, 32, 32)),
+        ("celeba64", (3, 64, 64)),
+        ("mnist", (1, 28, 28)),
+    ],
+)
+def test_synthetic_stand_in_has_each_datasets_shape(name, shape) -> None:
+    cfg = DataConfig(name=name, source="synthetic", synthetic=SyntheticConfig(n_train=8, n_test=4))
+    train = load_split(cfg, "train")
+    assert train.shape == shape and train.meta["dataset"] == f"synthetic-{name}"
+
+
+def test_celeba_crop_is_the_papers() -> None:
+    """crop(top 45, left 25, 128x128) then 64x64: a block inside the crop lands where expected."""
+    from PIL import Image
+
+    from lsnf.torchvision_data import celeba_crop_64
+
+    arr = np.zeros((218, 178, 3), dtype=np.uint8)  # CelebA aligned size (H=218, W=178)
+    arr[45 : 45 + 64, 25 : 25 + 64] = 255  # top-left quarter of the crop window
+    out = celeba_crop_64(Image.fromarray(arr))
+    assert out.shape == (3, 64, 64) and out.dtype == torch.uint8
+    assert out[:, 4:28, 4:28].min() > 200 and out[:, 36:, 36:].max() < 50

@@ -36,11 +36,25 @@ def test_runs_and_overrides() -> None:
         plan.parse_run("glow-seed0")
 
 
-def test_unimplemented_task_must_be_disabled() -> None:
-    cfg = _config(task="inpainting")
-    with pytest.raises(ValueError, match="not implemented yet; set enabled: false"):
-        plan.enabled_experiments(cfg)
-    cfg["experiments"]["e"]["enabled"] = False
+def test_recovery_runs_carry_their_corruption() -> None:
+    masks = [{"kind": "salt_pepper", "p": 0.3}, {"kind": "random_square", "hole": 32},
+             {"kind": "center_square"}]  # fmt: skip
+    cfg = _config(task="recovery", priors=["flow"], masks=masks)
+    ids = [r.id for r in plan.runs(cfg["experiments"]["e"])]
+    assert ids == ["flow-sp30-seed0", "flow-sq32-seed0", "flow-center-seed0"]
+    assert plan.parse_run("flow-sp30-seed0") == plan.Run("flow", 0, None, "sp30")
+    sets = plan.train_overrides(cfg, "e", "flow-sq32-seed0")
+    assert "data.corruption.kind=random_square" in sets and "data.corruption.hole=32" in sets
+    for m in masks:
+        assert {**m, "p": m.get("p")} == {**plan.mask_settings(plan.mask_tag(m)), "p": m.get("p")}
+    inpaint = _config(task="inpainting", priors=["ebm"], masks=masks[:2])
+    targets = plan.evaluation_targets(inpaint)
+    assert "results/eval/e/ebm-seed0/inpaint-sp30.json" in targets
+    assert "results/eval/e/ebm-seed0/inpaint-sq32.png" in targets
+
+
+def test_disabled_experiments_stay_out_of_the_dag() -> None:
+    cfg = _config(task="inpainting", enabled=False)
     assert plan.enabled_experiments(cfg) == {}
 
 

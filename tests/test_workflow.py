@@ -63,7 +63,13 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     gen = pd.read_csv(tables / "generation.csv")
     assert "mnist_fid[lsnf-domain-cnn]_mean" in gen.columns and "mnist_mse_mean" in gen.columns
     long = pd.read_csv(tables / "measurements.csv")
-    assert len(long) == 3 + 6 and long["checkpoint_sha256"].str.len().eq(64).all()
+    assert len(long) == 3 + 6 + 6 + 4 and long["checkpoint_sha256"].str.len().eq(64).all()
+    inpaint = pd.read_csv(tables / "inpainting.csv")
+    assert len(inpaint) == 3 and inpaint["center_mse_mean"].between(0, 1).all()
+    assert inpaint["sp50_ssim_mean"].notna().all()
+    recovery = pd.read_csv(tables / "recovery.csv")
+    assert sorted(recovery["mask"]) == ["sp30", "sq10"]
+    assert recovery["flow_mean"].between(0, 1).all() and recovery["gaussian_mean"].notna().all()
     assert (tiny_run / "results" / "figures" / "tiny_anomaly_curves.png").exists()
     # every rule has a log; training and evaluation rules have benchmarks
     assert list((tiny_run / "results" / "benchmarks" / "train").rglob("*.tsv"))
@@ -75,7 +81,7 @@ def test_mlflow_store_has_one_run_per_model_with_metrics(tiny_run: Path) -> None
 
     mlflow.set_tracking_uri(f"sqlite:///{tiny_run / 'results' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["lsnf-tiny"])
-    assert len(runs) == 6
+    assert len(runs) == 13
     keys = set(runs["tags.lsnf.run_key"])
     assert "tiny_anomaly/flow-digit1-seed0" in keys and "tiny_generation/ebm-seed0" in keys
     anomaly = runs[runs["tags.lsnf.experiment"] == "tiny_anomaly"]
@@ -85,6 +91,9 @@ def test_mlflow_store_has_one_run_per_model_with_metrics(tiny_run: Path) -> None
     gen = runs[runs["tags.lsnf.experiment"] == "tiny_generation"]
     assert gen["metrics.fid.lsnf-domain-cnn"].notna().all()
     assert gen["metrics.reconstruction_mse.test"].notna().all()
+    rec = runs[runs["tags.lsnf.experiment"] == "tiny_recovery"]
+    assert rec["metrics.recovery_mse"].notna().all()
+    assert set(rec["params.data.corruption.kind"]) == {"salt_pepper", "random_square"}
     assert (runs["status"] == "FINISHED").all()
 
 
@@ -105,13 +114,24 @@ def test_deleting_one_evaluation_reruns_only_that_job(tiny_run: Path) -> None:
 
 
 def test_paper_config_dry_run_shows_the_dag(tmp_path: Path) -> None:
+    import yaml
+
     work = _copy_project(tmp_path)
+    paper = yaml.safe_load((work / "config" / "paper.yaml").read_text())
+    assert all(e.get("enabled", True) for e in paper["experiments"].values())  # none disabled
     r = _snakemake(work, "-n", "--cores", "all", "--configfile", "config/paper.yaml")
     assert r.returncode == 0, r.stderr[-3000:]
-    stats = r.stdout.split("Job stats:")[1]
-    assert "train" in stats and "eval_anomaly" in stats
-    # 5 digits x 3 priors x 3 seeds
-    assert any(line.split()[:2] == ["train", "45"] for line in stats.splitlines()), stats
+    counts = {}
+    for line in r.stdout.split("Job stats:")[1].splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    # anomaly 5 digits x 3 priors x 3 seeds; generation 3 datasets x 3 priors x 3 seeds;
+    # inpainting 3 priors; recovery 6 masks x 3 priors
+    assert counts["train"] == 45 + 27 + 3 + 18, counts
+    assert counts["eval_anomaly"] == 45 and counts["eval_fid"] == 27
+    assert counts["eval_inpainting"] == 3 * 2 and counts["eval_recovery"] == 18
+    assert counts["fid_reference"] == 3 and counts["prepare_data"] == 4
 
 
 def test_slurm_profile_as_documented_dry_runs(tmp_path: Path) -> None:

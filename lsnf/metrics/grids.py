@@ -9,7 +9,7 @@ from torch import Tensor
 
 from lsnf.checkpoint import atomic_write_bytes
 
-__all__ = ["reconstruction_pairs", "save_grid"]
+__all__ = ["completion_rows", "reconstruction_pairs", "save_grid"]
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int = 10) -> None:
@@ -23,3 +23,13 @@ def save_grid(images: Tensor, path: str | Path, nrow: int = 10) -> None:
 def reconstruction_pairs(x: Tensor, x_hat: Tensor) -> Tensor:
     """Interleave rows of originals and reconstructions: (2N, C, H, W), row i then its recon."""
     return torch.stack([x.cpu(), x_hat.cpu()], dim=1).flatten(0, 1)
+
+
+def completion_rows(x: Tensor, mask: Tensor, completions: Tensor, n_images: int = 8) -> Tensor:
+    """Rows of ground truth | masked input (hidden = gray) | K completions:
+    ((2 + K) * n, C, H, W) for ``save_grid(..., nrow=2 + K)``."""
+    n = min(n_images, x.shape[0])
+    x, mask, comps = x[:n].cpu(), mask[:n].cpu(), completions[:, :n].cpu()  # comps (K, n, ...)
+    masked = torch.where(mask.bool(), x, torch.zeros(()))  # (n, C, H, W), gray hole
+    rows = torch.cat([x.unsqueeze(1), masked.unsqueeze(1), comps.transpose(0, 1)], dim=1)
+    return rows.flatten(0, 1)  # (n * (2 + K), C, H, W)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from lsnf.model import LatentModel, infer_posterior
 
-__all__ = ["complete", "hole_metrics"]
+__all__ = ["complete", "evaluate_completion", "hole_metrics", "psnr_from_mse"]
 
 
 def complete(
@@ -90,3 +90,49 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
 def psnr_from_mse(mse: float) -> float:
     """PSNR (dB) of a mean squared error on the [0, 1] scale."""
     return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
+
+
+def evaluate_completion(
+    model: LatentModel,
+    images_u8: Tensor,
+    masks: Tensor,
+    n_completions: int,
+    steps: int,
+    step_size: float,
+    seed: int,
+    batch_size: int = 100,
+    init: str = "prior",
+) -> tuple[dict[str, float], Tensor]:
+    """Mean hole MSE/PSNR/SSIM over images and completions, and the first batch's completions.
+
+    ``init="prior"``: z0 from the prior (inpainting, PAPER.md §5); ``init="normal"``: z0 from
+    N(0, I) (recovery: test-time re-inference). Returns (metrics, completions (K, B, C, H, W)).
+    """
+    from lsnf.data import to_unit_range
+
+    device = next(model.parameters()).device
+    model.eval()
+    rng = torch.Generator(device=device).manual_seed(seed)
+    sums = {"mse": [], "psnr": [], "ssim": []}
+    first = None
+    for start in range(0, images_u8.shape[0], batch_size):
+        x = to_unit_range(images_u8[start : start + batch_size]).to(device)  # (B, C, H, W)
+        m = masks[start : start + batch_size].to(device)  # (B, 1, H, W)
+        if init == "prior":
+            comps = complete(model, x, m, n_completions, steps, step_size, rng)
+        else:
+            comps = []
+            for _ in range(n_completions):
+                z, _ = infer_posterior(model, x, steps, step_size, False, rng, mask=m)
+                with torch.no_grad():
+                    comps.append(torch.where(m.bool(), x, model.generator(z)))
+            comps = torch.stack(comps)
+        for k in range(comps.shape[0]):
+            for key, v in hole_metrics(x, comps[k], m).items():
+                sums[key].append(v)
+        if first is None:
+            first = comps.cpu()
+    metrics = {k: float(torch.cat(v).nanmean()) for k, v in sums.items()}
+    metrics["psnr_of_mean_mse"] = psnr_from_mse(metrics["mse"])
+    assert first is not None
+    return metrics, first

@@ -23,6 +23,7 @@ wildcard_constraints:
     data="[a-z0-9_]+-[a-z]+",
     split="train|test",
     extractor="lsnf-domain-cnn|inception-v3-compat",
+    mask=plan.MASK_PATTERN,
 
 
 def tracking(wildcards):
@@ -59,6 +60,22 @@ def evaluation(exp, key):
 def test_steps_flag(wildcards):
     steps = evaluation(wildcards.exp, "test_steps")
     return f"--steps {steps}" if steps else ""
+
+
+def step_size_flag(wildcards):
+    s = evaluation(wildcards.exp, "step_size")
+    return f"--step-size {s}" if s else ""
+
+
+def mask_flags(wildcards):
+    """--mask flags of `lsnf eval inpaint` for a mask tag (center, sp50, sq32)."""
+    m = plan.mask_settings(wildcards.mask)
+    flags = f"--mask {m['kind']}"
+    if "p" in m:
+        flags += f" --mask-p {m['p']}"
+    if "hole" in m:
+        flags += f" --mask-hole {m['hole']}"
+    return flags
 
 
 def n_test_flag(wildcards):
@@ -99,5 +116,5 @@ def all_targets():
 
 def table_outputs():
     tasks = {exp["task"] for exp in EXPERIMENTS.values()}
-    names = [t for t in ("anomaly", "generation") if t in tasks]
+    names = [t for t in ("anomaly", "generation", "inpainting", "recovery") if t in tasks]
     return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]
