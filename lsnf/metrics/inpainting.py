@@ -7,7 +7,8 @@ different initialisations. Unsupervised recovery re-infers z the same way for a 
 only ever saw corrupted images.
 
 Metrics on the hidden pixels only, on the [0, 1] scale: MSE, PSNR (peak 1) and SSIM
-(torchmetrics) over each hole's bounding box.
+(torchmetrics) over each hole's bounding box (11x11 Gaussian window, sigma 1.5; a box smaller
+than 11 pixels gets the largest odd uniform window that fits).
 """
 
 from __future__ import annotations
@@ -79,10 +80,16 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
         side = min(r1 - r0, c1 - c0)
         if side < 3:
             continue  # SSIM needs a window of at least 3 pixels
-        kernel = min(11, side if side % 2 else side - 1)
+        # the standard 11x11 Gaussian window (sigma 1.5); a smaller box gets the largest odd
+        # uniform window that fits
+        window = (
+            {"gaussian_kernel": True, "sigma": 1.5, "kernel_size": 11}
+            if side >= 11
+            else {"gaussian_kernel": False, "kernel_size": side if side % 2 else side - 1}
+        )
         ssim[i] = ssim_fn(
             b[i : i + 1, :, r0:r1, c0:c1], a[i : i + 1, :, r0:r1, c0:c1],
-            data_range=1.0, kernel_size=kernel,
+            data_range=1.0, **window,
         )  # fmt: skip
     return {"mse": mse, "psnr": psnr, "ssim": ssim}
 
