@@ -79,3 +79,14 @@ def test_inpaint_and_recover_cli(tmp_path):
     assert res["mask"]["kind"] == "salt_pepper" and res["mask"]["p"] == 0.3
     r = _lsnf("eval", "recover", "complete/model.pt", "--out", "x.json", cwd=tmp_path)
     assert r.returncode != 0 and "complete images" in r.stderr
+
+
+def test_masked_path_with_nothing_hidden_equals_complete_training(make_config, tmp_path):
+    """salt_pepper with p = 0 hides nothing: the masked likelihood and loss must then give
+    exactly the parameters of complete-data training."""
+    complete = fit(make_config(), tmp_path / "complete")
+    masked = fit(make_config(data={"corruption": {"kind": "salt_pepper", "p": 0.0}}),
+                 tmp_path / "masked")  # fmt: skip
+    for (name, a), (_, b) in zip(complete.state_dict().items(), masked.state_dict().items(),
+                                 strict=True):  # fmt: skip
+        assert torch.equal(a, b), name
