@@ -1,0 +1,155 @@
+"""Faults lose nothing: a SIGKILLed training job resumes to the parameters of an uninterrupted
+run, through the CLI and through Snakemake; a failed evaluation leaves no output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lsnf.checkpoint import CheckpointError, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+RUN_CONFIG = {
+    "seed": 3,
+    "data": {"source": "synthetic", "synthetic": {"n_train": 3000, "n_test": 100}},
+    "model": {"generator": "mnist", "latent_dim": 4, "ngf": 8},
+    "prior": {"kind": "flow", "flow": {"depth": 2, "hidden": 16}},
+    "inference": {"steps": 5, "test_steps": 5},
+    "train": {"epochs": 3, "batch_size": 100, "progress": False},
+}
+
+
+def _train_cmd(config: Path, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "lsnf.cli",
+        "--threads",
+        "1",
+        "train",
+        str(config),
+        "--out",
+        str(out),
+    ]
+
+
+def _kill_after_first_checkpoint(proc: subprocess.Popen, ckpt: Path, timeout: float = 300) -> None:
+    """SIGKILL ``proc`` as soon as the epoch-1 checkpoint exists (so mid-epoch 2)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if ckpt.exists():
+            try:
+                if load_checkpoint(ckpt)["epoch"] >= 1:
+                    break
+            except CheckpointError:  # being replaced right now: look again
+                pass
+        if proc.poll() is not None:
+            pytest.fail("training finished before it could be killed; make the epochs longer")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+def _same_parameters(a: Path, b: Path) -> None:
+    sa, sb = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_sigkilled_training_resumes_to_the_uninterrupted_parameters(tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(RUN_CONFIG))
+    subprocess.run(_train_cmd(config, tmp_path / "full"), env=ENV, check=True, timeout=600,
+                   capture_output=True)  # fmt: skip
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(config, killed), env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    _kill_after_first_checkpoint(proc, killed / "checkpoint.pt")
+    assert not (killed / "model.pt").exists()  # a partial run never looks complete
+    assert not list(killed.glob(".*.tmp"))  # no half-written checkpoint lying around
+    r = subprocess.run(_train_cmd(config, killed), env=ENV, timeout=600, capture_output=True,
+                       text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr
+    _same_parameters(tmp_path / "full" / "model.pt", killed / "model.pt")
+
+
+def _workflow_copy(dest: Path, run_config: dict) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in ("Snakefile", "workflow", "config", "profiles"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
+    (dest / "config" / "models" / "fault.yaml").write_text(yaml.safe_dump(run_config))
+    scenario = {
+        "device": "cpu",
+        "mlflow": {"enabled": False},
+        "experiments": {"fault": {"task": "generation", "run_config": "config/models/fault.yaml",
+                                  "priors": ["flow"], "seeds": [0]}},
+    }  # fmt: skip
+    (dest / "fault.yaml").write_text(yaml.safe_dump(scenario))
+    return dest
+
+
+MODEL = "results/models/fault/flow-seed0/model.pt"
+
+
+def _snakemake(cwd: Path, *args: str, **kw) -> subprocess.Popen:
+    # targets first: --configfile takes every following word as a config file
+    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile", "fault.yaml"]
+    return subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, **kw)  # fmt: skip
+
+
+def test_killed_training_job_resumes_when_the_workflow_is_rerun(tmp_path: Path) -> None:
+    pytest.importorskip("snakemake")
+    full = _workflow_copy(tmp_path / "full", RUN_CONFIG | {"seed": 0})
+    assert _snakemake(full, MODEL).wait(timeout=600) == 0
+    work = _workflow_copy(tmp_path / "killed", RUN_CONFIG | {"seed": 0})
+    smk = _snakemake(work, MODEL)
+    ckpt = work / "results/models/fault/flow-seed0/checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # kill the training process itself (the job), as an OOM killer or a node failure would
+    psutil = pytest.importorskip("psutil")
+    train = [
+        c for c in psutil.Process(smk.pid).children(recursive=True)
+        if "lsnf" in " ".join(c.cmdline()) and "train" in c.cmdline()
+    ]  # fmt: skip
+    assert train, "training job not found"
+    for proc in train:
+        proc.send_signal(signal.SIGKILL)
+    assert smk.wait(timeout=120) != 0  # the workflow reports the failed job
+    assert not (work / MODEL).exists()  # Snakemake keeps no partial output
+    assert ckpt.exists()  # ... but the checkpoint survives for the re-run
+    assert _snakemake(work, MODEL).wait(timeout=600) == 0
+    _same_parameters(full / MODEL, work / MODEL)
+
+
+def test_failed_evaluation_leaves_no_output(tmp_path: Path) -> None:
+    pytest.importorskip("snakemake")
+    work = _workflow_copy(tmp_path, RUN_CONFIG | {"train": RUN_CONFIG["train"] | {"epochs": 1}})
+    assert _snakemake(work, MODEL).wait(timeout=600) == 0
+    model = work / MODEL
+    model.write_bytes(model.read_bytes()[:200])  # corrupt the checkpoint: evaluation fails
+    target = "results/eval/fault/flow-seed0/recon.json"
+    p = _snakemake(work, target)
+    assert p.wait(timeout=600) != 0
+    assert (
+        not (work / target).exists()
+        and not (work / "results/eval/fault/flow-seed0/recon.png").exists()
+    )
+    log = (work / "results/logs/eval_reconstruction/fault/flow-seed0.log").read_text()
+    assert "corrupt or truncated" in log and "model.pt" in log
