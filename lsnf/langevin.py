@@ -22,6 +22,7 @@ __all__ = [
     "LangevinTrace",
     "frozen",
     "langevin",
+    "masked_sq_error",
     "posterior_energy",
 ]
 
@@ -125,8 +126,14 @@ def posterior_energy(
     Returns:
         energies (B,).
     """
-    residual = x - decode(z)  # (B, C, H, W)
-    if mask is not None:  # where(), not a product: hidden values (even NaN) never leak in
-        residual = torch.where(mask.bool(), residual, residual.new_zeros(()))
-    recon = residual.pow(2).flatten(1).sum(dim=1) / (2.0 * sigma * sigma)  # (B,)
+    recon = masked_sq_error(x, decode(z), mask) / (2.0 * sigma * sigma)  # (B,)
     return recon - log_prior(z)
+
+
+def masked_sq_error(x: Tensor, x_hat: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``||m * (x - x_hat)||^2`` per example (B,); with ``where``, not a product, so hidden
+    values (even NaN) never leak in."""
+    residual = x - x_hat  # (B, C, H, W)
+    if mask is not None:
+        residual = torch.where(mask.bool(), residual, residual.new_zeros(()))
+    return residual.pow(2).flatten(1).sum(dim=1)  # (B,)

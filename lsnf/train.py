@@ -32,6 +32,7 @@ from lsnf.checkpoint import (
 )
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split, to_unit_range
+from lsnf.langevin import masked_sq_error
 from lsnf.model import LatentModel, build_model, infer_posterior
 
 __all__ = [
@@ -81,14 +82,6 @@ def check_data_shape(cfg: RunConfig, data: ImageSplit) -> None:
         )
 
 
-def _masked_sq_error(x: Tensor, x_hat: Tensor, mask: Tensor | None) -> Tensor:
-    """``||m * (x - x_hat)||^2`` per example (B,); hidden pixels never read."""
-    residual = x - x_hat  # (B, C, H, W)
-    if mask is not None:
-        residual = torch.where(mask.bool(), residual, residual.new_zeros(()))
-    return residual.pow(2).flatten(1).sum(dim=1)  # (B,)
-
-
 def learning_iteration(
     model: LatentModel,
     x: Tensor,
@@ -106,7 +99,7 @@ def learning_iteration(
     z, _ = infer_posterior(model, x, steps, step_size, noise=True, generator=generator, mask=mask)
 
     opt_g.zero_grad(set_to_none=True)
-    loss_g = _masked_sq_error(x, model.generator(z), mask).mean()  # (1/m) sum ||x - g(z)||^2
+    loss_g = masked_sq_error(x, model.generator(z), mask).mean()  # (1/m) sum ||x - g(z)||^2
     loss_g.backward()
     opt_g.step()
 

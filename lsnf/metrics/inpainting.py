@@ -31,15 +31,17 @@ def complete(
     steps: int,
     step_size: float,
     generator: torch.Generator,
+    init: str = "prior",
 ) -> Tensor:
     """Completions (K, B, C, H, W) in [-1, 1] of images x (B, C, H, W) with mask (B, 1, H, W).
 
     Observed pixels are kept; hidden pixels come from g(z*), z* from noise-free masked
-    Langevin started at a prior sample (PAPER.md §5).
+    Langevin started at a prior sample (``init="prior"``, inpainting, PAPER.md §5) or at
+    N(0, I) (``init="normal"``, recovery's test-time re-inference).
     """
     out = []
     for _ in range(n_completions):
-        z0 = model.prior.sample(x.shape[0], generator)  # (B, d)
+        z0 = model.prior.sample(x.shape[0], generator) if init == "prior" else None  # (B, d)
         z, _ = infer_posterior(model, x, steps, step_size, False, generator, mask=mask, z0=z0)
         with torch.no_grad():
             x_hat = model.generator(z)  # (B, C, H, W)
@@ -125,15 +127,7 @@ def evaluate_completion(
     for start in range(0, images_u8.shape[0], batch_size):
         x = to_unit_range(images_u8[start : start + batch_size]).to(device)  # (B, C, H, W)
         m = masks[start : start + batch_size].to(device)  # (B, 1, H, W)
-        if init == "prior":
-            comps = complete(model, x, m, n_completions, steps, step_size, rng)
-        else:
-            comps = []
-            for _ in range(n_completions):
-                z, _ = infer_posterior(model, x, steps, step_size, False, rng, mask=m)
-                with torch.no_grad():
-                    comps.append(torch.where(m.bool(), x, model.generator(z)))
-            comps = torch.stack(comps)
+        comps = complete(model, x, m, n_completions, steps, step_size, rng, init)
         for k in range(comps.shape[0]):
             for key, v in hole_metrics(x, comps[k], m).items():
                 sums[key].append(v)
