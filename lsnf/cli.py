@@ -21,6 +21,12 @@ def _add_tracking(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                    help="tracking URI (default $MLFLOW_TRACKING_URI)")  # fmt: skip
     g.add_argument("--mlflow-experiment", default="lsnf")
+    g.add_argument(
+        "--mlflow-failure-log",
+        default=None,
+        type=Path,
+        help="append a JSON line here if tracking fails (the workflow reports it)",
+    )
 
 
 def _tracker(args: argparse.Namespace) -> Any:
@@ -31,7 +37,9 @@ def _tracker(args: argparse.Namespace) -> Any:
         raise SystemExit("lsnf: error: --run-key needs --mlflow-uri or $MLFLOW_TRACKING_URI")
     from lsnf.tracking import Tracker
 
-    return Tracker(args.mlflow_uri, args.mlflow_experiment, args.run_key)
+    return Tracker(
+        args.mlflow_uri, args.mlflow_experiment, args.run_key, failure_log=args.mlflow_failure_log
+    )
 
 
 def _track_result(args: argparse.Namespace, record: dict[str, Any], files: list[str]) -> None:
@@ -145,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("track-init", help="create the MLflow store and experiment (once)")
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"), required=False)
     p.add_argument("--mlflow-experiment", default="lsnf")
+    p.add_argument("--mlflow-failure-log", default=None, type=Path)
 
     p = sub.add_parser("curves", help="plot training curves from metrics.jsonl files")
     p.add_argument("metrics", nargs="+")
@@ -463,7 +472,9 @@ def cmd_track_init(args: argparse.Namespace) -> int:
 
     if not args.mlflow_uri:
         raise SystemExit("lsnf: error: track-init needs --mlflow-uri or $MLFLOW_TRACKING_URI")
-    Tracker(args.mlflow_uri, args.mlflow_experiment, run_key="").init_store()
+    Tracker(
+        args.mlflow_uri, args.mlflow_experiment, run_key="", failure_log=args.mlflow_failure_log
+    ).init_store()
     return 0
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "mask_tags",
     "parse_run",
     "runs",
+    "scaled_resource",
     "train_overrides",
 ]
 
@@ -195,3 +196,16 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
         for run in runs(exp):
             out += [f"results/eval/{name}/{run.id}/{f}" for f in files]
     return out
+
+
+def scaled_resource(config: dict[str, Any], kind: str, key: str, attempt: int) -> int:
+    """A job's ``mem_mb`` or ``runtime`` on a given attempt: the configured base × ``attempt``.
+
+    ``kind`` is ``train`` or ``evaluate`` (the ``resources:`` section of the workflow config).
+    Snakemake counts attempts from 1 and re-runs a failed job up to ``retries`` times, so a job
+    killed for exceeding its memory or time on SLURM comes back with twice, then three times as
+    much.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt counts from 1, got {attempt}")
+    return int(config["resources"][kind][key]) * attempt

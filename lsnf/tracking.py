@@ -4,19 +4,32 @@ One MLflow run per trained model, found again by its tag ``lsnf.run_key`` (e.g.
 ``mnist_anomaly/flow-digit1-seed0``): training logs params (the resolved config), per-epoch
 metrics and artifacts; every evaluation logs its metric and result JSON into the same run, so
 ``mlflow ui`` compares models side by side. If the tracking store cannot be reached, the
-failure is reported on stderr and the job carries on: nothing on disk depends on MLflow.
+failure is reported on stderr, appended as one JSON line to the failure log (if given), and
+the job carries on: nothing on disk depends on MLflow. The workflow reads that log when it
+ends and names the jobs whose MLflow logging is missing (:func:`failure_report`).
 mlflow is imported only here, and only when tracking is on.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tracker", "flatten"]
+__all__ = ["Tracker", "failure_report", "failures_since", "flatten"]
+
+# A dead tracking server must cost a job seconds, not minutes: MLflow's HTTP client retries
+# 7 times with exponential backoff by default (~4 minutes per request). Users can still set
+# these variables themselves.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -42,22 +55,23 @@ class Tracker:
     uri: str
     experiment: str
     run_key: str
+    failure_log: Path | None = None
     disabled: bool = False
     _cached: tuple[Any, str] | None = None
 
     def _handle(self) -> tuple[Any, str]:
-        """(client, run id), created once. Store set-up is retried: parallel jobs that open a
-        fresh SQLite store at the same moment can collide while its tables are created."""
+        """(client, run id), created once. SQLite store set-up is retried: parallel jobs that
+        open a fresh store at the same moment can collide while its tables are created. (A
+        server's client retries by itself, see ``HTTP_DEFAULTS``.)"""
         if self._cached is None:
-            import time
-
-            for attempt in range(3):
+            tries = 3 if self.uri.startswith("sqlite:") else 1
+            for attempt in range(tries):
                 try:
                     client = self._client()
                     self._cached = (client, self._find_or_create_run(client))
                     break
                 except Exception:
-                    if attempt == 2:
+                    if attempt == tries - 1:
                         raise
                     time.sleep(2.0 * (attempt + 1))
         assert self._cached is not None
@@ -71,16 +85,30 @@ class Tracker:
             self._warn("initialise the store", err)
 
     def _warn(self, what: str, err: BaseException) -> None:
+        """Report a tracking failure (stderr + failure log) and stop tracking in this job."""
+        error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         print(
-            f"[lsnf] WARNING: MLflow tracking failed ({what}) at {self.uri}: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. "
-            f"The result files on disk are complete; re-log them later if needed.",
+            f"[lsnf] WARNING: MLflow tracking failed ({what}) at {self.uri}: {error}. "
+            f"The result files on disk are complete; this job's MLflow logging is missing.",
             file=sys.stderr,
         )
         self.disabled = True
+        if self.failure_log is not None:
+            line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "uri": self.uri,
+                    "experiment": self.experiment, "run_key": self.run_key, "what": what,
+                    "error": error, "command": " ".join(sys.argv)}  # fmt: skip
+            try:
+                self.failure_log.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.failure_log, "a") as f:  # one short O_APPEND write per job
+                    f.write(json.dumps(line) + "\n")
+            except OSError as log_err:
+                print(f"[lsnf] WARNING: could not append to {self.failure_log}: {log_err}",
+                      file=sys.stderr)  # fmt: skip
 
     def _client(self) -> Any:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls home from jobs
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
         from mlflow.tracking import MlflowClient
 
         return MlflowClient(self.uri)
@@ -161,3 +189,36 @@ class Tracker:
             client.set_terminated(rid, status=status)
         except Exception as err:
             self._warn("end run", err)
+
+
+def failures_since(path: str | Path, offset: int = 0) -> list[dict[str, Any]]:
+    """Tracking failures appended to ``path`` after byte ``offset`` (a workflow's start)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a killed job: still a failure
+            out.append({"run_key": "?", "what": "?", "error": line[:200], "uri": "?"})
+    return out
+
+
+def failure_report(path: str | Path, offset: int = 0) -> str:
+    """A summary of this workflow run's tracking failures ('' when there were none)."""
+    failures = failures_since(path, offset)
+    if not failures:
+        return ""
+    uris = sorted({f.get("uri", "?") for f in failures})
+    lines = [
+        f"[lsnf] MLflow tracking failed in {len(failures)} job(s) (store: {', '.join(uris)}). "
+        f"Their results are on disk and in the tables; their MLflow logging is missing. "
+        f"Details: {path}"
+    ]
+    lines += [f"  {f.get('run_key') or '(store)'}: {f.get('what', '?')}: {f.get('error', '?')}"
+              for f in failures]  # fmt: skip
+    return "\n".join(lines)

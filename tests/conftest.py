@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,3 +43,17 @@ def tiny_config(**over: Any) -> RunConfig:
 @pytest.fixture
 def make_config():
     return tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny scenario run locally through Snakemake, once per test session (shared by the
+    workflow tests and the SLURM comparison)."""
+    pytest.importorskip("snakemake")
+    pytest.importorskip("mlflow")
+    from workflow_helpers import TINY, copy_project, snakemake
+
+    work = copy_project(tmp_path_factory.mktemp("tiny"))
+    r = snakemake(work, "--cores", "2", "--configfile", TINY)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return work

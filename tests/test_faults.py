@@ -1,8 +1,11 @@
 """Faults lose nothing: a SIGKILLed training job resumes to the parameters of an uninterrupted
-run, through the CLI and through Snakemake; a failed evaluation leaves no output."""
+run, through the CLI and through Snakemake; a failed evaluation leaves no output; an MLflow
+server lost mid-run costs the MLflow logging of the jobs after it, never a result, and the
+workflow names those jobs. (Out-of-memory retries need SLURM: tests/test_slurm.py.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -153,3 +156,84 @@ def test_failed_evaluation_leaves_no_output(tmp_path: Path) -> None:
     )
     log = (work / "results/logs/eval_reconstruction/fault/flow-seed0.log").read_text()
     assert "corrupt or truncated" in log and "model.pt" in log
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen:
+    """A real MLflow tracking server on 127.0.0.1 (its own process group), once it answers."""
+    import urllib.request
+
+    with open(workdir / "mlflow-server.log", "w") as log:  # the server keeps its own copy
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
+             "--artifacts-destination", str(workdir / "server-artifacts")],
+            cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+        if server.poll() is not None:
+            break
+    os.killpg(server.pid, signal.SIGKILL)
+    raise AssertionError((workdir / "mlflow-server.log").read_text()[-3000:])
+
+
+@pytest.mark.slow
+def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Path) -> None:
+    from workflow_helpers import copy_project, one_model_config, snakemake
+
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    (tmp_path / "work").mkdir()
+    work = copy_project(tmp_path / "work")
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    config = one_model_config(work, mlflow={"enabled": True, "tracking_uri": uri,
+                                            "experiment": "lsnf-fault"})  # fmt: skip
+    server = _start_mlflow_server(tmp_path, port)
+    try:
+        model = "results/models/tiny_generation/flow-seed0/model.pt"
+        r = snakemake(work, model, "--cores", "2", "--configfile", config)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("lsnf-fault")
+        (run,) = client.search_runs([exp.experiment_id])
+        assert run.data.tags["lsnf.run_key"] == "tiny_generation/flow-seed0"
+        assert "loss_g" in run.data.metrics  # training was tracked while the server was up
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    # the server is gone: the evaluations still run, write their results, fill the tables
+    r = snakemake(work, "--cores", "2", "--configfile", config)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-3000:]
+    results = work / "results"
+    for name in ("recon.json", "fid.json", "samples.png"):
+        assert (results / "eval" / "tiny_generation" / "flow-seed0" / name).stat().st_size > 0
+    gen = (results / "tables" / "generation.csv").read_text()
+    assert "lsnf: tiny_generation" in gen
+    # ... and the workflow names every job whose MLflow logging is missing
+    assert "MLflow tracking failed in" in log and uri in log
+    failures = [json.loads(x) for x in (results / "logs" / "mlflow-failures.jsonl").read_text()
+                .splitlines()]  # fmt: skip
+    tracked_jobs = {"eval recon", "eval fid", "eval samples"}
+    failed = {" ".join(f["command"].split()[3:5]) for f in failures if f["run_key"]}
+    assert tracked_jobs <= failed, failures
+    for rule in ("eval_reconstruction", "eval_fid"):
+        (job_log,) = (results / "logs" / rule).rglob("*.log")
+        assert "MLflow tracking failed" in job_log.read_text()

@@ -101,3 +101,12 @@ def test_unreachable_tracking_server_is_reported_not_raised(capsys, monkeypatch)
     assert t.disabled
     err = capsys.readouterr().err
     assert "MLflow tracking failed" in err and "result files on disk are complete" in err
+
+
+def test_resources_grow_with_attempt() -> None:
+    config = {"resources": {"train": {"mem_mb": 600, "runtime": 10}}}
+    mem = [plan.scaled_resource(config, "train", "mem_mb", a) for a in (1, 2, 3)]
+    assert mem == [600, 1200, 1800]
+    assert plan.scaled_resource(config, "train", "runtime", 2) == 20
+    with pytest.raises(ValueError, match="attempt counts from 1"):
+        plan.scaled_resource(config, "train", "mem_mb", 0)

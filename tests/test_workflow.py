@@ -3,46 +3,16 @@ config validation before any job, and minimal re-runs."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
 pytest.importorskip("snakemake")
 pytest.importorskip("mlflow")
 
-
-def _copy_project(dest: Path) -> Path:
-    """The files a user has in a clone (no results): Snakefile, workflow/, config/, profiles/."""
-    for item in ("Snakefile", "workflow", "config", "profiles", "slurm"):
-        src = ROOT / item
-        if src.is_symlink():
-            (dest / item).symlink_to(os.readlink(src))
-        elif src.is_dir():
-            shutil.copytree(src, dest / item)
-        else:
-            shutil.copy(src, dest / item)
-    return dest
-
-
-def _snakemake(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    work = _copy_project(tmp_path_factory.mktemp("tiny"))
-    r = _snakemake(work, "--cores", "2", "--configfile", "config/scenarios/tiny.yaml")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return work
+from workflow_helpers import ROOT
+from workflow_helpers import copy_project as _copy_project
+from workflow_helpers import snakemake as _snakemake
 
 
 def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
@@ -141,7 +111,8 @@ def test_slurm_profile_as_documented_dry_runs(tmp_path: Path) -> None:
     r = _snakemake(work, "-n", "--cores", "all", "--profile", "slurm",
                    "--configfile", "config/paper.yaml")  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "gpu=1" in r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "gpu=1" in out and "mem_mb=32000" in out and "runtime=1440" in out  # config resources
 
 
 def test_lint_passes() -> None:

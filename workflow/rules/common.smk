@@ -6,7 +6,7 @@ import sys
 
 from snakemake.utils import validate
 
-from lsnf import plan
+from lsnf import plan, tracking as lsnf_tracking
 
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
@@ -26,6 +26,11 @@ wildcard_constraints:
     mask=plan.MASK_PATTERN,
 
 
+# Jobs whose MLflow logging failed append a line here; the run's end names them.
+TRACKING_FAILURES = "results/logs/mlflow-failures.jsonl"
+TRACKING_FAILURES_OFFSET = os.path.getsize(TRACKING_FAILURES) if os.path.exists(TRACKING_FAILURES) else 0
+
+
 def tracking(wildcards):
     """CLI flags that log a job into its model's MLflow run (empty when tracking is off)."""
     m = config["mlflow"]
@@ -34,7 +39,8 @@ def tracking(wildcards):
     return (
         f"--run-key {wildcards.exp}/{wildcards.run} "
         f"--mlflow-uri {shlex.quote(m['tracking_uri'])} "
-        f"--mlflow-experiment {shlex.quote(m['experiment'])}"
+        f"--mlflow-experiment {shlex.quote(m['experiment'])} "
+        f"--mlflow-failure-log {TRACKING_FAILURES}"
     )
 
 
@@ -45,8 +51,21 @@ onstart:
         m = config["mlflow"]
         shell(
             f"lsnf track-init --mlflow-uri {shlex.quote(m['tracking_uri'])}"
-            f" --mlflow-experiment {shlex.quote(m['experiment'])} || true"
+            f" --mlflow-experiment {shlex.quote(m['experiment'])}"
+            f" --mlflow-failure-log {TRACKING_FAILURES} || true"
         )
+
+
+onsuccess:
+    report = lsnf_tracking.failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
+    if report:
+        print(report, file=sys.stderr)
+
+
+onerror:
+    report = lsnf_tracking.failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
+    if report:
+        print(report, file=sys.stderr)
 
 
 def run_config(wildcards):

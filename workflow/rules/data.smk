@@ -26,6 +26,9 @@ rule train_extractor:
         sets=lambda w: data_sets(w.data),
         epochs=config["fid"]["extractor_epochs"],
     threads: config["threads"]["evaluate"]
+    resources:
+        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
+        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
     conda:
         "../envs/lsnf.yaml"
     log:
@@ -50,6 +53,9 @@ rule fid_reference:
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    resources:
+        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
+        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
     conda:
         "../envs/lsnf.yaml"
     log:

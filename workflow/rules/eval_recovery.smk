@@ -21,6 +21,9 @@ rule eval_recovery:
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
+    resources:
+        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
+        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
     conda:
         "../envs/lsnf.yaml"
     log:

@@ -16,6 +16,8 @@ rule train:
         out=lambda w: f"results/models/{w.exp}/{w.run}",
     threads: config["threads"]["train"]
     resources:
+        mem_mb=lambda w, attempt: plan.scaled_resource(config, "train", "mem_mb", attempt),
+        runtime=lambda w, attempt: plan.scaled_resource(config, "train", "runtime", attempt),
         gpu=1 if config["device"].startswith("cuda") else 0,
     conda:
         "../envs/lsnf.yaml"

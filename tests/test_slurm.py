@@ -1,0 +1,152 @@
+"""The workflow on a real SLURM cluster, as users run it: ``snakemake --cores all --profile slurm``
+from the repository root.
+
+- the tiny scenario goes through sbatch (SLURM job ids in the log, every job COMPLETED in
+  SLURM's own records) and its tables and models equal those of the same scenario run locally;
+- a training job that runs out of memory is killed by SLURM and retried with twice the memory
+  through ``attempt``;
+- a config error is reported before any job is submitted.
+
+They need a running cluster (``bash .ci/slurm-up`` as root; ``.ci/run`` starts one). Without one
+they skip, unless ``LSNF_REQUIRE_SLURM=1`` (set by ``.ci/run``), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("snakemake")
+pytest.importorskip("snakemake_executor_plugin_slurm")
+
+from workflow_helpers import TASK_TABLES, TINY, copy_project, one_model_config, snakemake
+
+# A cluster without an accounting database (like the CI one) needs squeue for job states
+# (README "Running on SLURM"); short intervals keep the test quick.
+NO_ACCOUNTING = ["--slurm-status-command", "squeue",
+                 "--slurm-init-seconds-before-status-checks", "2",
+                 "--seconds-between-status-checks", "2"]  # fmt: skip
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+
+
+def _slurm_unavailable() -> str | None:
+    """Why no usable SLURM cluster answers here (None if one does)."""
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "no SLURM client (sinfo, sbatch) on PATH; start one with `bash .ci/slurm-up`"
+    try:
+        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                           timeout=15)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 15 s"
+    states = set(r.stdout.split())
+    if r.returncode != 0 or not states & {"idle", "mix", "alloc"}:
+        return f"no SLURM node is up (sinfo: {(r.stdout + r.stderr).strip()[:200]!r})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    reason = _slurm_unavailable()
+    if reason is not None:
+        if os.environ.get("LSNF_REQUIRE_SLURM") == "1":
+            pytest.fail(f"LSNF_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+
+
+def _job_states(ids: list[str]) -> dict[str, tuple[str, str]]:
+    """SLURM's own record of jobs: id -> (state, memory requested)."""
+    r = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i %T %m", "-j", ",".join(ids)],
+                       capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    return {i: (state, mem) for i, state, mem in (line.split() for line in r.stdout.splitlines())}
+
+
+def _submitted(log: str) -> list[tuple[str, str, str]]:
+    """(snakemake job, SLURM job id, SLURM log) of every submission in a Snakemake log."""
+    return SUBMITTED.findall(log)
+
+
+def _steps(log: str) -> int:
+    m = re.findall(r"(\d+) of (\d+) steps \(100%\) done", log)
+    assert m, log[-2000:]
+    return int(m[-1][1])
+
+
+@pytest.mark.slow
+def test_tiny_scenario_on_slurm_equals_the_local_run(slurm, tiny_run: Path, tmp_path: Path) -> None:
+    import pandas as pd
+    import torch
+
+    work = copy_project(tmp_path)
+    r = snakemake(work, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
+                  "--configfile", TINY, timeout=1800)  # fmt: skip
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-4000:]
+    assert "Using profiles slurm" in log
+
+    # every job except the local target rule `all` went through sbatch, and SLURM ran it
+    submitted = _submitted(log)
+    assert len(submitted) == _steps(log) - 1, log[-3000:]
+    ids = [slurm_id for _, slurm_id, _ in submitted]
+    states = _job_states(ids)
+    assert {i: s for i, (s, _) in states.items() if s != "COMPLETED"} == {}
+    assert set(states) == set(ids)
+
+    # the tables are the local run's, byte for byte; so are the models' parameters
+    local, remote = tiny_run / "results", work / "results"
+    for name in TASK_TABLES:
+        for ext in ("csv", "md", "tex"):
+            a, b = local / "tables" / f"{name}.{ext}", remote / "tables" / f"{name}.{ext}"
+            assert a.read_bytes() == b.read_bytes(), f"{name}.{ext} differs"
+    # checkpoint hashes differ only through the wall-clock timings stored in the checkpoints
+    a, b = (pd.read_csv(d / "tables" / "measurements.csv").drop(columns=["checkpoint_sha256"])
+            for d in (local, remote))  # fmt: skip
+    pd.testing.assert_frame_equal(a, b)
+    models = sorted(p.relative_to(local) for p in local.glob("models/*/*/model.pt"))
+    assert len(models) == 13
+    for m in models:
+        a = torch.load(local / m, weights_only=True)["model"]
+        b = torch.load(remote / m, weights_only=True)["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), m
+
+
+@pytest.mark.slow
+def test_out_of_memory_training_is_retried_with_more_memory(slurm, tmp_path: Path) -> None:
+    """600 MB on attempt 1 is less than a training job needs (Python + torch alone take more),
+    so SLURM kills it; Snakemake retries it (profile: retries 2) with attempt x 600 MB."""
+    work = copy_project(tmp_path)
+    config = one_model_config(work, train={"mem_mb": 600, "runtime": 10})
+    model = "results/models/tiny_generation/flow-seed0/model.pt"
+    r = snakemake(work, model, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
+                  "--configfile", config, timeout=900)  # fmt: skip
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-4000:]
+    assert (work / model).exists()
+
+    trains = [(sid, path) for _, sid, path in _submitted(log) if "/rule_train/" in path]
+    assert len(trains) == 2, log[-4000:]  # attempt 1 killed, attempt 2 done
+    states = _job_states([sid for sid, _ in trains])
+    (first, first_log), (second, _) = trains
+    assert states[first] == ("FAILED", "600M") or states[first][0] == "OUT_OF_MEMORY", states
+    assert states[second] == ("COMPLETED", "1200M"), states
+    assert "exceeded memory limit" in Path(first_log).read_text()
+
+
+def test_config_error_is_reported_before_any_job_is_submitted(slurm, tmp_path: Path) -> None:
+    work = copy_project(tmp_path)
+    bad = (work / TINY).read_text().replace("n_samples:", "n_sampels:")
+    (work / "bad.yaml").write_text(bad)
+    before = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i"], capture_output=True,
+                            text=True, check=True).stdout.split()  # fmt: skip
+    r = snakemake(work, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
+                  "--configfile", "bad.yaml", timeout=300)  # fmt: skip
+    after = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i"], capture_output=True,
+                           text=True, check=True).stdout.split()  # fmt: skip
+    assert r.returncode != 0
+    assert "n_sampels" in r.stdout + r.stderr
+    assert not _submitted(r.stdout + r.stderr) and sorted(after) == sorted(before)
+    assert not (work / "results").exists()
