@@ -214,10 +214,12 @@ def failure_report(path: str | Path, offset: int = 0) -> str:
     if not failures:
         return ""
     uris = sorted({f.get("uri", "?") for f in failures})
+    jobs = [f for f in failures if f.get("run_key")]
+    store = " and when creating the store" if len(jobs) < len(failures) else ""
     lines = [
-        f"[lsnf] MLflow tracking failed in {len(failures)} job(s) (store: {', '.join(uris)}). "
-        f"Their results are on disk and in the tables; their MLflow logging is missing. "
-        f"Details: {path}"
+        f"[lsnf] MLflow tracking failed in {len(jobs)} job(s){store} (store: {', '.join(uris)}). "
+        f"Their result files are on disk, and the tables are built from those; their MLflow "
+        f"logging is missing. Details: {path}"
     ]
     lines += [f"  {f.get('run_key') or '(store)'}: {f.get('what', '?')}: {f.get('error', '?')}"
               for f in failures]  # fmt: skip

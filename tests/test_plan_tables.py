@@ -103,6 +103,30 @@ def test_unreachable_tracking_server_is_reported_not_raised(capsys, monkeypatch)
     assert "MLflow tracking failed" in err and "result files on disk are complete" in err
 
 
+def test_tracking_failures_are_logged_and_summarised(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("mlflow")
+    from lsnf.tracking import Tracker, failure_report, failures_since
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    log = tmp_path / "logs" / "mlflow-failures.jsonl"
+    log.parent.mkdir()
+    log.write_text('{"run_key": "old/run", "what": "log metrics", "error": "x", "uri": "u"}\n')
+    offset = log.stat().st_size  # failures of an earlier workflow run are not reported again
+    Tracker("http://127.0.0.1:9", "e", "", failure_log=log).init_store()
+    t = Tracker("http://127.0.0.1:9", "e", "exp/flow-seed0", failure_log=log)
+    t.log_metrics({"a": 1.0})
+    t.log_metrics({"a": 2.0})  # disabled after the first failure: one line per job
+    with open(log, "a") as f:
+        f.write('{"run_key": "exp/gaussian-seed0", "wh')  # cut short by a killed job
+    failures = failures_since(log, offset)
+    assert [f["run_key"] for f in failures] == ["", "exp/flow-seed0", "?"]
+    report = failure_report(log, offset)
+    assert report.startswith("[lsnf] MLflow tracking failed in 2 job(s) and when creating")
+    assert "exp/flow-seed0: log metrics: MlflowException" in report and "old/run" not in report
+    assert failure_report(log, log.stat().st_size) == ""
+
+
 def test_resources_grow_with_attempt() -> None:
     config = {"resources": {"train": {"mem_mb": 600, "runtime": 10}}}
     mem = [plan.scaled_resource(config, "train", "mem_mb", a) for a in (1, 2, 3)]
