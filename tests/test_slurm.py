@@ -49,8 +49,10 @@ def _slurm_unavailable() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def slurm() -> None:
+    """A usable cluster, or skip (fail under LSNF_REQUIRE_SLURM=1). Session-scoped and listed
+    first, so a skip comes before the local tiny run that the comparison also needs."""
     reason = _slurm_unavailable()
     if reason is not None:
         if os.environ.get("LSNF_REQUIRE_SLURM") == "1":
