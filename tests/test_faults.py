@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -90,10 +89,9 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_parameters(tmp_path: Pa
 
 
 def _workflow_copy(dest: Path, run_config: dict) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for item in ("Snakefile", "workflow", "config", "profiles"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / item)
+    from workflow_helpers import copy_project
+
+    copy_project(dest)
     (dest / "config" / "models" / "fault.yaml").write_text(yaml.safe_dump(run_config))
     scenario = {
         "device": "cpu",
@@ -198,7 +196,6 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    (tmp_path / "work").mkdir()
     work = copy_project(tmp_path / "work")
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"

@@ -61,8 +61,10 @@ def slurm() -> None:
 
 
 def _job_states(ids: list[str]) -> dict[str, tuple[str, str]]:
-    """SLURM's own record of jobs: id -> (state, memory requested)."""
-    r = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i %T %m", "-j", ",".join(ids)],
+    """SLURM's own record of jobs: id -> (state, memory requested); every job it knows if
+    ``ids`` is empty."""
+    select = ["-j", ",".join(ids)] if ids else []
+    r = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i %T %m", *select],
                        capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
     return {i: (state, mem) for i, state, mem in (line.split() for line in r.stdout.splitlines())}
 
@@ -142,12 +144,10 @@ def test_config_error_is_reported_before_any_job_is_submitted(slurm, tmp_path: P
     work = copy_project(tmp_path)
     bad = (work / TINY).read_text().replace("n_samples:", "n_sampels:")
     (work / "bad.yaml").write_text(bad)
-    before = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i"], capture_output=True,
-                            text=True, check=True).stdout.split()  # fmt: skip
+    before = _job_states([])
     r = snakemake(work, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
                   "--configfile", "bad.yaml", timeout=300)  # fmt: skip
-    after = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i"], capture_output=True,
-                           text=True, check=True).stdout.split()  # fmt: skip
+    after = _job_states([])
     assert r.returncode != 0
     assert "n_sampels" in r.stdout + r.stderr
     assert not _submitted(r.stdout + r.stderr) and sorted(after) == sorted(before)

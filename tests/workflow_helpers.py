@@ -16,6 +16,7 @@ TASK_TABLES = ("anomaly", "generation", "inpainting", "recovery")
 
 def copy_project(dest: Path) -> Path:
     """The files a user has in a clone (no results): Snakefile, workflow/, config/, profiles/."""
+    dest.mkdir(parents=True, exist_ok=True)
     for item in ("Snakefile", "workflow", "config", "profiles", "slurm"):
         src = ROOT / item
         if src.is_symlink():

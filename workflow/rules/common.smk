@@ -56,16 +56,19 @@ onstart:
         )
 
 
+def report_tracking_failures():
+    """Name the jobs of this run whose MLflow logging failed (printed when the run ends)."""
+    summary = lsnf_tracking.failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
+    if summary:
+        print(summary, file=sys.stderr)
+
+
 onsuccess:
-    report = lsnf_tracking.failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
-    if report:
-        print(report, file=sys.stderr)
+    report_tracking_failures()
 
 
 onerror:
-    report = lsnf_tracking.failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
-    if report:
-        print(report, file=sys.stderr)
+    report_tracking_failures()
 
 
 def run_config(wildcards):
