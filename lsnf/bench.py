@@ -1,18 +1,17 @@
 """Benchmark: posterior Langevin steps and training iterations at the paper's shapes.
 
 Prints figures (it is not a test): images/s per Langevin step and per training iteration at
-the SVHN, CIFAR-10 and CelebA-64 generator shapes of PAPER.md §1 with the flow prior; the
+the SVHN, CIFAR-10 and CelebA-64 generator shapes of docs/method.md §4 with the flow prior; the
 generator/prior split of a step; our step against the straightforward form (one gradient call
 through the generator and a second through the prior, parameters left requiring grad, default
 NCHW layout), timed interleaved in the same process; and the step's useful FLOP/s as a share
 of this machine's matrix-multiply throughput. Burn-in first, then the minimum over timed blocks.
 
-    python -m lsnf.bench            # or: lsnf bench --shapes svhn --batch-size 100
+    lsnf --threads 2 bench --shapes svhn --batch-size 100
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from collections.abc import Callable
@@ -21,13 +20,14 @@ import torch
 from torch import Tensor
 
 from lsnf.config import config_from_dict
+from lsnf.errors import UserError
 from lsnf.langevin import frozen
 from lsnf.model import LatentModel, build_model, infer_posterior
 from lsnf.train import learning_iteration
 
 __all__ = ["PAPER_SHAPES", "matmul_flops_per_s", "run_bench"]
 
-# generator, d, ngf, channels, image size, K (PAPER.md §1-§3)
+# generator, d, ngf, channels, image size, K (docs/method.md §4-§6)
 PAPER_SHAPES: dict[str, dict[str, int | str]] = {
     "svhn": {"generator": "svhn", "latent_dim": 100, "ngf": 64, "channels": 3, "image_size": 32,
              "K": 20},
@@ -70,7 +70,7 @@ def matmul_flops_per_s(n: int = 2048, blocks: int = 5) -> float:
 
 def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int, s: float,
                           rng: torch.Generator) -> Tensor:  # fmt: skip
-    """The research-code form of PAPER.md §2: two gradient calls per step (generator, then
+    """The research-code form of docs/method.md eq. 5.1: two gradient calls per step (generator, then
     prior), parameters left requiring grad; run on an NCHW copy of the model, as that code is."""
     z = z0
     for _ in range(steps):
@@ -78,7 +78,8 @@ def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int,
         recon = (x - model.generator(z)).pow(2).flatten(1).sum(1) / (2 * model.sigma**2)  # (B,)
         (g_lik,) = torch.autograd.grad(recon.sum(), z)
         (g_prior,) = torch.autograd.grad(-model.prior.log_prob(z).sum(), z)
-        z = z.detach() - 0.5 * s * s * (g_lik + g_prior) + s * torch.randn(z.shape, generator=rng)
+        noise = torch.randn(z.shape, generator=rng, dtype=z.dtype, device=z.device)  # (B, d)
+        z = z.detach() - 0.5 * s * s * (g_lik + g_prior) + s * noise
     return z
 
 
@@ -133,18 +134,13 @@ def bench_shape(name: str, batch_size: int, blocks: int, steps_per_block: int,
 
 
 def run_bench(
-    shapes: list[str],
-    batch_size: int = 100,
-    blocks: int = 5,
-    steps_per_block: int = 2,
-    threads: int | None = None,
+    shapes: list[str], batch_size: int, blocks: int, steps_per_block: int
 ) -> list[dict[str, float]]:
-    """Run and print the benchmark for each named shape; return the raw figures."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Run and print the benchmark for each named shape; return the raw figures (torch's
+    thread count is the caller's: ``lsnf --threads N bench``)."""
     unknown = [s for s in shapes if s not in PAPER_SHAPES]
     if unknown:
-        raise ValueError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
+        raise UserError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
     ceiling = matmul_flops_per_s()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch_size}, "
           f"burn-in 1 block, min over {blocks} blocks of {steps_per_block} steps")  # fmt: skip
@@ -173,20 +169,3 @@ def run_bench(
         "the generator and prior updates)"
     )
     return rows
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--shapes", default="svhn,cifar10,celeba64")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--blocks", type=int, default=5)
-    p.add_argument("--steps-per-block", type=int, default=2)
-    p.add_argument("--threads", type=int, default=None)
-    a = p.parse_args(argv)
-    run_bench(a.shapes.split(","), a.batch_size, a.blocks, a.steps_per_block, a.threads)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,75 +1,54 @@
-"""Self-describing checkpoints, written atomically and loaded safely.
+"""Self-describing checkpoints: written atomically, loaded safely, rebuilt into models.
 
-A checkpoint holds model, optimiser and scheduler states, RNG states, the resolved config and
-the epoch. It is written to a temporary file in the same directory and renamed into place, so
-a killed job never leaves a half-written checkpoint under the real name. Loading uses
-``weights_only=True``; a corrupt or truncated file is an error naming the file.
+A checkpoint holds model, optimiser and scheduler states, RNG states, the resolved config, the
+epoch and the training history, tagged ``format: lsnf-checkpoint-1`` (docs/method.md §6.3). It
+is written through :func:`lsnf.io.atomic_write_bytes`, so a killed job never leaves a
+half-written checkpoint under the real name. Loading uses ``weights_only=True``; a corrupt or
+truncated file, or one of another format, is an error naming the file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lsnf.config import RunConfig, config_from_dict
+from lsnf.errors import MissingFileError, UserError
+from lsnf.io import atomic_write_bytes, sha256
+from lsnf.model import LatentModel, build_model, resolve_device
+
 __all__ = [
+    "FORMAT",
     "CheckpointError",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_json_lines",
+    "TrainedModel",
     "load_checkpoint",
+    "load_model",
     "save_checkpoint",
-    "sha256",
 ]
 
+FORMAT = "lsnf-checkpoint-1"
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError):
     """A checkpoint cannot be read; the message names the file."""
 
 
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then rename into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-    atomic_write_bytes(path, lambda fh: fh.write(data))
-
-
-def atomic_write_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write one JSON object per line, atomically (training curves)."""
-    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    atomic_write_bytes(path, lambda fh: fh.write(data))
-
-
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Atomically ``torch.save`` a state dict of tensors and plain Python values."""
-    atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+    """Atomically ``torch.save`` a state dict of tensors and plain Python values, tagged
+    with :data:`FORMAT`."""
+    tagged = {**state, "format": FORMAT}
+    atomic_write_bytes(path, lambda fh: torch.save(tagged, fh))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True``; raise :class:`CheckpointError` if unreadable."""
+    """Load with ``weights_only=True``; raise :class:`CheckpointError` if unreadable or not an
+    lsnf checkpoint of this format."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        raise MissingFileError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt/truncated files
@@ -79,13 +58,38 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{str(path)!r} is not an lsnf checkpoint (no model/config entries)")
+    if state.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint format {state.get('format')!r}, but this lsnf reads "
+            f"{FORMAT!r}; retrain it with this version (delete its run directory)"
+        )
     return state
 
 
-def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file (identifies the checkpoint behind every result)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model rebuilt from a checkpoint, in eval mode, with what identifies it."""
+
+    model: LatentModel
+    config: RunConfig
+    path: Path
+    sha256: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def load_model(
+    path: str | Path, device: str | None = None, data_root: str | None = None
+) -> TrainedModel:
+    """Rebuild a trained model from ``path`` on ``device`` (default: its config's), optionally
+    reading its data from another ``data_root``."""
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"], origin=str(path))
+    if data_root is not None:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": data_root})})
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    model = model.to(resolve_device(device or cfg.device)).eval()
+    return TrainedModel(model, cfg, Path(path), sha256(path))

@@ -1,34 +1,59 @@
-"""Typed, validated configuration of one model run (hyper-parameters of PAPER.md §1-§5).
+"""Typed, validated configuration: one model run, one evaluation, one pixel mask.
 
-A run config is YAML with the sections below; unknown keys and wrong types are errors that name
-the key. Defaults are the paper's MNIST anomaly-detection settings; ``config/README.md`` lists
-every key. The workflow config (Snakemake) is a different file with its own schema.
+A run config is YAML with the sections below (hyper-parameters of docs/method.md §1-§6);
+unknown keys and wrong types are errors that name the key. Defaults are the paper's MNIST
+anomaly-detection settings; ``config/README.md`` lists every key. The workflow config
+(Snakemake) is a different file with its own schema, whose ``evaluation`` and ``masks`` blocks
+are the :class:`EvaluationConfig` and :class:`MaskSpec` below (a test holds them equal).
+
+This module imports nothing from the rest of lsnf (and no torch): validating a config is cheap,
+and every other module may depend on it. The names that the rest of lsnf, the workflow schema
+and the tables derive from live here: :data:`PRIOR_KINDS`, :data:`MASK_KINDS` and the mask tag
+grammar (:data:`MASK_TAG_PATTERN`).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
+    "EVALUATION_FIELDS",
+    "EVALUATION_FLAGS",
+    "MASK_KINDS",
+    "MASK_TAG_PATTERN",
+    "PRIOR_KINDS",
     "ConfigError",
-    "CorruptionConfig",
     "DataConfig",
     "EBMConfig",
+    "EvaluationConfig",
     "FlowConfig",
     "InferenceConfig",
+    "MaskKind",
+    "MaskSpec",
     "ModelConfig",
     "PriorConfig",
+    "PriorKind",
     "RunConfig",
     "SyntheticConfig",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "evaluation_args",
     "load_config",
+    "mask_flag",
+    "validated",
 ]
+
+
+PriorKind = Literal["flow", "gaussian", "ebm"]  # LFBM, ABP, LEBM (docs/method.md §2-§3)
+PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
+MaskKind = Literal["center_square", "salt_pepper", "random_square"]  # docs/method.md §7.5
+MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
 
 
 class ConfigError(ValueError):
@@ -37,6 +62,9 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+M = TypeVar("M", bound=_Strict)
 
 
 class SyntheticConfig(_Strict):
@@ -50,26 +78,90 @@ class SyntheticConfig(_Strict):
     seed: int = Field(0, description="seed of the synthetic images")
 
 
-class CorruptionConfig(_Strict):
-    """Learning from incomplete data (PAPER.md §5): each training image has one fixed mask and
-    the model only ever sees its observed pixels."""
+# center | sp<percent>[b<patch>] | sq<side>, then s<seed> when the seed is not 0
+MASK_TAG_PATTERN = r"center(?:s[0-9]+)?|sp[0-9]+(?:b[0-9]+)?(?:s[0-9]+)?|sq[0-9]+(?:s[0-9]+)?"
+_MASK_TAG_RE = re.compile(
+    r"^(?:(?P<center>center)|sp(?P<p>[0-9]+)(?:b(?P<patch>[0-9]+))?|sq(?P<hole>[0-9]+))"
+    r"(?:s(?P<seed>[0-9]+))?$"
+)
 
-    kind: Literal["none", "salt_pepper", "random_square", "center_square"] = Field(
-        "none", description="mask family of lsnf.masks; none = complete images"
+
+class MaskSpec(_Strict):
+    """One pixel-mask setting (docs/method.md §7.5): its family, parameters and seed.
+
+    The one home of a mask's names: :meth:`params` gives the family's keyword arguments,
+    :attr:`tag` the short name used in run ids and file names (``center``, ``sp30``,
+    ``sp30b4``, ``sq32``, ``sq32s1``) and :meth:`from_tag` parses it back; :meth:`cli_args`
+    gives the flags of ``lsnf eval inpaint`` (``--mask``, ``--mask-p``, ...), which the CLI
+    builds from these fields.
+    """
+
+    kind: MaskKind = Field(
+        "center_square",
+        description="center_square (the paper's 40x40 hole at 64x64, scaled), salt_pepper, "
+        "random_square",
     )
-    p: float = Field(0.5, ge=0, le=1, description="salt_pepper: fraction of pixels hidden")
-    patch: int = Field(8, gt=0, description="salt_pepper: patch size")
+    p: float = Field(0.5, ge=0, le=1, description="salt_pepper: fraction of the image hidden")
+    patch: int = Field(8, gt=0, description="salt_pepper: side of the hidden square patches")
     hole: int = Field(32, gt=0, description="random_square: side of the hidden square")
-    seed: int = Field(0, description="seed of the masks")
+    seed: int = Field(0, ge=0, description="seed of the masks")
 
     def params(self) -> dict[str, float]:
-        """Keyword arguments of the mask family."""
-        return {"salt_pepper": {"p": self.p, "patch": self.patch},
-                "random_square": {"hole": self.hole}}.get(self.kind, {})  # fmt: skip
+        """Keyword arguments of the mask family (:func:`lsnf.masks.make_masks`)."""
+        if self.kind == "salt_pepper":
+            return {"p": self.p, "patch": self.patch}
+        if self.kind == "random_square":
+            return {"hole": self.hole}
+        return {}
+
+    @property
+    def tag(self) -> str:
+        """Short name; parameters at their defaults are left out, so ``sp30`` = p 0.3, 8x8."""
+        default = MaskSpec.model_fields
+        if self.kind == "center_square":
+            tag = "center"
+        elif self.kind == "salt_pepper":
+            percent = round(100 * self.p)
+            if abs(100 * self.p - percent) > 1e-9:
+                raise ConfigError(
+                    f"salt_pepper p={self.p} is not a whole percentage; mask tags name it in "
+                    f"percent, so use e.g. p: {percent / 100}"
+                )
+            tag = f"sp{percent}"
+            tag += f"b{self.patch}" if self.patch != default["patch"].default else ""
+        else:
+            tag = f"sq{self.hole}"
+        return tag + (f"s{self.seed}" if self.seed != default["seed"].default else "")
+
+    @classmethod
+    def from_tag(cls, tag: str) -> MaskSpec:
+        """Inverse of :attr:`tag`."""
+        m = _MASK_TAG_RE.match(tag)
+        if m is None:
+            raise ConfigError(f"malformed mask tag {tag!r}; tags look like {MASK_TAG_PATTERN}")
+        fields: dict[str, Any] = {"seed": int(m["seed"])} if m["seed"] else {}
+        if m["center"]:
+            return cls(kind="center_square", **fields)
+        if m["p"] is not None:
+            fields.update(kind="salt_pepper", p=int(m["p"]) / 100)
+            if m["patch"]:
+                fields["patch"] = int(m["patch"])
+            return cls(**fields)
+        return cls(kind="random_square", hole=int(m["hole"]), **fields)
+
+    def cli_args(self) -> list[str]:
+        """The ``lsnf eval inpaint`` flags of this setting (every field, explicitly)."""
+        return [arg for name, value in self.model_dump().items()
+                for arg in (mask_flag(name), str(value))]  # fmt: skip
+
+
+def mask_flag(field: str) -> str:
+    """CLI flag of a :class:`MaskSpec` field: ``--mask`` for the kind, ``--mask-<field>``."""
+    return "--mask" if field == "kind" else f"--mask-{field}"
 
 
 class DataConfig(_Strict):
-    """Which images a run learns from (PAPER.md §5; sources: OFFLINE.md)."""
+    """Which images a run learns from (docs/protocols.md §1-§2)."""
 
     name: str = Field(
         "mnist", description="dataset name, a key of lsnf.torchvision_data.TORCHVISION"
@@ -80,18 +172,22 @@ class DataConfig(_Strict):
     root: str = Field("data", description="data root for the torchvision source")
     download: bool = Field(False, description="let torchvision download missing files")
     protocol: Literal["standard", "anomaly"] = Field(
-        "standard", description="standard train/test, or PAPER.md §5's held-out-digit protocol"
+        "standard", description="standard train/test, or the held-out-digit protocol "
+        "(docs/protocols.md §2)"
     )
     held_out_digit: int = Field(1, ge=0, le=9, description="anomaly protocol: the anomalous class")
     train_fraction: float = Field(0.8, gt=0, lt=1, description="share of normal images in train")
     split_seed: int = Field(0, description="seed of the train/test split where we make one")
     limit: int | None = Field(None, gt=0, description="use only this many training images")
     synthetic: SyntheticConfig = SyntheticConfig()
-    corruption: CorruptionConfig = CorruptionConfig()
+    corruption: MaskSpec | None = Field(
+        None, description="learning from incomplete data: each training image's fixed mask "
+        "(docs/protocols.md §5); null = complete images"
+    )
 
 
 class ModelConfig(_Strict):
-    """Generator architecture and observation model (PAPER.md §1)."""
+    """Generator architecture and observation model (docs/method.md §1, §4)."""
 
     generator: str = Field("mnist", description="a key of lsnf.generators.GENERATORS")
     latent_dim: int = Field(20, gt=0, description="d")
@@ -102,34 +198,31 @@ class ModelConfig(_Strict):
 
 
 class FlowConfig(_Strict):
+    """The flow prior's size (docs/method.md §2)."""
+
     depth: int = Field(5, gt=0, description="number of flow steps (one level)")
     hidden: int = Field(64, gt=0, description="coupling network width")
 
 
 class EBMConfig(_Strict):
+    """The latent EBM prior and its prior sampler (docs/method.md §3.2)."""
+
     hidden: int = Field(200, gt=0, description="energy MLP width")
     langevin_steps: int = Field(60, ge=0, description="prior Langevin steps")
     langevin_step_size: float = Field(0.4, gt=0, description="prior Langevin step size")
 
 
 class PriorConfig(_Strict):
-    kind: str = Field("flow", description="flow (LFBM) | gaussian (ABP) | ebm (LEBM)")
+    """Which prior, and its learning rate (docs/method.md §2, §3, §6)."""
+
+    kind: PriorKind = Field("flow", description="flow (LFBM) | gaussian (ABP) | ebm (LEBM)")
     lr: float = Field(4e-4, gt=0, description="prior learning rate (flow, ebm)")
     flow: FlowConfig = FlowConfig()
     ebm: EBMConfig = EBMConfig()
 
-    @field_validator("kind")
-    @classmethod
-    def _known_prior(cls, v: str) -> str:
-        from lsnf.priors import PRIORS
-
-        if v not in PRIORS:
-            raise ValueError(f"unknown prior {v!r}; choose one of {sorted(PRIORS)}")
-        return v
-
 
 class InferenceConfig(_Strict):
-    """Short-run posterior Langevin (PAPER.md §2)."""
+    """Short-run posterior Langevin (docs/method.md §5)."""
 
     steps: int = Field(20, ge=1, description="K, Langevin steps per learning iteration")
     step_size: float = Field(0.1, gt=0, description="s, Langevin step size for learning")
@@ -138,7 +231,7 @@ class InferenceConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """Learning (PAPER.md §3)."""
+    """Learning (docs/method.md §6)."""
 
     epochs: int = Field(21, gt=0, description="number of epochs")
     batch_size: int = Field(100, gt=0, description="mini-batch size m")
@@ -148,7 +241,49 @@ class TrainConfig(_Strict):
     progress: bool = Field(True, description="show a progress bar")
 
 
+class EvaluationConfig(_Strict):
+    """Settings of one evaluation (docs/method.md §5.3, §7): ``lsnf eval`` options, and the
+    workflow config's ``experiments.<name>.evaluation`` block. ``None`` = the run config's."""
+
+    test_steps: int | None = Field(
+        None, ge=1, description="K_test (null = the run config's inference.test_steps)"
+    )
+    step_size: float | None = Field(
+        None, gt=0, description="test-time Langevin step size (null = inference.test_step_size)"
+    )
+    n_test: int | None = Field(None, ge=1, description="first N test images (null = all)")
+    batch_size: int = Field(100, ge=1, description="images per inference batch")
+    seed: int = Field(0, description="seed of z0, prior samples and generated samples")
+    grid_samples: int = Field(100, ge=1, description="images in a sample grid")
+    completions: int = Field(10, ge=1, description="inpainting: completions per image")
+
+
+# `lsnf eval <name>` options, each an EvaluationConfig field: the CLI defines its options from
+# these, and the workflow passes an experiment's `evaluation:` block through them.
+_INFERENCE = ("test_steps", "step_size", "n_test", "batch_size", "seed")
+EVALUATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "recon": _INFERENCE,
+    "anomaly": _INFERENCE,
+    "inpaint": (*_INFERENCE, "completions"),
+    "recover": _INFERENCE,
+    "fid": ("batch_size", "seed"),
+    "samples": ("grid_samples", "seed"),
+}
+EVALUATION_FLAGS = {"test_steps": "--steps", "step_size": "--step-size", "n_test": "--n",
+                    "batch_size": "--batch-size", "seed": "--seed", "completions": "--completions",
+                    "grid_samples": "--n"}  # fmt: skip
+
+
+def evaluation_args(name: str, settings: dict[str, Any]) -> list[str]:
+    """The ``lsnf eval <name>`` flags of an ``evaluation:`` block's settings (nulls left out:
+    they mean the run config's value)."""
+    return [arg for field in EVALUATION_FIELDS[name] if settings.get(field) is not None
+            for arg in (EVALUATION_FLAGS[field], str(settings[field]))]  # fmt: skip
+
+
 class RunConfig(_Strict):
+    """One model run: everything that decides its parameters."""
+
     seed: int = Field(0, description="seed of initialisation, data order and Langevin noise")
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
     data: DataConfig = DataConfig()
@@ -179,16 +314,22 @@ def _format_errors(err: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> RunConfig:
-    """Validate a raw mapping; raise :class:`ConfigError` naming every bad key."""
+def validated(model: type[M], raw: Any, origin: str) -> M:
+    """``model`` (a config class) from a raw mapping; :class:`ConfigError` naming every bad
+    key (``origin`` says where the values came from)."""
     if not isinstance(raw, dict):
         raise ConfigError(
             f"invalid config ({origin}): expected a mapping, got {type(raw).__name__}"
         )
     try:
-        return RunConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, origin)) from None
+
+
+def config_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> RunConfig:
+    """Validate a raw run config; raise :class:`ConfigError` naming every bad key."""
+    return validated(RunConfig, raw, origin)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lsnf.checkpoint import atomic_write_bytes
+from lsnf.io import atomic_write_bytes
 
 __all__ = ["plot_curves"]
 

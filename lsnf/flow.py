@@ -1,4 +1,4 @@
-"""Glow-style normalizing flow on latent vectors (PAPER.md §1, "Flow prior").
+"""Glow-style normalizing flow on latent vectors (docs/method.md §2).
 
 The flow maps a latent ``z`` to a base variable ``eps = F(z)``, ``eps ~ N(0, I)``:
 
@@ -6,9 +6,9 @@ The flow maps a latent ``z`` to a base variable ``eps = F(z)``, ``eps ~ N(0, I)`
     log N(eps; 0, I) = -||eps||^2 / 2 - (d / 2) log(2 pi).
 
 (The authors' code adds ``+ log 2 pi`` instead of ``-(d/2) log 2 pi``; we use the correct
-constant, see config/README.md "Protocol".) Each step is ActNorm -> invertible linear map ->
-affine coupling, in the direction ``z -> eps``. Written by hand: no library ships these
-blocks for vectors with the exact parameterisation of the paper.
+constant, docs/protocols.md §7.) Each step is ActNorm -> invertible linear map -> affine
+coupling, in the direction ``z -> eps``. Written by hand: no library ships these blocks for
+vectors with the exact parameterisation of the paper.
 """
 
 from __future__ import annotations
@@ -18,13 +18,29 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ActNorm", "AffineCoupling", "FlowStep", "GlowVectorFlow", "InvertibleLinear"]
+from lsnf.errors import UserError
+
+__all__ = [
+    "ActNorm",
+    "AffineCoupling",
+    "FlowStep",
+    "GlowVectorFlow",
+    "InvertibleLinear",
+    "standard_normal_log_prob",
+]
 
 _LOGSCALE_FACTOR = 3.0  # Glow's "logscale_factor": scale = exp(3 * logs)
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` per row, with the correct constant ``-(d/2) log 2 pi``
+    (docs/method.md §2.4): the flow's base density and the Gaussian prior (§3.1)."""
+    return -0.5 * z.pow(2).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI  # (B,)
 
 
 class ActNorm(nn.Module):
-    """Per-dimension affine map ``y = (x + b) * exp(3 * logs)`` (PAPER.md §1, step 1).
+    """Per-dimension affine map ``y = (x + b) * exp(3 * logs)`` (docs/method.md §2.1).
 
     ``b`` and ``logs`` start from N(0, 0.05^2), with no data-dependent initialisation.
     """
@@ -44,7 +60,7 @@ class ActNorm(nn.Module):
 
 
 class InvertibleLinear(nn.Module):
-    """``y = x W`` with ``W`` (d x d) initialised random orthogonal (PAPER.md §1, step 2).
+    """``y = x W`` with ``W`` (d x d) initialised random orthogonal (docs/method.md §2.2).
 
     ``log |det W|`` is computed in float64 for accuracy.
     """
@@ -90,7 +106,7 @@ class _LinearZeros(nn.Module):
 
 
 class AffineCoupling(nn.Module):
-    """Affine coupling (PAPER.md §1, step 3).
+    """Affine coupling (docs/method.md §2.3).
 
     ``z = [z1, z2]``; ``h = NN(z1)``; ``shift = h[:, 0::2]``; ``scale = sigmoid(h[:, 1::2] + 2)``;
     ``z2 <- (z2 + shift) * scale``; ``logdet = sum log scale``.
@@ -99,7 +115,7 @@ class AffineCoupling(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         if dim % 2 != 0:
-            raise ValueError(
+            raise UserError(
                 f"the flow prior's affine coupling splits z in two halves, so the latent "
                 f"dimension must be even; got d={dim}. Set model.latent_dim to an even number."
             )
@@ -148,17 +164,17 @@ class FlowStep(nn.Module):
 
 
 class GlowVectorFlow(nn.Module):
-    """The flow F: z -> eps of PAPER.md §1: one level of ``depth`` steps."""
+    """The flow F: z -> eps of docs/method.md §2: one level of ``depth`` steps."""
 
     def __init__(self, dim: int, depth: int = 5, hidden: int = 64) -> None:
         super().__init__()
         if dim < 2 or dim % 2 != 0:
-            raise ValueError(
+            raise UserError(
                 f"the flow prior needs an even latent dimension >= 2 (the coupling splits z in "
                 f"halves); got d={dim}. Set model.latent_dim to an even number."
             )
         if depth < 1:
-            raise ValueError(f"flow depth must be >= 1, got {depth}")
+            raise UserError(f"flow depth must be >= 1, got {depth}")
         self.dim = dim
         self.steps = nn.ModuleList(FlowStep(dim, hidden) for _ in range(depth))
 
@@ -171,13 +187,12 @@ class GlowVectorFlow(nn.Module):
         return z, logdet
 
     def inverse(self, eps: Tensor) -> Tensor:
-        """``z = F^{-1}(eps)`` (ancestral sampling, PAPER.md §1)."""
+        """``z = F^{-1}(eps)`` (ancestral sampling, docs/method.md §2.5)."""
         for step in reversed(self.steps):
             eps = step.inverse(eps)
         return eps  # (B, d)
 
     def log_prob(self, z: Tensor) -> Tensor:
-        """``log p_a(z) = log N(F(z); 0, I) + log|det dF/dz|`` with the correct constant."""
+        """``log p_a(z) = log N(F(z); 0, I) + log|det dF/dz|`` (docs/method.md §2.4)."""
         eps, logdet = self(z)  # (B, d), (B,)
-        log_base = -0.5 * eps.pow(2).sum(dim=1) - 0.5 * self.dim * math.log(2 * math.pi)  # (B,)
-        return log_base + logdet
+        return standard_normal_log_prob(eps) + logdet  # (B,)

@@ -1,30 +1,37 @@
-"""Top-down generators g_b: z -> x (PAPER.md §1, "Generators").
+"""Top-down generators g_b: z -> x (docs/method.md §4).
 
 The architectures are those of the latent-EBM-prior paper (Pang et al. 2020): transposed
 convolutions, LeakyReLU(0.2), no BatchNorm (except the MNIST one), Tanh output in [-1, 1],
 Xavier-normal init. They are picked by name from :data:`GENERATORS`; sizes (d, ngf, channels)
-come from config so tests can build tiny ones. ``linear`` is an affine map ``x = zW + b``
+come from config so tests can build tiny ones. The four convolutional stacks are data
+(:data:`CONV_STACKS`), built by one function. ``linear`` is an affine map ``x = zW + b``
 (no Tanh), used where an analytic posterior is needed (tests, sanity checks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
 from lsnf.config import ModelConfig
+from lsnf.errors import UserError
 
-__all__ = ["GENERATORS", "build_generator", "output_shape"]
+__all__ = ["CONV_STACKS", "GENERATORS", "build_generator", "output_shape"]
 
-
-def _convt(c_in: int, c_out: int, k: int, s: int, p: int) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(c_in, c_out, k, s, p)
-
-
-def _lrelu() -> nn.LeakyReLU:
-    return nn.LeakyReLU(0.2)
+# One transposed convolution per row: (output channels as a multiple of ngf, 0 = the image's
+# channels; kernel; stride; padding). Every layer but the last is followed by LeakyReLU(0.2),
+# the last by Tanh. Spatial sizes from a 1x1 latent in the comments (docs/method.md §4).
+ConvLayer = tuple[int, int, int, int]
+CONV_STACKS: dict[str, tuple[ConvLayer, ...]] = {
+    "svhn": ((8, 4, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (0, 4, 2, 1)),  # 4, 8, 16, 32
+    "cifar10": ((8, 8, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (0, 3, 1, 1)),  # 8, 16, 32, 32
+    "celeba64": ((8, 4, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (1, 4, 2, 1), (0, 4, 2, 1)),  # 4..64
+    "celebahq256": ((16, 4, 1, 0), (8, 4, 2, 1), (4, 4, 2, 1), (2, 4, 2, 1), (1, 4, 2, 1),
+                    (1, 4, 2, 1), (0, 4, 2, 1)),  # 4, 8, 16, 32, 64, 128, 256
+}  # fmt: skip
 
 
 class _Reshape(nn.Module):
@@ -51,57 +58,18 @@ class ConvGenerator(nn.Module):
         return self.body(z)  # (B, C, H, W)
 
 
-def _svhn(cfg: ModelConfig) -> nn.Module:
-    """SVHN 32x32: ConvT(d->8ngf,4,1,0):4 -> 4ngf:8 -> 2ngf:16 -> C:32, Tanh."""
+def conv_stack(layers: tuple[ConvLayer, ...], cfg: ModelConfig) -> nn.Module:
+    """A transposed-convolution generator from one of :data:`CONV_STACKS` (docs/method.md §4)."""
     d, f, c = cfg.latent_dim, cfg.ngf, cfg.channels
-    body = nn.Sequential(
-        _convt(d, 8 * f, 4, 1, 0), _lrelu(),  # (B, 8f, 4, 4)
-        _convt(8 * f, 4 * f, 4, 2, 1), _lrelu(),  # (B, 4f, 8, 8)
-        _convt(4 * f, 2 * f, 4, 2, 1), _lrelu(),  # (B, 2f, 16, 16)
-        _convt(2 * f, c, 4, 2, 1), nn.Tanh(),  # (B, C, 32, 32)
-    )  # fmt: skip
-    return ConvGenerator(d, body)
-
-
-def _cifar10(cfg: ModelConfig) -> nn.Module:
-    """CIFAR-10 32x32: ConvT(d->8ngf,8,1,0):8 -> 4ngf:16 -> 2ngf:32 -> (3,1,1) C:32, Tanh."""
-    d, f, c = cfg.latent_dim, cfg.ngf, cfg.channels
-    body = nn.Sequential(
-        _convt(d, 8 * f, 8, 1, 0), _lrelu(),  # (B, 8f, 8, 8)
-        _convt(8 * f, 4 * f, 4, 2, 1), _lrelu(),  # (B, 4f, 16, 16)
-        _convt(4 * f, 2 * f, 4, 2, 1), _lrelu(),  # (B, 2f, 32, 32)
-        _convt(2 * f, c, 3, 1, 1), nn.Tanh(),  # (B, C, 32, 32)
-    )  # fmt: skip
-    return ConvGenerator(d, body)
-
-
-def _celeba64(cfg: ModelConfig) -> nn.Module:
-    """CelebA 64x64: ConvT(d->8ngf,4,1,0):4 -> 4ngf:8 -> 2ngf:16 -> ngf:32 -> C:64, Tanh."""
-    d, f, c = cfg.latent_dim, cfg.ngf, cfg.channels
-    body = nn.Sequential(
-        _convt(d, 8 * f, 4, 1, 0), _lrelu(),  # (B, 8f, 4, 4)
-        _convt(8 * f, 4 * f, 4, 2, 1), _lrelu(),  # (B, 4f, 8, 8)
-        _convt(4 * f, 2 * f, 4, 2, 1), _lrelu(),  # (B, 2f, 16, 16)
-        _convt(2 * f, f, 4, 2, 1), _lrelu(),  # (B, f, 32, 32)
-        _convt(f, c, 4, 2, 1), nn.Tanh(),  # (B, C, 64, 64)
-    )  # fmt: skip
-    return ConvGenerator(d, body)
-
-
-def _celebahq256(cfg: ModelConfig) -> nn.Module:
-    """CelebA-HQ 256x256: ConvT(d->16ngf,4,1,0):4 -> 8ngf:8 -> 4ngf:16 -> 2ngf:32 -> ngf:64
-    -> ngf:128 -> C:256, Tanh."""
-    d, f, c = cfg.latent_dim, cfg.ngf, cfg.channels
-    body = nn.Sequential(
-        _convt(d, 16 * f, 4, 1, 0), _lrelu(),  # (B, 16f, 4, 4)
-        _convt(16 * f, 8 * f, 4, 2, 1), _lrelu(),  # (B, 8f, 8, 8)
-        _convt(8 * f, 4 * f, 4, 2, 1), _lrelu(),  # (B, 4f, 16, 16)
-        _convt(4 * f, 2 * f, 4, 2, 1), _lrelu(),  # (B, 2f, 32, 32)
-        _convt(2 * f, f, 4, 2, 1), _lrelu(),  # (B, f, 64, 64)
-        _convt(f, f, 4, 2, 1), _lrelu(),  # (B, f, 128, 128)
-        _convt(f, c, 4, 2, 1), nn.Tanh(),  # (B, C, 256, 256)
-    )  # fmt: skip
-    return ConvGenerator(d, body)
+    modules: list[nn.Module] = []
+    c_in = d
+    for i, (mult, k, s, p) in enumerate(layers):
+        c_out = mult * f if mult else c
+        last = i == len(layers) - 1
+        modules += [nn.ConvTranspose2d(c_in, c_out, k, s, p),
+                    nn.Tanh() if last else nn.LeakyReLU(0.2)]  # fmt: skip
+        c_in = c_out
+    return ConvGenerator(d, nn.Sequential(*modules))
 
 
 def _mnist(cfg: ModelConfig) -> nn.Module:
@@ -127,10 +95,7 @@ def _linear(cfg: ModelConfig) -> nn.Module:
 
 
 GENERATORS: dict[str, Callable[[ModelConfig], nn.Module]] = {
-    "svhn": _svhn,
-    "cifar10": _cifar10,
-    "celeba64": _celeba64,
-    "celebahq256": _celebahq256,
+    **{name: partial(conv_stack, layers) for name, layers in CONV_STACKS.items()},
     "mnist": _mnist,
     "linear": _linear,
 }
@@ -160,7 +125,7 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
     try:
         factory = GENERATORS[cfg.generator]
     except KeyError:
-        raise ValueError(
+        raise UserError(
             f"unknown generator {cfg.generator!r}; choose one of {sorted(GENERATORS)} "
             f"(model.generator)"
         ) from None
@@ -172,7 +137,7 @@ def build_generator(cfg: ModelConfig) -> nn.Module:
     produced = output_shape(generator, cfg.latent_dim)
     expected = (cfg.channels, cfg.image_size, cfg.image_size)
     if produced != expected:
-        raise ValueError(
+        raise UserError(
             f"generator {cfg.generator!r} produces images of shape {produced} but the config "
             f"asks for {expected} (model.channels, model.image_size); pick the generator built "
             f"for that size or fix model.image_size"

@@ -1,11 +1,11 @@
-"""Langevin dynamics as importable pure functions (PAPER.md §2 and §4).
+"""Langevin dynamics as importable pure functions (docs/method.md §5 and §3.2).
 
 One sampler serves three uses:
-- short-run posterior inference for learning (noise on, K steps, PAPER.md §2),
-- test-time inference (noise off, K_test steps): the same function with other arguments,
-- the latent EBM's prior sampler (PAPER.md §4).
+- short-run posterior inference for learning (noise on, K steps, docs/method.md §5.1),
+- test-time inference (noise off, K_test steps): the same function with other arguments (§5.3),
+- the latent EBM's prior sampler (§3.2).
 
-Update (PAPER.md §2): ``z_{k+1} = z_k - (s^2 / 2) grad_z U(z_k) + s * N(0, I)``.
+Update (docs/method.md eq. 5.1): ``z_{k+1} = z_k - (s^2 / 2) grad_z U(z_k) + s * N(0, I)``.
 Energies are summed over the batch before the gradient, so each example's gradient is its own.
 """
 
@@ -67,7 +67,7 @@ def langevin(
 ) -> tuple[Tensor, LangevinTrace]:
     """Run ``n_steps`` of (noisy or noise-free) Langevin dynamics on ``energy_fn`` from ``z0``.
 
-    Implements ``z <- z - (s^2/2) grad U(z) + s * eps`` (PAPER.md §2, eq. of the short-run
+    Implements ``z <- z - (s^2/2) grad U(z) + s * eps`` (docs/method.md eq. 5.1, the short-run
     Langevin flow); with ``noise=False`` it is gradient descent with step ``s^2/2``.
 
     Args:
@@ -112,7 +112,8 @@ def posterior_energy(
     sigma: float,
     mask: Tensor | None = None,
 ) -> Tensor:
-    """``U(z) = ||m * (x - g(z))||^2 / (2 sigma^2) - log p(z)`` per example (PAPER.md §2).
+    """``U(z) = ||m * (x - g(z))||^2 / (2 sigma^2) - log p(z)`` per example (docs/method.md
+    eq. 5.2).
 
     Args:
         z: latents (B, d).
@@ -121,7 +122,7 @@ def posterior_energy(
         log_prior: log p(z), per example (B,).
         sigma: observation noise standard deviation.
         mask: optional pixel mask broadcastable to x (1 = observed, 0 = hidden); hidden pixels
-            contribute nothing (inpainting and recovery, PAPER.md §5).
+            contribute nothing (inpainting and recovery, docs/method.md §7.4).
 
     Returns:
         energies (B,).

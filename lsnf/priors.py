@@ -1,4 +1,4 @@
-"""Latent priors behind one interface (PAPER.md §1 and §4).
+"""Latent priors behind one interface (docs/method.md §2 and §3).
 
 Every prior offers:
 - ``log_prob(z)``: log-density (B,) — exact for ``flow`` and ``gaussian``; for ``ebm`` the
@@ -12,24 +12,16 @@ Priors are built by name from :data:`PRIORS`, so adding one never touches the tr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
-from lsnf.config import PriorConfig
-from lsnf.flow import GlowVectorFlow
+from lsnf.config import PRIOR_KINDS, PriorConfig
+from lsnf.flow import GlowVectorFlow, standard_normal_log_prob
 from lsnf.langevin import frozen, langevin
 
 __all__ = ["PRIORS", "EBMPrior", "FlowPrior", "GaussianPrior", "Prior", "build_prior"]
-
-_LOG_2PI = math.log(2 * math.pi)
-
-
-def standard_normal_log_prob(z: Tensor) -> Tensor:
-    """``log N(z; 0, I)`` per row, with the correct constant ``-(d/2) log 2 pi``."""
-    return -0.5 * z.pow(2).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI  # (B,)
 
 
 class Prior(nn.Module):
@@ -44,17 +36,19 @@ class Prior(nn.Module):
         raise NotImplementedError
 
     def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor | None:
-        """Loss whose gradient step is this prior's learning update (PAPER.md §3, §4)."""
+        """Loss whose gradient step is this prior's learning update (docs/method.md §6)."""
         raise NotImplementedError
 
     def _randn(self, n: int, generator: torch.Generator | None) -> Tensor:
-        device = next(iter(self.buffers()), None)
-        device = device.device if device is not None else torch.device("cpu")
-        return torch.randn(n, self.dim, generator=generator, device=device)
+        """``N(0, I)`` draws (n, d) on this prior's device and in its dtype (the anchor buffer
+        follows ``.to()``, ``.double()`` and ``.cuda()``)."""
+        anchor = self._device_anchor
+        return torch.randn(n, self.dim, generator=generator, device=anchor.device,
+                           dtype=anchor.dtype)  # fmt: skip
 
 
 class FlowPrior(Prior):
-    """LFBM's prior: the Glow-style vector flow (PAPER.md §1), learned by exact MLE (§3)."""
+    """LFBM's prior: the Glow-style vector flow (docs/method.md §2), learned by exact MLE (§6)."""
 
     def __init__(self, dim: int, depth: int, hidden: int) -> None:
         super().__init__()
@@ -66,16 +60,16 @@ class FlowPrior(Prior):
         return self.flow.log_prob(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Ancestral: ``eps ~ N(0, I)``, ``z = F^{-1}(eps)`` — no MCMC (PAPER.md §1)."""
+        """Ancestral: ``eps ~ N(0, I)``, ``z = F^{-1}(eps)`` — no MCMC (docs/method.md §2.5)."""
         return self.flow.inverse(self._randn(n, generator))
 
     def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor:
-        """``loss_F = -(1/m) sum_i log p_a(z_i^K)`` on detached posterior samples (§3)."""
+        """``loss_F = -(1/m) sum_i log p_a(z_i^K)`` on detached posterior samples (§6)."""
         return -self.log_prob(z_post.detach()).mean()
 
 
 class GaussianPrior(Prior):
-    """N(0, I): the ABP baseline (Han et al. 2017; PAPER.md §4). Nothing to learn."""
+    """N(0, I): the ABP baseline (Han et al. 2017; docs/method.md §3.1). Nothing to learn."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -93,7 +87,7 @@ class GaussianPrior(Prior):
 
 
 class EBMPrior(Prior):
-    """Latent EBM prior ``p(z) ∝ exp(-E(z)) N(0, I)`` (Pang et al. 2020; PAPER.md §4).
+    """Latent EBM prior ``p(z) ∝ exp(-E(z)) N(0, I)`` (Pang et al. 2020; docs/method.md §3.2).
 
     ``E`` is an MLP d -> h -> h -> 1 with GELU. Prior samples come from ``steps`` Langevin
     steps of size ``step_size`` started at N(0, I).
@@ -121,7 +115,7 @@ class EBMPrior(Prior):
         return -self.energy(z) + standard_normal_log_prob(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Prior Langevin from N(0, I) on ``E(z) + ||z||^2 / 2`` (PAPER.md §4)."""
+        """Prior Langevin from N(0, I) on ``E(z) + ||z||^2 / 2`` (docs/method.md §3.2)."""
         with frozen(self), torch.enable_grad():  # Langevin needs grad even under no_grad
             z, _ = langevin(
                 self._randn(n, generator),
@@ -134,7 +128,8 @@ class EBMPrior(Prior):
         return z
 
     def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor:
-        """``loss_E = mean E(z_post) - mean E(z_prior)`` (PAPER.md §4)."""
+        """``loss_E = mean E(z_post) - mean E(z_prior)`` (docs/method.md §3.2): its gradient
+        step lowers the energy of posterior samples and raises that of prior samples."""
         z_prior = self.sample(z_post.shape[0], generator)  # (B, d)
         return self.energy(z_post.detach()).mean() - self.energy(z_prior).mean()
 
@@ -163,12 +158,9 @@ PRIORS: dict[str, Callable[[PriorConfig, int], Prior]] = {
 }
 
 
+assert tuple(PRIORS) == PRIOR_KINDS, "one factory per prior kind of lsnf.config"
+
+
 def build_prior(cfg: PriorConfig, dim: int) -> Prior:
-    """Build the prior named ``cfg.kind`` for latent dimension ``dim``."""
-    try:
-        factory = PRIORS[cfg.kind]
-    except KeyError:
-        raise ValueError(
-            f"unknown prior {cfg.kind!r}; choose one of {sorted(PRIORS)} (prior.kind)"
-        ) from None
-    return factory(cfg, dim)
+    """Build the prior named ``cfg.kind`` (validated by the config) for latent dimension d."""
+    return PRIORS[cfg.kind](cfg, dim)

@@ -1,34 +1,40 @@
 """One JSON file per result: the value and everything needed to trace it to a run.
 
-Fields: metric, value, n, dataset, data source, split, protocol (and held-out digit), model
-(prior, generator), inference settings, feature extractor (FID), seed, checkpoint path and
-SHA-256, lsnf version, time. The JSON files are the source of truth; trackers copy them.
+Fields: metric, value, n, dataset, data (source, split, protocol, held-out digit, ...), model
+(prior, generator), seed, checkpoint path and SHA-256, lsnf version, time, plus what the
+evaluation adds (inference settings, feature extractor, mask, ...). The JSON files are the
+source of truth; MLflow and the tables copy them. :func:`save_outcome` writes an evaluation's
+result and its grid.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsnf import __version__
-from lsnf.checkpoint import atomic_write_json, sha256
-from lsnf.config import RunConfig
+from lsnf.io import atomic_write_json, read_json
 
-__all__ = ["make_result", "read_result", "write_result"]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from lsnf.checkpoint import TrainedModel
+
+__all__ = ["Grid", "Outcome", "make_result", "read_result", "save_outcome"]
 
 
 def make_result(
     metric: str,
     value: float,
     n: int,
-    cfg: RunConfig,
+    trained: TrainedModel,
     data_meta: dict[str, Any],
-    checkpoint: str | Path,
     **extra: Any,
 ) -> dict[str, Any]:
     """Assemble a result record (see module docstring)."""
+    cfg = trained.config
     record: dict[str, Any] = {
         "metric": metric,
         "value": value,
@@ -42,8 +48,8 @@ def make_result(
             "sigma": cfg.model.sigma,
         },
         "seed": cfg.seed,
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": sha256(checkpoint),
+        "checkpoint": str(trained.path),
+        "checkpoint_sha256": trained.sha256,
         "lsnf_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -51,10 +57,38 @@ def make_result(
     return record
 
 
-def write_result(path: str | Path, record: dict[str, Any]) -> None:
-    """Write atomically: a half-written result never stands under the real name."""
-    atomic_write_json(path, record)
-
-
 def read_result(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    return read_json(path)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Images (N, C, H, W) in [-1, 1] to save as one PNG, ``nrow`` per row."""
+
+    images: Tensor
+    nrow: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation produced: its result record (None for a grid-only evaluation), an
+    optional grid and a one-line summary for the terminal."""
+
+    record: dict[str, Any] | None
+    grid: Grid | None
+    summary: str
+
+
+def save_outcome(outcome: Outcome, out: str | Path | None, grid: str | Path | None) -> list[Path]:
+    """Write the record to ``out`` (atomically) and the grid to ``grid``, each when both the
+    path and the content exist; return the files written."""
+    written = []
+    if out is not None and outcome.record is not None:
+        atomic_write_json(out, outcome.record)
+        written.append(Path(out))
+    if grid is not None and outcome.grid is not None:
+        from lsnf.metrics.grids import save_grid
+
+        save_grid(outcome.grid.images, grid, nrow=outcome.grid.nrow)
+        written.append(Path(grid))
+    return written

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lsnf.checkpoint import atomic_write_bytes
-from lsnf.plan import mask_tag
+from lsnf.config import PRIOR_KINDS, MaskSpec
+from lsnf.io import atomic_write_text
 
 __all__ = [
     "PRIOR_NAMES",
@@ -33,6 +33,7 @@ __all__ = [
 
 PRIOR_NAMES = {"flow": "LFBM (flow prior)", "gaussian": "ABP (Gaussian prior)",
                "ebm": "LEBM (EBM prior)"}  # fmt: skip
+assert tuple(PRIOR_NAMES) == PRIOR_KINDS, "a table label per prior kind of lsnf.config"
 
 
 def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
@@ -55,7 +56,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "value": r["value"],
             "n": r["n"],
             "test_steps": r.get("inference", {}).get("steps"),
-            "mask": mask_tag(mask) if mask else None,
+            "mask": MaskSpec(**mask).tag if mask else None,
             "psnr": r.get("psnr"),
             "ssim": r.get("ssim"),
             "checkpoint_sha256": r["checkpoint_sha256"],
@@ -90,28 +91,37 @@ def _setting(g: pd.DataFrame) -> str:
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (numeric rows, display rows)
 
 
+Column = tuple[str, str, str, int]  # (measured column, numeric name, display title, digits)
+
+
 def _measured_rows(
     m: pd.DataFrame,
-    keys: list[Any],
+    by: list[str],
+    head: Callable[[tuple[Any, ...]], dict[str, Any]],
     key_col: str,
-    name: Callable[[Any], str],
-    title: Callable[[Any], str],
-    digits: Callable[[Any], int],
+    keys: list[Any],
+    columns: Callable[[Any], list[Column]],
 ) -> Rows:
-    """One row per (experiment, prior): mean, std and seed count of ``value`` for each key."""
+    """One row per group of ``by`` (its ``head`` columns, then the setting); for each key of
+    ``key_col`` and each of its columns: mean, std and seed count of the measured values."""
     numeric, display = [], []
-    for (exp, prior), g in m.groupby(["experiment", "prior"], sort=False):
-        label = f"{PRIOR_NAMES[prior]} [lsnf: {exp}]"
-        num: dict[str, Any] = {"model": label, "setting": _setting(g)}
-        disp: dict[str, Any] = {"model": label, "setting": num["setting"]}
+    for group, g in m.groupby(by, sort=False):
+        num: dict[str, Any] = {**head(group), "setting": _setting(g)}
+        disp: dict[str, Any] = dict(num)
         for k in keys:
-            cell = g[g[key_col] == k]["value"]
-            mean, std, n = _agg(cell) if len(cell) else (float("nan"), float("nan"), 0)
-            num.update({f"{name(k)}_mean": mean, f"{name(k)}_std": std, f"{name(k)}_seeds": n})
-            disp[title(k)] = _fmt(mean if n else None, std, digits(k))
+            cell = g[g[key_col] == k]
+            for col, name, title, digits in columns(k):
+                mean, std, n = _agg(cell[col]) if len(cell) else (float("nan"), float("nan"), 0)
+                num.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_seeds": n})
+                disp[title] = _fmt(mean if n else None, std, digits)
         numeric.append(num)
         display.append(disp)
     return numeric, display
+
+
+def _by_model(group: tuple[Any, ...]) -> dict[str, Any]:
+    exp, prior = group
+    return {"model": f"{PRIOR_NAMES[prior]} [lsnf: {exp}]"}
 
 
 def _reference_rows(
@@ -149,8 +159,9 @@ def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataF
     digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
     name, title, places = (lambda d: f"digit{d}"), (lambda d: f"digit {d}"), (lambda d: 3)
     published = lambda cells, d: tuple(cells.get(d) or (None, None))
+    cells = lambda d: [("value", name(d), title(d), 3)]
     return _frames(
-        _measured_rows(m, digits, "held_out_digit", name, title, places),
+        _measured_rows(m, ["experiment", "prior"], _by_model, "held_out_digit", digits, cells),
         _reference_rows(reference, digits, published, name, title, places),
     )
 
@@ -174,8 +185,9 @@ def generation_table(
     measured_places = lambda c: 4 if c.endswith("_mse") else 2
     published_places = lambda c: 3 if c.endswith("_mse") else 2
     published = lambda cells, c: (cells.get(c), None)
+    cells = lambda c: [("value", c, c, measured_places(c))]
     return _frames(
-        _measured_rows(m, columns, "column", same, same, measured_places),
+        _measured_rows(m, ["experiment", "prior"], _by_model, "column", columns, cells),
         _reference_rows(reference, columns, published, same, same, published_places),
     )
 
@@ -184,47 +196,21 @@ def inpainting_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hole MSE / PSNR / SSIM ([0, 1] scale) per model and test mask (no published numbers:
     the paper shows inpainting as figures)."""
     m = df[df["metric"] == "inpainting_mse"]
-    tags = list(dict.fromkeys(m["mask"]))
-    numeric, display = [], []
-    for (exp, prior), g in m.groupby(["experiment", "prior"], sort=False):
-        label = f"{PRIOR_NAMES[prior]} [lsnf: {exp}]"
-        num: dict[str, Any] = {"model": label, "setting": _setting(g)}
-        disp: dict[str, Any] = {"model": label, "setting": num["setting"]}
-        for tag in tags:
-            cell = g[g["mask"] == tag]
-            for col, digits in (("value", 4), ("psnr", 2), ("ssim", 3)):
-                mean, std, n = _agg(cell[col]) if len(cell) else (float("nan"), float("nan"), 0)
-                name = f"{tag}_{'mse' if col == 'value' else col}"
-                num.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_seeds": n})
-                disp[f"{tag} {name.split('_')[-1].upper()}"] = _fmt(
-                    mean if n else None, std, digits
-                )
-        numeric.append(num)
-        display.append(disp)
-    return pd.DataFrame(numeric), pd.DataFrame(display)
+    cells = lambda t: [("value", f"{t}_mse", f"{t} MSE", 4), ("psnr", f"{t}_psnr", f"{t} PSNR", 2),
+                       ("ssim", f"{t}_ssim", f"{t} SSIM", 3)]  # fmt: skip
+    rows = _measured_rows(m, ["experiment", "prior"], _by_model, "mask",
+                          list(dict.fromkeys(m["mask"])), cells)  # fmt: skip
+    return _frames(rows)
 
 
 def recovery_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recovery error on hidden pixels ([0, 1] scale): mask setting x prior."""
     m = df[df["metric"] == "recovery_mse"]
-    priors = list(dict.fromkeys(m["prior"]))
-    numeric, display = [], []
-    for (exp, tag), g in m.groupby(["experiment", "mask"], sort=False):
-        num: dict[str, Any] = {"mask": tag, "experiment": exp, "setting": _setting(g)}
-        disp: dict[str, Any] = dict(num)
-        for prior in priors:
-            cell = g[g["prior"] == prior]["value"]
-            mean, std, n = _agg(cell) if len(cell) else (float("nan"), float("nan"), 0)
-            num.update({f"{prior}_mean": mean, f"{prior}_std": std, f"{prior}_seeds": n})
-            disp[PRIOR_NAMES[prior]] = _fmt(mean if n else None, std, 4)
-        numeric.append(num)
-        display.append(disp)
-    return pd.DataFrame(numeric), pd.DataFrame(display)
-
-
-def _write_text(path: Path, text: str) -> None:
-    data = text.encode()
-    atomic_write_bytes(path, lambda fh: fh.write(data))
+    head = lambda group: {"mask": group[1], "experiment": group[0]}
+    cells = lambda prior: [("value", prior, PRIOR_NAMES[prior], 4)]
+    rows = _measured_rows(m, ["experiment", "mask"], head, "prior",
+                          list(dict.fromkeys(m["prior"])), cells)  # fmt: skip
+    return _frames(rows)
 
 
 def write_tables(
@@ -235,7 +221,7 @@ def write_tables(
     df = load_measurements(result_files)
     reference = yaml.safe_load(Path(reference_path).read_text())
     written = [out_dir / "measurements.csv"]
-    _write_text(written[0], df.to_csv(index=False))
+    atomic_write_text(written[0], df.to_csv(index=False))
     builders = {
         "anomaly": (lambda d: anomaly_table(d, reference["anomaly"]), {"anomaly_auprc"}),
         "generation": (lambda d: generation_table(d, reference["generation"]),
@@ -247,9 +233,9 @@ def write_tables(
         if df.empty or not set(df["metric"]) & metrics:
             continue
         numeric, display = build(df)
-        _write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
+        atomic_write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
         markdown = display.to_markdown(index=False, disable_numparse=True)
-        _write_text(out_dir / f"{name}.md", markdown + "\n")
-        _write_text(out_dir / f"{name}.tex", display.to_latex(index=False, escape=True))
+        atomic_write_text(out_dir / f"{name}.md", markdown + "\n")
+        atomic_write_text(out_dir / f"{name}.tex", display.to_latex(index=False, escape=True))
         written += [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
     return written

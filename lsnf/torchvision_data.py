@@ -1,4 +1,4 @@
-"""The paper's datasets through torchvision, as uint8 tensors (PAPER.md §5; OFFLINE.md).
+"""The paper's datasets through torchvision, as uint8 tensors (docs/protocols.md §1).
 
 Each loader reads one split from a torchvision-layout directory under the data root (and
 downloads into it when allowed). When files are missing it raises :class:`DataMissingError`
@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lsnf.checkpoint import atomic_write_bytes
+from lsnf.errors import MissingFileError, UserError
+from lsnf.io import atomic_write_bytes
 
 __all__ = ["TORCHVISION", "DataMissingError", "TorchvisionSpec", "load_torchvision_split"]
 
 
-class DataMissingError(FileNotFoundError):
+class DataMissingError(MissingFileError):
     """Dataset files are missing; the message says which files to put where."""
 
 
@@ -75,7 +76,7 @@ def _load_cifar10(root: str, split: str, download: bool) -> Loaded:
 
 
 def celeba_crop_64(image: object) -> Tensor:
-    """PAPER.md / OFFLINE.md CelebA-64: crop (top 45, left 25, 128x128), resize to 64x64."""
+    """CelebA-64 (docs/protocols.md §1): crop (top 45, left 25, 128x128), resize to 64x64."""
     import torchvision.transforms.functional as tf
 
     img = tf.crop(image, top=45, left=25, height=128, width=128)
@@ -126,11 +127,11 @@ def load_torchvision_split(name: str, root: str, split: str, download: bool) -> 
     try:
         spec = TORCHVISION[name]
     except KeyError:
-        raise ValueError(
+        raise UserError(
             f"unknown dataset {name!r} (data.name); choose one of {sorted(TORCHVISION)}"
         ) from None
     if split not in spec.splits:
-        raise ValueError(f"{name} has splits {spec.splits}, not {split!r}")
+        raise UserError(f"{name} has splits {spec.splits}, not {split!r}")
     try:
         return spec.load(root, split, download)
     except RuntimeError as err:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tracker", "failure_report", "failures_since", "flatten"]
+__all__ = ["Tracker", "failure_report", "failures_since", "flatten", "open_tracker"]
 
 # A dead tracking server must cost a job seconds, not minutes: MLflow's HTTP client retries
 # 7 times with exponential backoff by default (~4 minutes per request). Users can still set
@@ -170,6 +170,21 @@ class Tracker:
         except Exception as err:
             self._warn("log metrics", err)
 
+    def log_outcome(self, record: dict[str, Any] | None, files: list[Path]) -> None:
+        """An evaluation's metric (``record["mlflow_metric"]``) and its files."""
+        if record is not None:
+            self.log_metrics({record["mlflow_metric"]: record["value"]})
+        self.log_artifacts(list(files), subdir="results" if record is not None else "grids")
+
+    def log_training_end(self, run_dir: Path) -> None:
+        """A finished training run: its curves and resolved config, and the run's end."""
+        self.log_artifacts([run_dir / "metrics.jsonl", run_dir / "config.yaml"], "training")
+        self.set_terminated()
+
+    def log_epoch(self, epoch: int, stats: dict[str, float]) -> None:
+        """Per-epoch training statistics, at step ``epoch`` (a ``fit`` callback)."""
+        self.log_metrics(stats, step=epoch)
+
     def log_artifacts(self, paths: list[str | Path], subdir: str | None = None) -> None:
         if self.disabled:
             return
@@ -189,6 +204,17 @@ class Tracker:
             client.set_terminated(rid, status=status)
         except Exception as err:
             self._warn("end run", err)
+
+
+def open_tracker(
+    uri: str | None, experiment: str, run_key: str, failure_log: Path | None
+) -> Tracker:
+    """A tracker for ``run_key``, or a clear error when no tracking URI is given."""
+    if not uri:
+        from lsnf.errors import UserError
+
+        raise UserError("MLflow tracking needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+    return Tracker(uri, experiment, run_key, failure_log=failure_log)
 
 
 def failures_since(path: str | Path, offset: int = 0) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
-"""Learning by short-run-Langevin maximum likelihood (PAPER.md §3), with checkpoint/resume.
+"""Learning by short-run-Langevin maximum likelihood (docs/method.md §6), with checkpoint/resume.
 
-One iteration on a mini-batch x (PAPER.md §3):
+One iteration on a mini-batch x (docs/method.md §6.1):
 1. ``z^K``: K noisy Langevin steps on p(z|x) from ``z^0 ~ N(0, I)``;
 2. generator: ``loss_G = (1/m) sum_i ||x_i - g(z_i^K)||^2``, one Adam step;
 3. prior: its own ``learning_loss`` on the detached ``z^K`` (flow: exact MLE; ebm: contrastive
@@ -24,16 +24,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lsnf.checkpoint import (
-    atomic_write_bytes,
-    atomic_write_json_lines,
-    load_checkpoint,
-    save_checkpoint,
-)
-from lsnf.config import RunConfig, config_from_dict
-from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split, to_unit_range
+from lsnf.checkpoint import load_checkpoint, save_checkpoint
+from lsnf.config import RunConfig
+from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
+from lsnf.errors import UserError
+from lsnf.io import atomic_write_json_lines, atomic_write_text
 from lsnf.langevin import masked_sq_error
-from lsnf.model import LatentModel, build_model, infer_posterior
+from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
+from lsnf.pixels import to_model_scale
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -43,8 +41,6 @@ __all__ = [
     "check_data_shape",
     "fit",
     "learning_iteration",
-    "load_model",
-    "resolve_device",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"  # rewritten every epoch
@@ -56,25 +52,15 @@ CONFIG_NAME = "config.yaml"  # the resolved run config
 _RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",)}
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(UserError, FloatingPointError):
     """Training produced a non-finite loss or latent; the message names epoch and iteration."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """The configured device, or a clear error if it is not available here."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {name!r} is configured but no CUDA device is visible on this machine; "
-            f"set device: cpu (or --set device=cpu) to run here"
-        )
-    return torch.device(name)
 
 
 def check_data_shape(cfg: RunConfig, data: ImageSplit) -> None:
     """Fail early, naming both shapes, when the generator cannot produce the data's images."""
     want = (cfg.model.channels, cfg.model.image_size, cfg.model.image_size)
     if data.shape != want:
-        raise ValueError(
+        raise UserError(
             f"generator {cfg.model.generator!r} is configured for images {want} "
             f"(model.channels, model.image_size) but {data.meta.get('dataset')} gives "
             f"{data.shape}; "
@@ -92,7 +78,7 @@ def learning_iteration(
     generator: torch.Generator,
     mask: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """One learning iteration of PAPER.md §3 on a batch x (B, C, H, W) in [-1, 1].
+    """One learning iteration of docs/method.md §6.1 on a batch x (B, C, H, W) in [-1, 1].
 
     Returns detached ``loss_g``, ``loss_p`` (nan for a prior with nothing to learn) and ``z``.
     """
@@ -146,7 +132,7 @@ class Trainer:
         self.device = resolve_device(self.cfg.device)
         self.data = load_split(self.cfg.data, "train")
         check_data_shape(self.cfg, self.data)
-        # learning from incomplete data (PAPER.md §5): hidden pixels are erased at load, and
+        # learning from incomplete data (docs/method.md §6.2): hidden pixels are erased at load, and
         # the likelihood and generator loss see observed pixels only
         self.masks = corruption_masks(self.cfg.data, self.data)  # (N, 1, H, W) or None
         if self.masks is not None:
@@ -175,7 +161,6 @@ class Trainer:
 
     def state(self) -> dict[str, Any]:
         return {
-            "format": "lsnf-checkpoint-1",
             "config": self.cfg.to_dict(),
             "epoch": self.epoch,
             "model": self.model.state_dict(),
@@ -192,7 +177,7 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
         diff = _config_diff(state["config"], self.cfg.to_dict())
         if diff:
-            raise ValueError(
+            raise UserError(
                 f"{self.checkpoint_path} was made with another config ({'; '.join(diff)}); "
                 f"use another output directory, or delete the checkpoint to start over"
             )
@@ -218,7 +203,7 @@ class Trainer:
         )
 
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the data (PAPER.md §3); returns the epoch's mean statistics."""
+        """One pass over the data (docs/method.md §6.1); returns the epoch's mean statistics."""
         from tqdm import tqdm
 
         cfg, epoch = self.cfg, self.epoch + 1
@@ -240,7 +225,7 @@ class Trainer:
                 if self.on_iteration is not None:
                     self.on_iteration(epoch, it + 1)
                 idx = order[it * bsz : (it + 1) * bsz]
-                x = to_unit_range(self.data.images[idx]).to(self.device)  # (B, C, H, W)
+                x = to_model_scale(self.data.images[idx]).to(self.device)  # (B, C, H, W)
                 mask = None if self.masks is None else self.masks[idx].to(self.device)
                 out = learning_iteration(
                     self.model, x, self.opt_g, self.opt_p,
@@ -277,8 +262,8 @@ class Trainer:
         """Train the remaining epochs; checkpoint each; write ``model.pt`` when complete."""
         import yaml
 
-        text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False).encode()
-        atomic_write_bytes(self.run_dir / CONFIG_NAME, lambda fh: fh.write(text))
+        config_text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
+        atomic_write_text(self.run_dir / CONFIG_NAME, config_text)
         while self.epoch < self.cfg.train.epochs:
             stats = self.train_epoch()
             for sched in self.schedulers:
@@ -302,15 +287,3 @@ def fit(
 ) -> LatentModel:
     """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if there is one)."""
     return Trainer(cfg, Path(run_dir), on_epoch_end, on_iteration).run()
-
-
-def load_model(
-    path: str | Path, device: str | None = None
-) -> tuple[LatentModel, RunConfig, dict[str, Any]]:
-    """Rebuild a trained model from a checkpoint; returns (model in eval mode, config, state)."""
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"], origin=str(path))
-    dev = resolve_device(device or cfg.device)
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
-    return model.to(dev).eval(), cfg, state

@@ -1,4 +1,4 @@
-"""Data sources and the anomaly protocol of PAPER.md §5."""
+"""Data sources and the anomaly protocol of docs/protocols.md §1-§2."""
 
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from workflow_helpers import started, wait_until
 
 from lsnf.checkpoint import CheckpointError, load_checkpoint
 
@@ -46,19 +46,18 @@ def _train_cmd(config: Path, out: Path) -> list[str]:
     ]
 
 
+def _epoch_done(ckpt: Path) -> bool:
+    """The epoch-1 checkpoint exists and is readable (it may be being replaced right now)."""
+    try:
+        return ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= 1
+    except CheckpointError:
+        return False
+
+
 def _kill_after_first_checkpoint(proc: subprocess.Popen, ckpt: Path, timeout: float = 300) -> None:
-    """SIGKILL ``proc`` as soon as the epoch-1 checkpoint exists (so mid-epoch 2)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if ckpt.exists():
-            try:
-                if load_checkpoint(ckpt)["epoch"] >= 1:
-                    break
-            except CheckpointError:  # being replaced right now: look again
-                pass
-        if proc.poll() is not None:
-            pytest.fail("training finished before it could be killed; make the epochs longer")
-        time.sleep(0.05)
+    """SIGKILL ``proc`` as soon as the epoch-1 checkpoint exists (so mid-epoch 2); fail if the
+    training ends first or the checkpoint never comes."""
+    wait_until(lambda: _epoch_done(ckpt), timeout, f"the epoch-1 checkpoint {ckpt}", proc)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
@@ -76,9 +75,9 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_parameters(tmp_path: Pa
     subprocess.run(_train_cmd(config, tmp_path / "full"), env=ENV, check=True, timeout=600,
                    capture_output=True)  # fmt: skip
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(config, killed), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    _kill_after_first_checkpoint(proc, killed / "checkpoint.pt")
+    with started(_train_cmd(config, killed), env=ENV, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+        _kill_after_first_checkpoint(proc, killed / "checkpoint.pt")
     assert not (killed / "model.pt").exists()  # a partial run never looks complete
     assert not list(killed.glob(".*.tmp"))  # no half-written checkpoint lying around
     r = subprocess.run(_train_cmd(config, killed), env=ENV, timeout=600, capture_output=True,
@@ -106,48 +105,51 @@ def _workflow_copy(dest: Path, run_config: dict) -> Path:
 MODEL = "results/models/fault/flow-seed0/model.pt"
 
 
-def _snakemake(cwd: Path, *args: str, **kw) -> subprocess.Popen:
+def _snakemake_cmd(*args: str) -> list[str]:
     # targets first: --configfile takes every following word as a config file
-    cmd = [sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile", "fault.yaml"]
-    return subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, **kw)  # fmt: skip
+    return [sys.executable, "-m", "snakemake", *args, "--cores", "1", "--configfile", "fault.yaml"]
+
+
+def _snakemake(cwd: Path, *args: str, timeout: float = 600) -> int:
+    """Run the fault scenario's workflow to its end; its exit status."""
+    with started(_snakemake_cmd(*args), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+        return proc.wait(timeout=timeout)
 
 
 def test_killed_training_job_resumes_when_the_workflow_is_rerun(tmp_path: Path) -> None:
     pytest.importorskip("snakemake")
-    full = _workflow_copy(tmp_path / "full", RUN_CONFIG | {"seed": 0})
-    assert _snakemake(full, MODEL).wait(timeout=600) == 0
-    work = _workflow_copy(tmp_path / "killed", RUN_CONFIG | {"seed": 0})
-    smk = _snakemake(work, MODEL)
-    ckpt = work / "results/models/fault/flow-seed0/checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not ckpt.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    # kill the training process itself (the job), as an OOM killer or a node failure would
     psutil = pytest.importorskip("psutil")
-    train = [
-        c for c in psutil.Process(smk.pid).children(recursive=True)
-        if "lsnf" in " ".join(c.cmdline()) and "train" in c.cmdline()
-    ]  # fmt: skip
-    assert train, "training job not found"
-    for proc in train:
-        proc.send_signal(signal.SIGKILL)
-    assert smk.wait(timeout=120) != 0  # the workflow reports the failed job
+    full = _workflow_copy(tmp_path / "full", RUN_CONFIG | {"seed": 0})
+    assert _snakemake(full, MODEL) == 0
+    work = _workflow_copy(tmp_path / "killed", RUN_CONFIG | {"seed": 0})
+    ckpt = work / "results/models/fault/flow-seed0/checkpoint.pt"
+    with started(_snakemake_cmd(MODEL), cwd=work, env=ENV, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL) as smk:  # fmt: skip
+        wait_until(lambda: _epoch_done(ckpt), 300, f"the epoch-1 checkpoint {ckpt}", smk)
+        # kill the training process itself (the job), as an OOM killer or a node failure would
+        train = [
+            c for c in psutil.Process(smk.pid).children(recursive=True)
+            if "lsnf" in " ".join(c.cmdline()) and "train" in c.cmdline()
+        ]  # fmt: skip
+        assert train, "training job not found"
+        for proc in train:
+            proc.send_signal(signal.SIGKILL)
+        assert smk.wait(timeout=120) != 0  # the workflow reports the failed job
     assert not (work / MODEL).exists()  # Snakemake keeps no partial output
     assert ckpt.exists()  # ... but the checkpoint survives for the re-run
-    assert _snakemake(work, MODEL).wait(timeout=600) == 0
+    assert _snakemake(work, MODEL) == 0
     _same_parameters(full / MODEL, work / MODEL)
 
 
 def test_failed_evaluation_leaves_no_output(tmp_path: Path) -> None:
     pytest.importorskip("snakemake")
     work = _workflow_copy(tmp_path, RUN_CONFIG | {"train": RUN_CONFIG["train"] | {"epochs": 1}})
-    assert _snakemake(work, MODEL).wait(timeout=600) == 0
+    assert _snakemake(work, MODEL) == 0
     model = work / MODEL
     model.write_bytes(model.read_bytes()[:200])  # corrupt the checkpoint: evaluation fails
     target = "results/eval/fault/flow-seed0/recon.json"
-    p = _snakemake(work, target)
-    assert p.wait(timeout=600) != 0
+    assert _snakemake(work, target) != 0
     assert (
         not (work / target).exists()
         and not (work / "results/eval/fault/flow-seed0/recon.png").exists()
@@ -164,45 +166,39 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_mlflow_server(workdir: Path, port: int) -> subprocess.Popen:
-    """A real MLflow tracking server on 127.0.0.1 (its own process group), once it answers."""
+def _answers(url: str) -> bool:
     import urllib.request
 
-    with open(workdir / "mlflow-server.log", "w") as log:  # the server keeps its own copy
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
-             "--artifacts-destination", str(workdir / "server-artifacts")],
-            cwd=workdir, env=ENV, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.5)
-        if server.poll() is not None:
-            break
-    os.killpg(server.pid, signal.SIGKILL)
-    raise AssertionError((workdir / "mlflow-server.log").read_text()[-3000:])
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _mlflow_server_cmd(workdir: Path, port: int) -> list[str]:
+    """A real MLflow tracking server on 127.0.0.1."""
+    return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
+            "--artifacts-destination", str(workdir / "server-artifacts")]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Path) -> None:
-    from workflow_helpers import copy_project, one_model_config, snakemake
-
+    pytest.importorskip("snakemake")
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
+    from workflow_helpers import copy_project, one_model_config, snakemake
 
     work = copy_project(tmp_path / "work")
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
     config = one_model_config(work, mlflow={"enabled": True, "tracking_uri": uri,
                                             "experiment": "lsnf-fault"})  # fmt: skip
-    server = _start_mlflow_server(tmp_path, port)
-    try:
+    server_log = open(tmp_path / "mlflow-server.log", "w")
+    with started(_mlflow_server_cmd(tmp_path, port), cwd=tmp_path, env=ENV, stdout=server_log,
+                 stderr=subprocess.STDOUT) as server:  # fmt: skip
+        wait_until(lambda: _answers(f"{uri}/health"), 120, "the MLflow server", server)
         model = "results/models/tiny_generation/flow-seed0/model.pt"
         r = snakemake(work, model, "--cores", "2", "--configfile", config)
         assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
@@ -211,9 +207,7 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
         (run,) = client.search_runs([exp.experiment_id])
         assert run.data.tags["lsnf.run_key"] == "tiny_generation/flow-seed0"
         assert "loss_g" in run.data.metrics  # training was tracked while the server was up
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    server_log.close()  # the server and its workers are gone (SIGKILL to the process group)
 
     # the server is gone: the evaluations still run, write their results, fill the tables
     r = snakemake(work, "--cores", "2", "--configfile", config)

@@ -1,4 +1,5 @@
-"""Inpainting/recovery completion (PAPER.md §5): observed pixels kept, hidden ones never read."""
+"""Inpainting/recovery completion (docs/method.md §7.4): observed pixels kept, hidden ones never
+read."""
 
 from __future__ import annotations
 

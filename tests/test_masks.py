@@ -1,10 +1,12 @@
-"""Mask generators (PAPER.md §5): coverage, reproducibility, geometry."""
+"""Mask generators (docs/method.md §7.5): coverage, reproducibility, geometry, and the one
+spec type (lsnf.config.MaskSpec) behind tags, parameters and CLI flags."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from lsnf.config import MASK_TAG_PATTERN, ConfigError, MaskSpec, validated
 from lsnf.masks import center_square, make_masks, random_square, salt_pepper
 
 
@@ -32,11 +34,48 @@ def test_salt_pepper_covers_the_requested_fraction(p: float) -> None:
 
 
 def test_masks_are_reproducible_by_seed() -> None:
-    for kind, params in [("salt_pepper", {"p": 0.3}), ("random_square", {"hole": 10})]:
-        a = make_masks(kind, 20, 32, seed=7, **params)
-        b = make_masks(kind, 20, 32, seed=7, **params)
-        c = make_masks(kind, 20, 32, seed=8, **params)
+    for spec in [MaskSpec(kind="salt_pepper", p=0.3), MaskSpec(kind="random_square", hole=10)]:
+        a = make_masks(spec.model_copy(update={"seed": 7}), 20, 32)
+        b = make_masks(spec.model_copy(update={"seed": 7}), 20, 32)
+        c = make_masks(spec.model_copy(update={"seed": 8}), 20, 32)
         assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_salt_pepper_patch_size_reaches_the_masks() -> None:
+    m = make_masks(MaskSpec(kind="salt_pepper", p=0.5, patch=4), 50, 32)
+    blocks = m.unfold(2, 4, 4).unfold(3, 4, 4).reshape(50, 1, 8, 8, 16)  # 4x4 blocks
+    assert bool((blocks.min(-1).values == blocks.max(-1).values).all())
+    coarse = m.unfold(2, 8, 8).unfold(3, 8, 8).reshape(50, 1, 4, 4, 64)  # not 8x8 blocks
+    assert not bool((coarse.min(-1).values == coarse.max(-1).values).all())
+
+
+@pytest.mark.parametrize(
+    "spec, tag",
+    [
+        (MaskSpec(kind="center_square"), "center"),
+        (MaskSpec(kind="salt_pepper", p=0.3), "sp30"),
+        (MaskSpec(kind="salt_pepper", p=0.3, patch=4), "sp30b4"),
+        (MaskSpec(kind="random_square", hole=32), "sq32"),
+        (MaskSpec(kind="random_square", hole=10, seed=2), "sq10s2"),
+        (MaskSpec(kind="salt_pepper", p=0.05, patch=2, seed=11), "sp5b2s11"),
+    ],
+)
+def test_mask_tags_round_trip_every_parameter(spec: MaskSpec, tag: str) -> None:
+    import re
+
+    assert spec.tag == tag and re.fullmatch(MASK_TAG_PATTERN, tag)
+    # the tag keeps what the family uses (center_square and random_square ignore p and patch)
+    used = {"kind", "seed", *spec.params()}
+    assert MaskSpec.from_tag(tag).model_dump(include=used) == spec.model_dump(include=used)
+
+
+def test_mask_cli_flags_parse_back_to_the_same_spec() -> None:
+    from lsnf.cli import build_parser
+
+    spec = MaskSpec(kind="salt_pepper", p=0.3, patch=4, seed=5)
+    args = build_parser().parse_args(["eval", "inpaint", "m.pt", "--out", "x", *spec.cli_args()])
+    given = {f: getattr(args, f"mask_{f}") for f in MaskSpec.model_fields}
+    assert MaskSpec(**given) == spec
 
 
 def test_random_square_hides_exactly_one_square_per_image() -> None:
@@ -47,8 +86,12 @@ def test_random_square_hides_exactly_one_square_per_image() -> None:
 
 
 def test_bad_mask_parameters() -> None:
-    with pytest.raises(ValueError, match="unknown mask"):
-        make_masks("stripes", 1, 8)
+    with pytest.raises(ConfigError, match="kind"):
+        validated(MaskSpec, {"kind": "stripes"}, "test")
+    with pytest.raises(ConfigError, match="whole percentage"):
+        _ = MaskSpec(kind="salt_pepper", p=0.333).tag
+    with pytest.raises(ConfigError, match="malformed mask tag"):
+        MaskSpec.from_tag("sp")
     with pytest.raises(ValueError, match="fraction"):
         salt_pepper(1, 8, p=1.5)
     with pytest.raises(ValueError, match="square size"):

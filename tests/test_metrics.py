@@ -1,4 +1,4 @@
-"""Metrics of PAPER.md §5: AUPRC, FID through torch-fidelity, reconstruction, grids."""
+"""Metrics of docs/method.md §7: AUPRC, FID through torch-fidelity, reconstruction, grids."""
 
 from __future__ import annotations
 

@@ -9,15 +9,22 @@ import pandas as pd
 import pytest
 
 from lsnf import plan
+from lsnf.config import MaskSpec
 from lsnf.tables import write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+
+
 def _config(**exp) -> dict:
+    """A workflow config as the Snakefile sees it: validated, schema defaults filled in."""
+    validate = pytest.importorskip("snakemake.utils").validate
     run_config = str(ROOT / "config/models/mnist_anomaly.yaml")
-    exp = {"task": "anomaly", "run_config": run_config, **exp}
-    return {"device": "cpu", "data_root": "data", "experiments": {"e": exp}}
+    config = {"experiments": {"e": {"task": "anomaly", "run_config": run_config, **exp}}}
+    validate(config, str(SCHEMA), set_default=True)
+    return config
 
 
 def test_runs_and_overrides() -> None:
@@ -45,8 +52,17 @@ def test_recovery_runs_carry_their_corruption() -> None:
     assert plan.parse_run("flow-sp30-seed0") == plan.Run("flow", 0, None, "sp30")
     sets = plan.train_overrides(cfg, "e", "flow-sq32-seed0")
     assert "data.corruption.kind=random_square" in sets and "data.corruption.hole=32" in sets
-    for m in masks:
-        assert {**m, "p": m.get("p")} == {**plan.mask_settings(plan.mask_tag(m)), "p": m.get("p")}
+    assert plan.mask_specs(cfg["experiments"]["e"])[0] == MaskSpec(kind="salt_pepper", p=0.3)
+    # the training run gets exactly the experiment's mask, every parameter included
+    patched = _config(task="recovery", priors=["flow"], masks=[
+        {"kind": "salt_pepper", "p": 0.2, "patch": 4, "seed": 3}])  # fmt: skip
+    (run,) = plan.runs(patched["experiments"]["e"])
+    assert run.id == "flow-sp20b4s3-seed0"
+    from lsnf.config import load_config
+
+    resolved = load_config(ROOT / "config/models/mnist_anomaly.yaml",
+                           plan.train_overrides(patched, "e", run.id))  # fmt: skip
+    assert resolved.data.corruption == MaskSpec(kind="salt_pepper", p=0.2, patch=4, seed=3)
     inpaint = _config(task="inpainting", priors=["ebm"], masks=masks[:2])
     targets = plan.evaluation_targets(inpaint)
     assert "results/eval/e/ebm-seed0/inpaint-sp30.json" in targets

@@ -1,4 +1,5 @@
-"""Learning (PAPER.md §3): each prior learns, resume is exact, non-finite values stop cleanly."""
+"""Learning (docs/method.md §6): each prior learns, resume is exact, non-finite values stop
+cleanly."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from lsnf.checkpoint import load_checkpoint
 from lsnf.data import load_split
-from lsnf.metrics.inference import InferenceSettings, reconstruction_mse
+from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
 from lsnf.model import build_model
 from lsnf.train import CHECKPOINT_NAME, MODEL_NAME, NonFiniteError, Trainer, fit
 
@@ -27,9 +28,9 @@ def test_short_training_lowers_reconstruction_error_on_real_mnist(make_config, t
     cfg = make_config(**{**MNIST_TINY, "prior": {**MNIST_TINY["prior"], "kind": prior}})
     test = load_split(cfg.data, "test")
     settings = InferenceSettings(steps=40, step_size=0.1, batch_size=100, seed=0)
-    before = reconstruction_mse(build_model(cfg), test.images[:200], settings)
+    before = reconstruction_errors(build_model(cfg), test.images[:200], settings).mean()
     model = fit(cfg, tmp_path)
-    after = reconstruction_mse(model, test.images[:200], settings)
+    after = reconstruction_errors(model, test.images[:200], settings).mean()
     assert after < 0.8 * before, (before, after)
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -74,9 +75,12 @@ def test_resume_with_another_config_is_refused(make_config, tmp_path):
     fit(make_config(train={"epochs": 1}), tmp_path)
     with pytest.raises(ValueError, match="model.latent_dim"):
         Trainer(make_config(model={"latent_dim": 6}, train={"epochs": 2}), tmp_path)
-    # more epochs on the same config continues the run
+    # more epochs on the same config continues the run from epoch 1
+    after_one = load_checkpoint(tmp_path / MODEL_NAME)["model"]
     model = fit(make_config(train={"epochs": 2}), tmp_path)
-    assert load_checkpoint(tmp_path / MODEL_NAME)["epoch"] == 2 and model is not None
+    state = load_checkpoint(tmp_path / MODEL_NAME)
+    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    assert any(not torch.equal(after_one[k], v) for k, v in model.state_dict().items())
 
 
 def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_checkpoint(make_config, tmp_path):

@@ -115,9 +115,35 @@ def test_slurm_profile_as_documented_dry_runs(tmp_path: Path) -> None:
     assert "gpu=1" in out and "mem_mb=32000" in out and "runtime=1440" in out  # config resources
 
 
-def test_lint_passes() -> None:
+def test_lint_finds_nothing_but_the_absent_conda_environments() -> None:
+    """The rules declare no conda environments on purpose (README, "Software environment");
+    every other lint would fail here."""
     r = _snakemake(ROOT, "--lint")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lints = [line.strip() for line in (r.stdout + r.stderr).splitlines()
+             if line.strip().startswith("* ")]  # fmt: skip
+    assert lints, r.stdout[-3000:] + r.stderr[-3000:]
+    assert set(lints) == {"* Specify a conda environment or container for each rule.:"}, lints
+
+
+def test_every_inference_rule_passes_the_evaluation_settings(tmp_path: Path) -> None:
+    """test_steps, step_size, n_test, batch_size and seed of an experiment's `evaluation:`
+    block reach anomaly, reconstruction, inpainting and recovery alike."""
+    import yaml
+
+    work = _copy_project(tmp_path)
+    cfg = yaml.safe_load((work / "config/scenarios/tiny.yaml").read_text())
+    for exp in cfg["experiments"].values():
+        exp["evaluation"].update(test_steps=7, step_size=0.07, batch_size=25, seed=3)
+    (work / "eval.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(work, "-n", "-p", "--cores", "1", "--configfile", "eval.yaml")
+    assert r.returncode == 0, r.stderr[-3000:]
+    commands = [line for line in r.stdout.splitlines() if " eval " in line]
+    for name in ("anomaly", "recon", "inpaint", "recover"):
+        lines = [c for c in commands if f" eval {name} " in c]
+        assert lines, name
+        for c in lines:
+            for flag in ("--steps 7", "--step-size 0.07", "--batch-size 25", "--seed 3", "--n "):
+                assert flag in c, (name, flag, c)
 
 
 def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:

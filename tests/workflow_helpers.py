@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +53,32 @@ def one_model_config(work: Path, mlflow: dict | None = None, **resources: dict) 
     cfg["resources"].update(resources)
     (work / "one.yaml").write_text(yaml.safe_dump(cfg))
     return "one.yaml"
+
+
+def wait_until(condition, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``condition()`` until it is true; fail naming ``what`` at the deadline, or as soon
+    as ``proc`` (the process that should make it true) has exited."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"process exited (status {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def started(cmd: list[str], **kw) -> Iterator[subprocess.Popen]:
+    """A process in its own process group, which is SIGKILLed with all its children when the
+    block ends however it ends: a test never leaves a process running."""
+    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)

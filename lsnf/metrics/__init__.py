@@ -1,1 +1,1 @@
-"""Metrics of PAPER.md §5: reconstruction, anomaly AUPRC, FID, image grids."""
+"""Metrics of docs/method.md §7: reconstruction, anomaly AUPRC, FID, hole metrics, grids."""

@@ -1,6 +1,6 @@
 """A small classifier trained on the dataset, whose penultimate layer is the domain FID space.
 
-Inception-v3 FID is the published metric (PAPER.md §5) but costs ~0.3-1 s per image on these
+Inception-v3 FID is the published metric (docs/method.md §7.3) but costs ~0.3-1 s per image on these
 CPUs. For offline runs and CI, FID is also computed in the feature space of this classifier
 (``lsnf-domain-cnn``). Such an FID ranks models on the same data but is not comparable with
 published numbers; results say so.
@@ -13,9 +13,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lsnf.data import ImageSplit, to_unit_range
+from lsnf.config import DataConfig
+from lsnf.data import ImageSplit, load_split
+from lsnf.pixels import to_model_scale
 
-__all__ = ["DomainCNN", "train_domain_extractor"]
+__all__ = ["DomainCNN", "fit_domain_extractor", "train_domain_extractor"]
 
 
 class DomainCNN(nn.Module):
@@ -43,7 +45,7 @@ def _accuracy(net: DomainCNN, split: ImageSplit, batch_size: int = 500) -> float
     net.eval()
     correct = 0
     for start in range(0, len(split), batch_size):
-        x = to_unit_range(split.images[start : start + batch_size])  # (B, C, H, W)
+        x = to_model_scale(split.images[start : start + batch_size])  # (B, C, H, W)
         correct += int((net(x).argmax(1) == split.labels[start : start + batch_size]).sum())
     return correct / len(split)
 
@@ -69,7 +71,7 @@ def train_domain_extractor(
         order = torch.randperm(len(train), generator=order_rng)
         for start in range(0, len(train), batch_size):
             idx = order[start : start + batch_size]
-            x = to_unit_range(train.images[idx])  # (B, C, H, W)
+            x = to_model_scale(train.images[idx])  # (B, C, H, W)
             loss = nn.functional.cross_entropy(net(x), train.labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -85,3 +87,11 @@ def train_domain_extractor(
         "epochs": epochs,
         "seed": seed,
     }
+
+
+def fit_domain_extractor(data: DataConfig, epochs: int, seed: int) -> dict[str, Any]:
+    """Train the extractor on the dataset's standard train split (every image, no held-out
+    digit), its accuracy measured on the test split."""
+    data = data.model_copy(update={"protocol": "standard", "limit": None})
+    train, test = load_split(data, "train"), load_split(data, "test")
+    return train_domain_extractor(train, test, int(train.labels.max()) + 1, epochs, seed=seed)

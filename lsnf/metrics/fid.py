@@ -1,4 +1,4 @@
-"""FID through torch-fidelity, with a selectable feature extractor (PAPER.md §5).
+"""FID through torch-fidelity, with a selectable feature extractor (docs/method.md §7.3).
 
 Extractors (every result names the one it used, with its weights' SHA-256):
 - ``inception-v3-compat``: torch-fidelity's InceptionV3 (pool3, 2048-d, TF 2015-12-05 weights),
@@ -25,8 +25,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lsnf.checkpoint import atomic_write_bytes, sha256
+from lsnf.data import ImageSplit
+from lsnf.errors import MissingFileError, UserError
+from lsnf.io import atomic_write_bytes, sha256
 from lsnf.metrics.domain_extractor import DomainCNN
+from lsnf.pixels import to_model_scale
 
 __all__ = [
     "DOMAIN",
@@ -38,7 +41,7 @@ __all__ = [
     "frechet_distance",
     "load_statistics",
     "save_statistics",
-    "to_uint8",
+    "write_reference_statistics",
 ]
 
 INCEPTION = "inception-v3-compat"
@@ -64,7 +67,7 @@ class ExtractorSpec:
         if name == INCEPTION:
             path = Path(weights) if weights else default_inception_weights()
             if not path.is_file():
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"Inception-v3 FID weights not found at {path}. Place "
                     f"{_INCEPTION_FILE} there (torch-fidelity's cache, under $TORCH_HOME) or "
                     f"pass its path; lsnf never downloads weights. Or use the domain extractor "
@@ -73,12 +76,12 @@ class ExtractorSpec:
             return cls(name, path)
         if name == DOMAIN:
             if not weights or not Path(weights).is_file():
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"{DOMAIN} needs the weights file of a classifier trained with "
                     f"`lsnf train-extractor`; got {weights!r}"
                 )
             return cls(name, Path(weights))
-        raise ValueError(f"unknown feature extractor {name!r}; choose {INCEPTION} or {DOMAIN}")
+        raise UserError(f"unknown feature extractor {name!r}; choose {INCEPTION} or {DOMAIN}")
 
     @property
     def layer(self) -> str:
@@ -123,7 +126,7 @@ def _domain_extractor_class() -> type:
             return torch.zeros(1, 3, 28, 28, dtype=torch.uint8)
 
         def forward(self, x: Tensor) -> tuple[Tensor]:
-            x = x.float() / 127.5 - 1.0  # uint8 (B, 3, H, W) -> [-1, 1]
+            x = to_model_scale(x)  # uint8 (B, 3, H, W) -> [-1, 1]
             if self.in_channels == 1:
                 x = x[:, :1]  # grayscale was repeated to 3 channels
             return (self.net.features(x),)
@@ -155,11 +158,6 @@ class _UInt8Images(Dataset):
     def __getitem__(self, i: int) -> Tensor:
         img = self.images[i]  # (C, H, W)
         return img.expand(3, -1, -1).contiguous() if img.shape[0] == 1 else img
-
-
-def to_uint8(x: Tensor) -> Tensor:
-    """[-1, 1] float -> uint8 [0, 255] (the [0, 1] mapping of PAPER.md §5, quantised)."""
-    return ((x.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def extract_features(
@@ -206,3 +204,12 @@ def load_statistics(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
 
     with np.load(path, allow_pickle=False) as f:
         return {"mu": f["mu"], "sigma": f["sigma"]}, json.loads(str(f["meta"]))
+
+
+def write_reference_statistics(
+    data: ImageSplit, spec: ExtractorSpec, device: str, out: str | Path
+) -> None:
+    """Statistics of a data split's features, saved with what they describe."""
+    stats = feature_statistics(extract_features(data.images, spec, device))
+    save_statistics(out, stats, {"data": data.meta, "n": len(data),
+                                 "feature_extractor": spec.describe()})  # fmt: skip

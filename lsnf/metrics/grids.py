@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from lsnf.checkpoint import atomic_write_bytes
+from lsnf.io import atomic_write_bytes
+from lsnf.pixels import to_unit_interval
 
 __all__ = ["completion_rows", "reconstruction_pairs", "save_grid"]
 
@@ -16,7 +17,7 @@ def save_grid(images: Tensor, path: str | Path, nrow: int = 10) -> None:
     """Save images (N, C, H, W) in [-1, 1] as one PNG grid, written atomically."""
     from torchvision.utils import save_image
 
-    x = (images.detach().float().cpu() + 1.0) / 2.0  # (N, C, H, W) in [0, 1]
+    x = to_unit_interval(images.detach().float().cpu())  # (N, C, H, W) in [0, 1]
     atomic_write_bytes(path, lambda fh: save_image(x.clamp(0, 1), fh, nrow=nrow, format="png"))
 
 

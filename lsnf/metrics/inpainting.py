@@ -1,4 +1,4 @@
-"""Completion of hidden pixels and its metrics on the hole (PAPER.md §5).
+"""Completion of hidden pixels and its metrics on the hole (docs/method.md §7.4).
 
 Supervised inpainting: a model trained on complete images infers z from the observed pixels
 only, by noise-free Langevin on the masked posterior energy started from a *prior sample*
@@ -13,14 +13,19 @@ than 11 pixels gets the largest odd uniform window that fits).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from lsnf.model import LatentModel, infer_posterior
+from lsnf.pixels import to_model_scale, to_unit_interval
 
-__all__ = ["complete", "evaluate_completion", "hole_metrics", "psnr_from_mse"]
+__all__ = ["complete", "evaluate_completion", "hole_metrics", "psnr"]
+
+
+def psnr(mse: Tensor) -> Tensor:
+    """PSNR (dB) of mean squared errors on the [0, 1] scale (peak 1): ``10 log10(1 / mse)``;
+    ``inf`` where the error is 0 (docs/method.md eq. 7.4)."""
+    return 10 * torch.log10(1.0 / mse)
 
 
 def complete(
@@ -36,7 +41,7 @@ def complete(
     """Completions (K, B, C, H, W) in [-1, 1] of images x (B, C, H, W) with mask (B, 1, H, W).
 
     Observed pixels are kept; hidden pixels come from g(z*), z* from noise-free masked
-    Langevin started at a prior sample (``init="prior"``, inpainting, PAPER.md §5) or at
+    Langevin started at a prior sample (``init="prior"``, inpainting, docs/method.md §7.4) or at
     N(0, I) (``init="normal"``, recovery's test-time re-inference).
     """
     out = []
@@ -67,13 +72,12 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
     """
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim_fn
 
-    a = (x.float().cpu() + 1) / 2  # (B, C, H, W) in [0, 1]
-    b = (completed.float().cpu() + 1) / 2
+    a = to_unit_interval(x.float().cpu())  # (B, C, H, W) in [0, 1]
+    b = to_unit_interval(completed.float().cpu())
     hidden = (mask.cpu() == 0).expand_as(a)  # (B, C, H, W)
     n_hidden = hidden.flatten(1).sum(1).float()  # (B,)
     sq = torch.where(hidden, (a - b).pow(2), torch.zeros(()))
     mse = sq.flatten(1).sum(1) / n_hidden  # (B,) NaN where nothing is hidden
-    psnr = 10 * torch.log10(1.0 / mse)
     ssim = torch.full_like(mse, float("nan"))
     for i in range(a.shape[0]):
         if n_hidden[i] == 0:
@@ -93,12 +97,7 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
             b[i : i + 1, :, r0:r1, c0:c1], a[i : i + 1, :, r0:r1, c0:c1],
             data_range=1.0, **window,
         )  # fmt: skip
-    return {"mse": mse, "psnr": psnr, "ssim": ssim}
-
-
-def psnr_from_mse(mse: float) -> float:
-    """PSNR (dB) of a mean squared error on the [0, 1] scale."""
-    return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
+    return {"mse": mse, "psnr": psnr(mse), "ssim": ssim}
 
 
 def evaluate_completion(
@@ -114,18 +113,17 @@ def evaluate_completion(
 ) -> tuple[dict[str, float], Tensor]:
     """Mean hole MSE/PSNR/SSIM over images and completions, and the first batch's completions.
 
-    ``init="prior"``: z0 from the prior (inpainting, PAPER.md §5); ``init="normal"``: z0 from
-    N(0, I) (recovery: test-time re-inference). Returns (metrics, completions (K, B, C, H, W)).
+    ``init="prior"``: z0 from the prior (inpainting, docs/method.md §7.4); ``init="normal"``:
+    z0 from N(0, I) (recovery: test-time re-inference).
+    Returns (metrics, completions (K, B, C, H, W)).
     """
-    from lsnf.data import to_unit_range
-
     device = next(model.parameters()).device
     model.eval()
     rng = torch.Generator(device=device).manual_seed(seed)
     sums = {"mse": [], "psnr": [], "ssim": []}
     first = None
     for start in range(0, images_u8.shape[0], batch_size):
-        x = to_unit_range(images_u8[start : start + batch_size]).to(device)  # (B, C, H, W)
+        x = to_model_scale(images_u8[start : start + batch_size]).to(device)  # (B, C, H, W)
         m = masks[start : start + batch_size].to(device)  # (B, 1, H, W)
         comps = complete(model, x, m, n_completions, steps, step_size, rng, init)
         for k in range(comps.shape[0]):
@@ -134,6 +132,6 @@ def evaluate_completion(
         if first is None:
             first = comps.cpu()
     metrics = {k: float(torch.cat(v).nanmean()) for k, v in sums.items()}
-    metrics["psnr_of_mean_mse"] = psnr_from_mse(metrics["mse"])
+    metrics["psnr_of_mean_mse"] = float(psnr(torch.tensor(metrics["mse"], dtype=torch.float64)))
     assert first is not None
     return metrics, first

@@ -1,5 +1,6 @@
 # Everything that is not a rule: config validation, wildcard constraints, target lists and
-# small helpers. The planning logic itself lives in lsnf.plan (tested on its own).
+# small helpers. The planning logic itself lives in lsnf.plan (tested on its own); defaults
+# live in workflow/schemas/config.schema.yaml (filled in here) and lsnf.config.
 import os
 import shlex
 import sys
@@ -7,6 +8,7 @@ import sys
 from snakemake.utils import validate
 
 from lsnf import plan, tracking as lsnf_tracking
+from lsnf.config import MaskSpec, evaluation_args
 
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
@@ -14,6 +16,7 @@ EXPERIMENTS = plan.enabled_experiments(config)
 
 # Rules call the `lsnf` CLI of the environment that runs Snakemake (the project's .venv, also
 # on SLURM, where jobs re-run Snakemake with the submitting interpreter): put its bin/ first.
+# No conda environments: README ("Software environment") says why.
 shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; ')
 
 
@@ -23,8 +26,11 @@ wildcard_constraints:
     data="[a-z0-9_]+-[a-z]+",
     split="train|test",
     extractor="lsnf-domain-cnn|inception-v3-compat",
-    mask=plan.MASK_PATTERN,
+    mask=plan.MASK_TAG_PATTERN,
 
+
+MODEL = "results/models/{exp}/{run}/model.pt"
+EVAL = "results/eval/{exp}/{run}"
 
 # Jobs whose MLflow logging failed append a line here; the run's end names them.
 TRACKING_FAILURES = "results/logs/mlflow-failures.jsonl"
@@ -71,38 +77,37 @@ onerror:
     report_tracking_failures()
 
 
-def run_config(wildcards):
-    return config["experiments"][wildcards.exp]["run_config"]
+def job_resources(kind):
+    """`resources:` of a job of `kind` (train | evaluate): the config's memory and wall time,
+    times Snakemake's attempt (lsnf.plan.scaled_resource), and a GPU for CUDA runs."""
+    scaled = lambda key: lambda wildcards, attempt: plan.scaled_resource(config, kind, key, attempt)
+    gpu = {"gpu": 1 if config["device"].startswith("cuda") else 0} if kind == "train" else {}
+    return {"mem_mb": scaled("mem_mb"), "runtime": scaled("runtime"), **gpu}
 
 
-def evaluation(exp, key):
-    return config["experiments"][exp].get("evaluation", {}).get(key)
-
-
-def test_steps_flag(wildcards):
-    steps = evaluation(wildcards.exp, "test_steps")
-    return f"--steps {steps}" if steps else ""
-
-
-def step_size_flag(wildcards):
-    s = evaluation(wildcards.exp, "step_size")
-    return f"--step-size {s}" if s else ""
+def eval_flags(name):
+    """`lsnf eval <name>` flags from the experiment's `evaluation:` block (every setting that
+    command takes; lsnf.config.EVALUATION_FIELDS says which)."""
+    return lambda wildcards: " ".join(
+        shlex.quote(a) for a in evaluation_args(name, config["experiments"][wildcards.exp]["evaluation"])
+    )
 
 
 def mask_flags(wildcards):
-    """--mask flags of `lsnf eval inpaint` for a mask tag (center, sp50, sq32)."""
-    m = plan.mask_settings(wildcards.mask)
-    flags = f"--mask {m['kind']}"
-    if "p" in m:
-        flags += f" --mask-p {m['p']}"
-    if "hole" in m:
-        flags += f" --mask-hole {m['hole']}"
-    return flags
+    """`--mask ...` flags of `lsnf eval inpaint` for a mask tag (center, sp50, sq32)."""
+    return " ".join(MaskSpec.from_tag(wildcards.mask).cli_args())
 
 
-def n_test_flag(wildcards):
-    n = evaluation(wildcards.exp, "n_test")
-    return f"--n {n}" if n else ""
+def job_log(rule_name, pattern="{exp}/{run}"):
+    return f"results/logs/{rule_name}/{pattern}.log"
+
+
+def job_benchmark(rule_name, pattern="{exp}/{run}"):
+    return f"results/benchmarks/{rule_name}/{pattern}.tsv"
+
+
+def run_config(wildcards):
+    return config["experiments"][wildcards.exp]["run_config"]
 
 
 def data_manifest(wildcards):
@@ -138,5 +143,5 @@ def all_targets():
 
 def table_outputs():
     tasks = {exp["task"] for exp in EXPERIMENTS.values()}
-    names = [t for t in ("anomaly", "generation", "inpainting", "recovery") if t in tasks]
+    names = [t for t in plan.EVALUATIONS if t in tasks]
     return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]

@@ -8,8 +8,6 @@ rule prepare_data:
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
-    conda:
-        "../envs/lsnf.yaml"
     log:
         "results/logs/prepare_data/{data}.log",
     shell:
@@ -27,10 +25,7 @@ rule train_extractor:
         epochs=config["fid"]["extractor_epochs"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
         "results/logs/train_extractor/{data}.log",
     benchmark:
@@ -54,10 +49,7 @@ rule fid_reference:
         device=config["device"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
         "results/logs/fid_reference/{data}-{split}-{extractor}.log",
     benchmark:

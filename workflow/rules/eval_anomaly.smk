@@ -1,26 +1,22 @@
-# Anomaly AUPRC on the held-out-digit test split (PAPER.md §5).
+# Anomaly AUPRC on the held-out-digit test split (docs/protocols.md §2).
 
 
 rule eval_anomaly:
     input:
-        "results/models/{exp}/{run}/model.pt",
+        MODEL,
     output:
-        "results/eval/{exp}/{run}/anomaly.json",
+        f"{EVAL}/anomaly.json",
     params:
-        steps=test_steps_flag,
-        n=n_test_flag,
+        flags=eval_flags("anomaly"),
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
-        "results/logs/eval_anomaly/{exp}/{run}.log",
+        job_log("eval_anomaly"),
     benchmark:
-        "results/benchmarks/eval_anomaly/{exp}/{run}.tsv"
+        job_benchmark("eval_anomaly")
     shell:
-        "lsnf --threads {threads} eval anomaly {input} --out {output} {params.steps} {params.n}"
+        "lsnf --threads {threads} eval anomaly {input} --out {output} {params.flags}"
         " --device {params.device} {params.track} > {log} 2>&1"

@@ -1,33 +1,31 @@
-# FID of ancestral samples against the dataset's reference statistics (PAPER.md §5).
+# FID of ancestral samples against the dataset's reference statistics (docs/method.md §7.3).
 
 
 rule eval_fid:
     input:
-        model="results/models/{exp}/{run}/model.pt",
+        model=MODEL,
         stats=lambda w: (
             f"results/fid/{plan.data_key(config, w.exp)}/{config['fid']['reference_split']}-"
             f"{config['fid']['extractor']}.npz"
         ),
         weights=lambda w: extractor_weights(plan.data_key(config, w.exp)),
     output:
-        "results/eval/{exp}/{run}/fid.json",
+        f"{EVAL}/fid.json",
     params:
         extractor=config["fid"]["extractor"],
         n=config["fid"]["n_samples"],
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
+        flags=eval_flags("fid"),
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
-        "results/logs/eval_fid/{exp}/{run}.log",
+        job_log("eval_fid"),
     benchmark:
-        "results/benchmarks/eval_fid/{exp}/{run}.tsv"
+        job_benchmark("eval_fid")
     shell:
         "lsnf --threads {threads} eval fid {input.model} --stats {input.stats}"
-        " --extractor {params.extractor} {params.weights} --n {params.n}"
+        " --extractor {params.extractor} {params.weights} --n {params.n} {params.flags}"
         " --device {params.device} --out {output} {params.track} > {log} 2>&1"

@@ -3,29 +3,26 @@
 
 rule sample_grid:
     input:
-        "results/models/{exp}/{run}/model.pt",
+        MODEL,
     output:
         report(
-            "results/eval/{exp}/{run}/samples.png",
+            f"{EVAL}/samples.png",
             caption="../report/samples.rst",
             category="Samples",
             subcategory="{exp}",
             labels={"model": "{run}"},
         ),
     params:
-        n=lambda w: evaluation(w.exp, "grid_samples") or 100,
+        flags=eval_flags("samples"),
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
-        "results/logs/sample_grid/{exp}/{run}.log",
+        job_log("sample_grid"),
     benchmark:
-        "results/benchmarks/sample_grid/{exp}/{run}.tsv"
+        job_benchmark("sample_grid")
     shell:
-        "lsnf --threads {threads} eval samples {input} --n {params.n} --device {params.device}"
+        "lsnf --threads {threads} eval samples {input} {params.flags} --device {params.device}"
         " --out {output} {params.track} > {log} 2>&1"

@@ -1,14 +1,14 @@
-# Supervised inpainting (PAPER.md §5): a model trained on complete images fills each test
-# mask by noise-free masked Langevin from prior samples; hole MSE/PSNR/SSIM and a grid.
+# Supervised inpainting (docs/method.md §7.4): a model trained on complete images fills each
+# test mask by noise-free masked Langevin from prior samples; hole MSE/PSNR/SSIM and a grid.
 
 
 rule eval_inpainting:
     input:
-        "results/models/{exp}/{run}/model.pt",
+        MODEL,
     output:
-        result="results/eval/{exp}/{run}/inpaint-{mask}.json",
+        result=f"{EVAL}/inpaint-{{mask}}.json",
         grid=report(
-            "results/eval/{exp}/{run}/inpaint-{mask}.png",
+            f"{EVAL}/inpaint-{{mask}}.png",
             caption="../report/inpainting.rst",
             category="Inpainting",
             subcategory="{exp}",
@@ -16,23 +16,16 @@ rule eval_inpainting:
         ),
     params:
         mask=mask_flags,
-        steps=test_steps_flag,
-        step_size=step_size_flag,
-        n=n_test_flag,
-        completions=lambda w: evaluation(w.exp, "completions") or 10,
+        flags=eval_flags("inpaint"),
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
-        "results/logs/eval_inpainting/{exp}/{run}-{mask}.log",
+        job_log("eval_inpainting", "{exp}/{run}-{mask}"),
     benchmark:
-        "results/benchmarks/eval_inpainting/{exp}/{run}-{mask}.tsv"
+        job_benchmark("eval_inpainting", "{exp}/{run}-{mask}")
     shell:
         "lsnf --threads {threads} eval inpaint {input} --out {output.result} --grid {output.grid}"
-        " {params.mask} --completions {params.completions} {params.steps} {params.step_size}"
-        " {params.n} --device {params.device} {params.track} > {log} 2>&1"
+        " {params.mask} {params.flags} --device {params.device} {params.track} > {log} 2>&1"

@@ -1,33 +1,30 @@
-# Reconstruction MSE on the test split after test-time inference (PAPER.md §5), with a grid.
+# Reconstruction MSE on the test split after test-time inference (docs/method.md §7.1), with a
+# grid of originals beside their reconstructions.
 
 
 rule eval_reconstruction:
     input:
-        "results/models/{exp}/{run}/model.pt",
+        MODEL,
     output:
-        result="results/eval/{exp}/{run}/recon.json",
+        result=f"{EVAL}/recon.json",
         grid=report(
-            "results/eval/{exp}/{run}/recon.png",
+            f"{EVAL}/recon.png",
             caption="../report/recon_grid.rst",
             category="Reconstructions",
             subcategory="{exp}",
             labels={"model": "{run}"},
         ),
     params:
-        steps=test_steps_flag,
-        n=n_test_flag,
+        flags=eval_flags("recon"),
         track=tracking,
         device=config["device"],
     threads: config["threads"]["evaluate"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "evaluate", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "evaluate", "runtime", attempt),
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("evaluate"),
     log:
-        "results/logs/eval_reconstruction/{exp}/{run}.log",
+        job_log("eval_reconstruction"),
     benchmark:
-        "results/benchmarks/eval_reconstruction/{exp}/{run}.tsv"
+        job_benchmark("eval_reconstruction")
     shell:
         "lsnf --threads {threads} eval recon {input} --out {output.result} --grid {output.grid}"
-        " {params.steps} {params.n} --device {params.device} {params.track} > {log} 2>&1"
+        " {params.flags} --device {params.device} {params.track} > {log} 2>&1"

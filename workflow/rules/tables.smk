@@ -14,8 +14,6 @@ rule tables:
             for p in table_outputs()
         ],
         measurements="results/tables/measurements.csv",
-    conda:
-        "../envs/lsnf.yaml"
     log:
         "results/logs/tables.log",
     shell:
@@ -35,8 +33,6 @@ rule curves:
             caption="../report/curves.rst",
             category="Training curves",
         ),
-    conda:
-        "../envs/lsnf.yaml"
     log:
         "results/logs/curves/{exp}.log",
     shell:

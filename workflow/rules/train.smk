@@ -1,13 +1,13 @@
-# One training job per (experiment, prior, seed[, held-out digit]).  The run directory keeps
-# checkpoint.pt across attempts, so a killed or failed job resumes from its last epoch;
-# model.pt appears only when every epoch is done.
+# One training job per (experiment, prior, seed[, held-out digit | training mask]). The run
+# directory keeps checkpoint.pt across attempts, so a killed or failed job resumes from its last
+# epoch; model.pt appears only when every epoch is done.
 
 
 rule train:
     input:
         data_manifest,
     output:
-        model="results/models/{exp}/{run}/model.pt",
+        model=MODEL,
         curve="results/models/{exp}/{run}/metrics.jsonl",
     params:
         run_config=run_config,
@@ -16,15 +16,11 @@ rule train:
         out=lambda w: f"results/models/{w.exp}/{w.run}",
     threads: config["threads"]["train"]
     resources:
-        mem_mb=lambda w, attempt: plan.scaled_resource(config, "train", "mem_mb", attempt),
-        runtime=lambda w, attempt: plan.scaled_resource(config, "train", "runtime", attempt),
-        gpu=1 if config["device"].startswith("cuda") else 0,
-    conda:
-        "../envs/lsnf.yaml"
+        **job_resources("train"),
     log:
-        "results/logs/train/{exp}/{run}.log",
+        job_log("train"),
     benchmark:
-        "results/benchmarks/train/{exp}/{run}.tsv"
+        job_benchmark("train")
     shell:
         "lsnf --threads {threads} train {params.run_config} {params.sets} --out {params.out}"
         " {params.track} > {log} 2>&1"

@@ -1,0 +1,195 @@
+"""The evaluation layer: one function per evaluation (docs/method.md §7).
+
+Each takes a trained model (:class:`lsnf.checkpoint.TrainedModel`) and explicit settings,
+loads the data it needs, runs inference and the metric, and returns an
+:class:`lsnf.results.Outcome`: the result record, an optional grid and a summary line. None of
+them writes a file or talks to MLflow; the caller (the CLI) saves and tracks the outcome.
+
+    CLI -> evaluation (here) -> model / data -> inference -> metric -> result -> tracking
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lsnf.checkpoint import TrainedModel
+from lsnf.config import EvaluationConfig, MaskSpec
+from lsnf.data import ImageSplit, corruption_masks, load_split
+from lsnf.errors import UserError
+from lsnf.metrics.grids import completion_rows, reconstruction_pairs
+from lsnf.metrics.inference import (
+    InferenceSettings,
+    anomaly_scores,
+    auprc,
+    infer_split,
+    reconstruction_errors,
+)
+from lsnf.metrics.inpainting import evaluate_completion
+from lsnf.pixels import to_model_scale, to_uint8
+from lsnf.results import Grid, Outcome, make_result
+
+__all__ = ["EVALUATIONS", "anomaly", "fid", "inpainting", "reconstruction", "recovery", "samples"]
+
+ANOMALY_SCORE = "||x - g(z*)||^2 / (2 sigma^2) - log p(z*)"  # docs/method.md eq. 7.2
+GRID_IMAGES = 50  # images of a reconstruction grid (10 per row, each beside its reconstruction)
+
+
+def _test_images(trained: TrainedModel, ev: EvaluationConfig, split: str) -> ImageSplit:
+    return load_split(trained.config.data, split).head(ev.n_test)
+
+
+def reconstruction(
+    trained: TrainedModel, ev: EvaluationConfig, split: str = "test", grid: bool = True
+) -> Outcome:
+    """Reconstruction MSE per pixel on [-1, 1] after test-time inference (docs/method.md §7.1),
+    and (``grid``) originals beside their reconstructions."""
+    model, settings = trained.model, InferenceSettings.create(trained.config, ev)
+    data = _test_images(trained, ev, split)
+    mse = float(reconstruction_errors(model, data.images, settings).mean())
+    record = make_result("reconstruction_mse", mse, len(data), trained, data.meta,
+                         scale="[-1, 1] per pixel", inference=settings.describe(),
+                         mlflow_metric=f"reconstruction_mse.{split}")  # fmt: skip
+    pairs = None
+    if grid:
+        x, z = next(infer_split(model, data.images[:GRID_IMAGES], settings))
+        with torch.no_grad():
+            pairs = Grid(reconstruction_pairs(x, model.generator(z)), nrow=10)  # 2 x 50 images
+    summary = (f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
+               f"images, K_test={settings.steps}")  # fmt: skip
+    return Outcome(record, pairs, summary)
+
+
+def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") -> Outcome:
+    """Anomaly AUPRC of the score ``S(x)`` on the held-out-digit test split (docs/method.md
+    §7.2, docs/protocols.md §2)."""
+    cfg, settings = trained.config, InferenceSettings.create(trained.config, ev)
+    if cfg.data.protocol != "anomaly":
+        raise UserError(f"{trained.path} was not trained with data.protocol: anomaly")
+    data = _test_images(trained, ev, split)
+    value = auprc(anomaly_scores(trained.model, data.images, settings), data.labels)
+    unnormalised = " (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""
+    record = make_result("anomaly_auprc", value, len(data), trained, data.meta,
+                         n_anomalous=int(data.labels.sum()), inference=settings.describe(),
+                         mlflow_metric="anomaly_auprc",
+                         score=ANOMALY_SCORE + unnormalised)  # fmt: skip
+    summary = f"AUPRC {value:.4f} (held-out digit {cfg.data.held_out_digit}, n={len(data)})"
+    return Outcome(record, None, summary)
+
+
+def inpainting(
+    trained: TrainedModel, ev: EvaluationConfig, mask: MaskSpec, split: str = "test"
+) -> Outcome:
+    """Supervised inpainting: hole MSE / PSNR / SSIM of ``ev.completions`` completions per test
+    image from prior samples (docs/method.md §7.4), and a grid."""
+    settings = InferenceSettings.create(trained.config, ev)
+    data = _test_images(trained, ev, split)
+    masks = mask_images(mask, data)  # (N, 1, H, W)
+    metrics, first = evaluate_completion(
+        trained.model, data.images, masks, ev.completions, settings.steps, settings.step_size,
+        settings.seed, settings.batch_size, init="prior",
+    )  # fmt: skip
+    record = make_result(
+        "inpainting_mse", metrics["mse"], len(data), trained, data.meta, psnr=metrics["psnr"],
+        ssim=metrics["ssim"], completions=ev.completions, scale="[0, 1], hidden pixels only",
+        inference={**settings.describe(), "init": "prior sample"},
+        mask=mask.model_dump(mode="json"), mlflow_metric=f"inpainting_mse.{mask.tag}",
+    )  # fmt: skip
+    grid = _completion_grid(data, masks, first)
+    summary = (f"inpainting ({mask.tag}) on {len(data)} images: hole MSE {metrics['mse']:.5f}, "
+               f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")  # fmt: skip
+    return Outcome(record, grid, summary)
+
+
+def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
+    """Unsupervised recovery: error on the hidden pixels of the training images the model only
+    saw corrupted, after re-inferring z (docs/method.md §7.4, docs/protocols.md §5)."""
+    cfg, settings = trained.config, InferenceSettings.create(trained.config, ev)
+    if cfg.data.corruption is None:
+        raise UserError(f"{trained.path} was trained on complete images (data.corruption)")
+    truth = load_split(cfg.data, "train")  # the images the model only saw corrupted
+    masks = corruption_masks(cfg.data, truth)
+    assert masks is not None
+    truth, masks = truth.head(ev.n_test), masks[: ev.n_test]
+    metrics, first = evaluate_completion(
+        trained.model, truth.images, masks, 1, settings.steps, settings.step_size,
+        settings.seed, settings.batch_size, init="normal",
+    )  # fmt: skip
+    record = make_result(
+        "recovery_mse", metrics["mse"], len(truth), trained, truth.meta, psnr=metrics["psnr"],
+        ssim=metrics["ssim"], scale="[0, 1], hidden pixels only",
+        mask=cfg.data.corruption.model_dump(mode="json"), inference=settings.describe(),
+        mlflow_metric="recovery_mse",
+    )  # fmt: skip
+    summary = f"recovery: hidden-pixel MSE {metrics['mse']:.5f} on {len(truth)} training images"
+    return Outcome(record, _completion_grid(truth, masks, first), summary)
+
+
+def fid(
+    trained: TrainedModel, ev: EvaluationConfig, extractor: str, weights: str | None,
+    stats: str | Path, n: int,
+) -> Outcome:  # fmt: skip
+    """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3)."""
+    from lsnf.metrics.fid import (
+        ExtractorSpec,
+        extract_features,
+        feature_statistics,
+        frechet_distance,
+        load_statistics,
+    )
+
+    spec = ExtractorSpec.create(extractor, weights)
+    ref, ref_meta = load_statistics(stats)
+    described = spec.describe()
+    if ref_meta["feature_extractor"]["weights_sha256"] != described["weights_sha256"]:
+        raise UserError(f"{stats} was computed with another feature extractor; recompute it")
+    images = sample_images(trained, n, ev.seed, ev.batch_size)
+    features = extract_features(images, spec, str(trained.device))  # (n, F)
+    value = frechet_distance(feature_statistics(features), ref)
+    record = make_result(
+        "fid", value, n, trained, {**ref_meta["data"], "n": ref_meta["n"]},
+        feature_extractor=described, reference=str(stats), samples=f"ancestral, seed {ev.seed}",
+        mlflow_metric=f"fid.{spec.name}",
+    )  # fmt: skip
+    summary = f"FID {value:.3f} ({spec.name}, {n} samples vs {ref_meta['n']} images)"
+    return Outcome(record, None, summary)
+
+
+def samples(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
+    """A grid of ``ev.grid_samples`` ancestral samples (docs/method.md §1)."""
+    rng = torch.Generator(device=trained.device).manual_seed(ev.seed)
+    images = trained.model.sample(ev.grid_samples, rng)  # (n, C, H, W)
+    return Outcome(None, Grid(images, nrow=10), f"{ev.grid_samples} samples")
+
+
+def sample_images(trained: TrainedModel, n: int, seed: int, batch_size: int) -> torch.Tensor:
+    """``n`` ancestral samples as uint8 (n, C, H, W), drawn in batches from one generator."""
+    rng = torch.Generator(device=trained.device).manual_seed(seed)
+    chunks = [to_uint8(trained.model.sample(min(batch_size, n - i), rng))
+              for i in range(0, n, batch_size)]  # fmt: skip
+    return torch.cat(chunks)
+
+
+def mask_images(mask: MaskSpec, data: ImageSplit) -> torch.Tensor:
+    """The masks (N, 1, H, W) of setting ``mask`` for every image of ``data``."""
+    from lsnf.masks import make_masks
+
+    return make_masks(mask, len(data), data.shape[1])
+
+
+def _completion_grid(data: ImageSplit, masks: torch.Tensor, first: torch.Tensor) -> Grid:
+    """Rows of truth | masked | completions for the first batch's images."""
+    k = first.shape[1]
+    rows = completion_rows(to_model_scale(data.images[:k]), masks[:k], first)
+    return Grid(rows, nrow=2 + first.shape[0])
+
+
+EVALUATIONS = {
+    "recon": reconstruction,
+    "anomaly": anomaly,
+    "fid": fid,
+    "samples": samples,
+    "inpaint": inpainting,
+    "recover": recovery,
+}

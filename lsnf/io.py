@@ -1,0 +1,72 @@
+"""Files written atomically, and their hashes.
+
+Every output lsnf writes (checkpoints, results, grids, tables, statistics) goes through
+:func:`atomic_write_bytes`: the bytes go to a temporary file in the target's directory, are
+flushed to disk and renamed into place, so a killed job never leaves a half-written file under
+the real name. No torch here: the callers pass a ``write(fileobj)`` function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_json_lines",
+    "atomic_write_text",
+    "read_json",
+    "sha256",
+]
+
+
+def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, fsync, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    data = text.encode()
+    atomic_write_bytes(path, lambda fh: fh.write(data))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write one JSON object per line, atomically (training curves)."""
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file."""
+    return json.loads(Path(path).read_text())
+
+
+def sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (identifies the checkpoint or weights behind every result)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,156 @@
+"""The shape of the code: imports run one way, each fact has one home, the CLI reports bad
+input in one line and keeps the traceback of a bug, and the repository cites only itself."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lsnf.config import (
+    MASK_KINDS,
+    MASK_TAG_PATTERN,
+    PRIOR_KINDS,
+    EvaluationConfig,
+    MaskSpec,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "lsnf"
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+EXPERIMENT = SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]
+# the model and its maths: no files, no tracking, no tables
+CORE = {"lsnf.config", "lsnf.errors", "lsnf.flow", "lsnf.priors", "lsnf.generators",
+        "lsnf.langevin", "lsnf.model", "lsnf.pixels"}  # fmt: skip
+
+
+def lsnf_imports() -> dict[str, set[str]]:
+    """Module -> the lsnf modules it imports anywhere in its body (functions included)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lsnf"):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+                found |= {n for n in names if (PACKAGE.parent / f"{n.replace('.', '/')}.py")
+                          .exists()} or {node.module}  # fmt: skip
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("lsnf")}
+        graph[name] = found - {name, "lsnf"}
+    return graph
+
+
+def test_importing_the_config_loads_nothing_else_of_lsnf_nor_torch() -> None:
+    code = ("import sys, lsnf.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('lsnf') or m == 'torch'))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['lsnf', 'lsnf.config']"
+
+
+def test_imports_have_no_cycle_and_the_core_does_no_io() -> None:
+    graph = lsnf_imports()
+    assert graph["lsnf.config"] == set()
+    for module in CORE:
+        assert graph[module] <= CORE, (module, graph[module] - CORE)
+    visiting, done = set(), set()
+
+    def visit(m: str, path: list[str]) -> None:
+        if m in done:
+            return
+        assert m not in visiting, f"import cycle: {' -> '.join([*path, m])}"
+        visiting.add(m)
+        for n in graph.get(m, ()):
+            visit(n, [*path, m])
+        visiting.discard(m)
+        done.add(m)
+
+    for m in graph:
+        visit(m, [])
+
+
+def test_prior_kinds_have_one_home() -> None:
+    import re
+
+    from lsnf.plan import RUN_PATTERN
+    from lsnf.tables import PRIOR_NAMES
+
+    assert tuple(EXPERIMENT["priors"]["items"]["enum"]) == PRIOR_KINDS
+    assert tuple(PRIOR_NAMES) == PRIOR_KINDS
+    for kind in PRIOR_KINDS:
+        assert re.fullmatch(RUN_PATTERN, f"{kind}-seed0")
+    assert not re.fullmatch(RUN_PATTERN, "glow-seed0")
+
+
+def test_schema_blocks_are_the_config_models() -> None:
+    """The workflow schema's `evaluation` and `masks` blocks: the same keys and defaults as
+    lsnf.config.EvaluationConfig and MaskSpec."""
+    evaluation = EXPERIMENT["evaluation"]["properties"]
+    assert set(evaluation) == set(EvaluationConfig.model_fields)
+    for name, field in EvaluationConfig.model_fields.items():
+        assert evaluation[name]["default"] == field.default, name
+    masks = EXPERIMENT["masks"]["items"]["properties"]
+    assert set(masks) == set(MaskSpec.model_fields)
+    assert tuple(masks["kind"]["enum"]) == MASK_KINDS
+    assert SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]["masks"][
+        "default"] == [{"kind": MaskSpec().kind}]  # fmt: skip
+    assert MASK_TAG_PATTERN  # the wildcard constraint of {mask} (workflow/rules/common.smk)
+
+
+def test_no_tracked_file_cites_a_file_outside_the_repository() -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    for rel in files.stdout.split():
+        path = ROOT / rel
+        if path.suffix in {".py", ".md", ".yaml", ".smk", ".rst", ".toml", ""} and path.is_file():
+            text = path.read_text(errors="replace")
+            for name in ("PAPER" + ".md", "OFFLINE" + ".md", "../" + "shared"):
+                assert name not in text, f"{rel} cites {name}"
+    for doc in ("docs/method.md", "docs/protocols.md"):
+        assert (ROOT / doc).is_file()
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch) -> None:
+    from lsnf import cli
+
+    r = subprocess.run([sys.executable, "-m", "lsnf.cli", "eval", "recon", "nope.pt", "--out",
+                        "x.json"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert r.stderr.startswith("lsnf: error: checkpoint 'nope.pt' does not exist")
+
+    def broken(args: object) -> None:
+        raise KeyError("an internal bug")
+
+    monkeypatch.setitem(cli._COMMANDS, "train", broken)
+    with pytest.raises(KeyError, match="an internal bug"):
+        cli.main(["train", "c.yaml", "--out", "r"])
+
+
+def test_threads_option_reaches_the_benchmark(monkeypatch) -> None:
+    from lsnf import bench, cli
+
+    seen: list[int] = []
+    monkeypatch.setattr(bench, "run_bench", lambda *a: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["--threads", "1", "bench", "--shapes", "svhn"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+
+
+def test_checkpoint_of_another_format_is_refused(make_config, tmp_path) -> None:
+    from lsnf.checkpoint import CheckpointError, load_checkpoint
+    from lsnf.model import build_model
+
+    model = build_model(make_config())
+    path = tmp_path / "old.pt"
+    torch.save({"format": "lsnf-checkpoint-0", "model": model.state_dict(), "config": {}}, path)
+    with pytest.raises(CheckpointError, match="format 'lsnf-checkpoint-0'.*retrain"):
+        load_checkpoint(path)
