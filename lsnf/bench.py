@@ -70,8 +70,8 @@ def matmul_flops_per_s(n: int = 2048, blocks: int = 5) -> float:
 
 def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int, s: float,
                           rng: torch.Generator) -> Tensor:  # fmt: skip
-    """The research-code form of docs/method.md eq. 5.1: two gradient calls per step (generator, then
-    prior), parameters left requiring grad; run on an NCHW copy of the model, as that code is."""
+    """The research-code form of docs/method.md eq. 5.1: two gradient calls per step (generator,
+    then prior), parameters left requiring grad; run on an NCHW copy of the model, as theirs."""
     z = z0
     for _ in range(steps):
         z = z.detach().requires_grad_(True)

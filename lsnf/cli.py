@@ -33,7 +33,7 @@ def _tracking_options(p: argparse.ArgumentParser) -> None:
                    help="tracking URI (default $MLFLOW_TRACKING_URI)")  # fmt: skip
     g.add_argument("--mlflow-experiment", default="lsnf")
     g.add_argument("--mlflow-failure-log", type=Path,
-                   help="append a JSON line here if tracking fails (the workflow reports it)")
+                   help="append a JSON line here if tracking fails")  # fmt: skip
 
 
 def _config_options(p: argparse.ArgumentParser, out: str | None = None) -> None:

@@ -172,8 +172,7 @@ class DataConfig(_Strict):
     root: str = Field("data", description="data root for the torchvision source")
     download: bool = Field(False, description="let torchvision download missing files")
     protocol: Literal["standard", "anomaly"] = Field(
-        "standard", description="standard train/test, or the held-out-digit protocol "
-        "(docs/protocols.md §2)"
+        "standard", description="standard train/test, or held-out digit (docs/protocols.md §2)"
     )
     held_out_digit: int = Field(1, ge=0, le=9, description="anomaly protocol: the anomalous class")
     train_fraction: float = Field(0.8, gt=0, lt=1, description="share of normal images in train")
@@ -181,8 +180,9 @@ class DataConfig(_Strict):
     limit: int | None = Field(None, gt=0, description="use only this many training images")
     synthetic: SyntheticConfig = SyntheticConfig()
     corruption: MaskSpec | None = Field(
-        None, description="learning from incomplete data: each training image's fixed mask "
-        "(docs/protocols.md §5); null = complete images"
+        None,
+        description="learning from incomplete data: each training image's fixed mask "
+        "(docs/protocols.md §5); null = complete images",
     )
 
 

@@ -121,9 +121,7 @@ def data_overrides(config: dict[str, Any], key: str) -> list[str]:
     """``--set`` overrides for a data-level job (preparation, extractor, FID reference) on
     dataset ``key``: the data keys of an experiment using it, the data root, no limit."""
     exp = config["experiments"][experiment_for_data(config, key)]
-    sets = [
-        f"{k}={_yaml_scalar(v)}" for k, v in exp["set"].items() if k.startswith("data.")
-    ]
+    sets = [f"{k}={_yaml_scalar(v)}" for k, v in exp["set"].items() if k.startswith("data.")]
     return [*sets, f"data.root={config['data_root']}", "data.limit=null"]
 
 

@@ -47,8 +47,10 @@ def lsnf_imports() -> dict[str, set[str]]:
 
 
 def test_importing_the_config_loads_nothing_else_of_lsnf_nor_torch() -> None:
-    code = ("import sys, lsnf.config; "
-            "print(sorted(m for m in sys.modules if m.startswith('lsnf') or m == 'torch'))")  # fmt: skip
+    code = (
+        "import sys, lsnf.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('lsnf') or m == 'torch'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['lsnf', 'lsnf.config']"
 

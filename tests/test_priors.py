@@ -21,7 +21,7 @@ def _prior(kind: str, dim: int = 2, **over):
 
 
 def _perturb(module: torch.nn.Module, scale: float, seed: int = 1) -> None:
-    """Move parameters off their initialisation (zero-initialised couplings make the flow affine)."""
+    """Move parameters off their initialisation (zero-initialised couplings: an affine flow)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in module.parameters():

@@ -1,4 +1,5 @@
-"""Learning from incomplete data (docs/method.md §6.2, docs/protocols.md §5) and the inpainting/recovery CLI."""
+"""Learning from incomplete data (docs/method.md §6.2, docs/protocols.md §5) and the
+inpainting/recovery CLI."""
 
 from __future__ import annotations
 
