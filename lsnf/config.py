@@ -63,6 +63,15 @@ class ConfigError(ValueError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def digest(self) -> str:
+        """SHA-256 of the resolved settings (canonical JSON): recorded with every result, and
+        what decides whether the workflow reruns a job (docs/protocols.md §9)."""
+        import hashlib
+        import json
+
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 M = TypeVar("M", bound=_Strict)
 
@@ -256,11 +265,19 @@ class EvaluationConfig(_Strict):
     seed: int = Field(0, description="seed of z0, prior samples and generated samples")
     grid_samples: int = Field(100, ge=1, description="images in a sample grid")
     completions: int = Field(10, ge=1, description="inpainting: completions per image")
+    noise: bool = Field(
+        False, description="Langevin noise at test time (the authors' recovery re-inference)"
+    )
+    batchnorm: Literal["running", "batch"] = Field(
+        "running",
+        description="BatchNorm when scoring: running statistics (eval mode) or each "
+        "test batch's statistics (train mode, the authors' anomaly scoring)",
+    )
 
 
 # `lsnf eval <name>` options, each an EvaluationConfig field: the CLI defines its options from
 # these, and the workflow passes an experiment's `evaluation:` block through them.
-_INFERENCE = ("test_steps", "step_size", "n_test", "batch_size", "seed")
+_INFERENCE = ("test_steps", "step_size", "n_test", "batch_size", "seed", "noise", "batchnorm")
 EVALUATION_FIELDS: dict[str, tuple[str, ...]] = {
     "recon": _INFERENCE,
     "anomaly": _INFERENCE,
@@ -271,14 +288,21 @@ EVALUATION_FIELDS: dict[str, tuple[str, ...]] = {
 }
 EVALUATION_FLAGS = {"test_steps": "--steps", "step_size": "--step-size", "n_test": "--n",
                     "batch_size": "--batch-size", "seed": "--seed", "completions": "--completions",
-                    "grid_samples": "--n"}  # fmt: skip
+                    "grid_samples": "--n", "noise": "--noise",
+                    "batchnorm": "--batchnorm"}  # fmt: skip
 
 
 def evaluation_args(name: str, settings: dict[str, Any]) -> list[str]:
     """The ``lsnf eval <name>`` flags of an ``evaluation:`` block's settings (nulls left out:
     they mean the run config's value)."""
     return [arg for field in EVALUATION_FIELDS[name] if settings.get(field) is not None
-            for arg in (EVALUATION_FLAGS[field], str(settings[field]))]  # fmt: skip
+            for arg in (EVALUATION_FLAGS[field], yaml_scalar(settings[field]))]  # fmt: skip
+
+
+def yaml_scalar(value: Any) -> str:
+    """A value as a YAML scalar (``true``, ``0.5``, ``center_square``): how values travel on
+    command lines (``--set key=value``, evaluation flags) and come back with ``yaml.safe_load``."""
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
 class RunConfig(_Strict):

@@ -1,24 +1,44 @@
-"""Training curves of an experiment's models from their ``metrics.jsonl`` (matplotlib, Agg)."""
+"""Figures of an experiment's models (matplotlib, Agg): training curves from their
+``metrics.jsonl``, and the K_test sensitivity of the reconstruction error from their
+``recon.json`` (docs/method.md §7.1)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from lsnf.io import atomic_write_bytes
+from lsnf.io import atomic_write_bytes, read_json
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "plot_test_steps"]
 
 
-def plot_curves(metrics_files: list[str | Path], out: str | Path) -> None:
-    """One line per model: training MSE per pixel and prior loss against epoch."""
+def _figure(ncols: int) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_g, ax_p) = plt.subplots(1, 2, figsize=(10, 4))
-    for f in map(Path, metrics_files):
+    return plt.subplots(1, ncols, figsize=(5 * ncols, 4), squeeze=False)
+
+
+def _save(fig: Any, axes: list[Any], out: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)
+
+
+def plot_curves(files: list[str | Path], out: str | Path) -> None:
+    """Training curves (``metrics.jsonl``) or, for ``recon.json`` results, K_test sensitivity."""
+    if all(Path(f).suffix == ".json" for f in files):
+        return plot_test_steps(files, out)
+    fig, ((ax_g, ax_p),) = _figure(2)
+    for f in map(Path, files):
         rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
         epochs = [r["epoch"] for r in rows]
         label = f.parent.name
@@ -28,9 +48,17 @@ def plot_curves(metrics_files: list[str | Path], out: str | Path) -> None:
     ax_g.set(xlabel="epoch", ylabel="training MSE per pixel ([-1, 1])", title="generator")
     ax_p.set(xlabel="epoch", ylabel="prior loss (flow: -log p(z); EBM: contrastive)",
              title="prior")  # fmt: skip
-    for ax in (ax_g, ax_p):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
-    plt.close(fig)
+    _save(fig, [ax_g, ax_p], out)
+
+
+def plot_test_steps(result_files: list[str | Path], out: str | Path) -> None:
+    """Reconstruction MSE against the number of test-time Langevin steps, one line per model
+    (the readings ``mse_by_test_steps`` of one trajectory per image)."""
+    fig, ((ax,),) = _figure(1)
+    for f in map(Path, result_files):
+        by_steps = read_json(f)["mse_by_test_steps"]
+        steps = sorted(int(k) for k in by_steps)
+        ax.plot(steps, [by_steps[str(k)] for k in steps], marker="o", label=f.parent.name)
+    ax.set(xscale="log", xlabel="K_test (noise-free test-time Langevin steps)",
+           ylabel="test MSE per pixel ([-1, 1])", title="reconstruction vs K_test")  # fmt: skip
+    _save(fig, [ax], out)

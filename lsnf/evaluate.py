@@ -25,6 +25,7 @@ from lsnf.metrics.inference import (
     auprc,
     infer_split,
     reconstruction_errors,
+    step_counts,
 )
 from lsnf.metrics.inpainting import evaluate_completion
 from lsnf.pixels import to_model_scale, to_uint8
@@ -47,15 +48,19 @@ def reconstruction(
     and (``grid``) originals beside their reconstructions."""
     model, settings = trained.model, InferenceSettings.create(trained.config, ev)
     data = _test_images(trained, ev, split)
-    mse = float(reconstruction_errors(model, data.images, settings).mean())
+    stops = step_counts(settings.steps)  # the error is read along the way: K_test sensitivity
+    errors = reconstruction_errors(model, data.images, settings, stops)
+    mse = float(errors[settings.steps].mean())
     record = make_result("reconstruction_mse", mse, len(data), trained, data.meta,
                          scale="[-1, 1] per pixel", inference=settings.describe(),
+                         mse_by_test_steps={str(k): float(e.mean()) for k, e in errors.items()},
                          mlflow_metric=f"reconstruction_mse.{split}")  # fmt: skip
     pairs = None
     if grid:
-        x, z = next(infer_split(model, data.images[:GRID_IMAGES], settings))
+        x, zs = next(infer_split(model, data.images[:GRID_IMAGES], settings))
         with torch.no_grad():
-            pairs = Grid(reconstruction_pairs(x, model.generator(z)), nrow=10)  # 2 x 50 images
+            x_hat = model.generator(zs[settings.steps])  # (50, C, H, W)
+        pairs = Grid(reconstruction_pairs(x, x_hat), nrow=10)  # originals beside reconstructions
     summary = (f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
                f"images, K_test={settings.steps}")  # fmt: skip
     return Outcome(record, pairs, summary)
@@ -87,9 +92,8 @@ def inpainting(
     data = _test_images(trained, ev, split)
     masks = mask_images(mask, data)  # (N, 1, H, W)
     metrics, first = evaluate_completion(
-        trained.model, data.images, masks, ev.completions, settings.steps, settings.step_size,
-        settings.seed, settings.batch_size, init="prior",
-    )  # fmt: skip
+        trained.model, data.images, masks, ev.completions, settings, init="prior"
+    )
     record = make_result(
         "inpainting_mse", metrics["mse"], len(data), trained, data.meta, psnr=metrics["psnr"],
         ssim=metrics["ssim"], completions=ev.completions, scale="[0, 1], hidden pixels only",
@@ -112,10 +116,7 @@ def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
     masks = corruption_masks(cfg.data, truth)
     assert masks is not None
     truth, masks = truth.head(ev.n_test), masks[: ev.n_test]
-    metrics, first = evaluate_completion(
-        trained.model, truth.images, masks, 1, settings.steps, settings.step_size,
-        settings.seed, settings.batch_size, init="normal",
-    )  # fmt: skip
+    metrics, first = evaluate_completion(trained.model, truth.images, masks, 1, settings, "normal")
     record = make_result(
         "recovery_mse", metrics["mse"], len(truth), trained, truth.meta, psnr=metrics["psnr"],
         ssim=metrics["ssim"], scale="[0, 1], hidden pixels only",
@@ -128,7 +129,7 @@ def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
 
 def fid(
     trained: TrainedModel, ev: EvaluationConfig, extractor: str, weights: str | None,
-    stats: str | Path, n: int,
+    stats: str | Path, n: int, download: bool = False,
 ) -> Outcome:  # fmt: skip
     """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3)."""
     from lsnf.metrics.fid import (
@@ -139,7 +140,7 @@ def fid(
         load_statistics,
     )
 
-    spec = ExtractorSpec.create(extractor, weights)
+    spec = ExtractorSpec.create(extractor, weights, download)
     ref, ref_meta = load_statistics(stats)
     described = spec.describe()
     if ref_meta["feature_extractor"]["weights_sha256"] != described["weights_sha256"]:

@@ -3,7 +3,9 @@
 Every output lsnf writes (checkpoints, results, grids, tables, statistics) goes through
 :func:`atomic_write_bytes`: the bytes go to a temporary file in the target's directory, are
 flushed to disk and renamed into place, so a killed job never leaves a half-written file under
-the real name. No torch here: the callers pass a ``write(fileobj)`` function.
+the real name. The file gets the mode an ordinary ``open()`` would give it (0644 under umask 022,
+0664 under 002), so team mates on a shared filesystem can read results. No torch here: the
+callers pass a ``write(fileobj)`` function.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; open() would honour the umask
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
@@ -40,6 +43,13 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], Any]) -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

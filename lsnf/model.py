@@ -6,6 +6,9 @@ LEBM — one code path for all three (§3). Nothing here reads or writes files.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 
@@ -15,7 +18,13 @@ from lsnf.generators import build_generator
 from lsnf.langevin import LangevinTrace, frozen, langevin, posterior_energy
 from lsnf.priors import Prior, build_prior
 
-__all__ = ["LatentModel", "build_model", "infer_posterior", "resolve_device"]
+__all__ = [
+    "LatentModel",
+    "batchnorm_statistics_kept",
+    "build_model",
+    "infer_posterior",
+    "resolve_device",
+]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,10 +80,30 @@ def infer_posterior(
     if z0 is None:
         z0 = torch.randn(x.shape[0], model.latent_dim, generator=generator, device=x.device,
                          dtype=x.dtype)  # (B, d)  # fmt: skip
-    with frozen(model), torch.enable_grad():
+    with frozen(model), batchnorm_statistics_kept(model), torch.enable_grad():
         return langevin(
             z0, lambda z: model.energy(z, x, mask), steps, step_size, noise, generator, record
         )
+
+
+@contextmanager
+def batchnorm_statistics_kept(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers in train mode normalise with batch statistics but do not update their
+    running statistics (docs/method.md §6.4).
+
+    The K Langevin passes of a learning iteration run at latents that are not yet posterior
+    samples; only the learning step's forward pass at ``z^K`` updates the running statistics
+    that test-time inference (eval mode) uses. Eval-mode layers are unaffected.
+    """
+    batchnorm = nn.modules.batchnorm._BatchNorm
+    layers = [m for m in module.modules() if isinstance(m, batchnorm) and m.track_running_stats]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.track_running_stats = True
 
 
 def build_model(cfg: RunConfig) -> LatentModel:

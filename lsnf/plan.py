@@ -19,7 +19,16 @@ from typing import Any
 
 import yaml
 
-from lsnf.config import MASK_TAG_PATTERN, PRIOR_KINDS, MaskSpec
+from lsnf.config import (
+    MASK_TAG_PATTERN,
+    PRIOR_KINDS,
+    DataConfig,
+    MaskSpec,
+    RunConfig,
+    config_from_dict,
+    load_config,
+    yaml_scalar,
+)
 
 __all__ = [
     "EVALUATIONS",
@@ -33,6 +42,8 @@ __all__ = [
     "experiment_for_data",
     "mask_specs",
     "parse_run",
+    "resolved_data_config",
+    "resolved_run_config",
     "runs",
     "scaled_resource",
     "train_overrides",
@@ -104,29 +115,38 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     prior, then prior kind, seed, held-out digit, device and data root."""
     exp = config["experiments"][exp_name]
     run = parse_run(run_id)
-    sets = [f"{k}={_yaml_scalar(v)}" for k, v in exp["set"].items()]
+    sets = [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items()]
     per_prior = exp["prior_set"].get(run.prior, {})
-    sets += [f"{k}={_yaml_scalar(v)}" for k, v in per_prior.items()]
+    sets += [f"{k}={yaml_scalar(v)}" for k, v in per_prior.items()]
     sets += [f"prior.kind={run.prior}", f"seed={run.seed}", f"device={config['device']}",
              f"data.root={config['data_root']}", "train.progress=false"]  # fmt: skip
     if run.digit is not None:
         sets.append(f"data.held_out_digit={run.digit}")
     if run.mask is not None:  # learning from incomplete data: the corruption of this run
         corruption = MaskSpec.from_tag(run.mask).model_dump()
-        sets += [f"data.corruption.{k}={_yaml_scalar(v)}" for k, v in corruption.items()]
+        sets += [f"data.corruption.{k}={yaml_scalar(v)}" for k, v in corruption.items()]
     return sets
+
+
+def resolved_run_config(config: dict[str, Any], exp_name: str, run_id: str) -> RunConfig:
+    """The validated run config of one model: the experiment's run config file with
+    :func:`train_overrides` applied (what ``lsnf train`` will use)."""
+    path = config["experiments"][exp_name]["run_config"]
+    return load_config(path, train_overrides(config, exp_name, run_id))
+
+
+def resolved_data_config(config: dict[str, Any], key: str) -> DataConfig:
+    """The validated data config of a data-level job on dataset ``key``."""
+    path = config["experiments"][experiment_for_data(config, key)]["run_config"]
+    return load_config(path, data_overrides(config, key)).data
 
 
 def data_overrides(config: dict[str, Any], key: str) -> list[str]:
     """``--set`` overrides for a data-level job (preparation, extractor, FID reference) on
     dataset ``key``: the data keys of an experiment using it, the data root, no limit."""
     exp = config["experiments"][experiment_for_data(config, key)]
-    sets = [f"{k}={_yaml_scalar(v)}" for k, v in exp["set"].items() if k.startswith("data.")]
+    sets = [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items() if k.startswith("data.")]
     return [*sets, f"data.root={config['data_root']}", "data.limit=null"]
-
-
-def _yaml_scalar(v: Any) -> str:
-    return yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
 def _run_config(config: dict[str, Any], exp_name: str) -> dict[str, Any]:
@@ -146,8 +166,6 @@ def _run_config(config: dict[str, Any], exp_name: str) -> dict[str, Any]:
 
 def data_key(config: dict[str, Any], exp_name: str) -> str:
     """Identity of an experiment's dataset: ``{name}-{source}`` (shared by experiments)."""
-    from lsnf.config import config_from_dict
-
     data = config_from_dict(_run_config(config, exp_name), origin=f"experiments.{exp_name}").data
     return f"{data.name}-{data.source}"
 

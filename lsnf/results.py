@@ -1,7 +1,8 @@
 """One JSON file per result: the value and everything needed to trace it to a run.
 
 Fields: metric, value, n, dataset, data (source, split, protocol, held-out digit, ...), model
-(prior, generator), seed, checkpoint path and SHA-256, lsnf version, time, plus what the
+(prior, generator), seed, the SHA-256 of the resolved run config, checkpoint path and SHA-256,
+lsnf version, time, plus what the
 evaluation adds (inference settings, feature extractor, mask, ...). The JSON files are the
 source of truth; MLflow and the tables copy them. :func:`save_outcome` writes an evaluation's
 result and its grid.
@@ -15,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsnf import __version__
-from lsnf.io import atomic_write_json, read_json
+from lsnf.io import atomic_write_json
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from lsnf.checkpoint import TrainedModel
 
-__all__ = ["Grid", "Outcome", "make_result", "read_result", "save_outcome"]
+__all__ = ["Grid", "Outcome", "make_result", "save_outcome"]
 
 
 def make_result(
@@ -48,6 +49,7 @@ def make_result(
             "sigma": cfg.model.sigma,
         },
         "seed": cfg.seed,
+        "config_sha256": cfg.digest(),
         "checkpoint": str(trained.path),
         "checkpoint_sha256": trained.sha256,
         "lsnf_version": __version__,
@@ -55,10 +57,6 @@ def make_result(
     }
     record.update(extra)
     return record
-
-
-def read_result(path: str | Path) -> dict[str, Any]:
-    return read_json(path)
 
 
 @dataclass(frozen=True)

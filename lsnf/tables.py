@@ -9,7 +9,6 @@ source, test images, K_test, feature extractor) stated; published rows come from
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ import pandas as pd
 import yaml
 
 from lsnf.config import PRIOR_KINDS, MaskSpec
-from lsnf.io import atomic_write_text
+from lsnf.io import atomic_write_text, read_json
 
 __all__ = [
     "PRIOR_NAMES",
@@ -40,7 +39,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
     """One row per result file at ``results/eval/{experiment}/{run}/{name}.json``."""
     rows = []
     for p in map(Path, paths):
-        r = json.loads(p.read_text())
+        r = read_json(p)
         extractor = r.get("feature_extractor", {}).get("name")
         mask = r.get("mask")
         rows.append({
@@ -56,10 +55,13 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "value": r["value"],
             "n": r["n"],
             "test_steps": r.get("inference", {}).get("steps"),
+            "noise": r.get("inference", {}).get("noise"),
+            "batchnorm": r.get("inference", {}).get("batchnorm"),
             "mask": MaskSpec(**mask).tag if mask else None,
             "psnr": r.get("psnr"),
             "ssim": r.get("ssim"),
             "checkpoint_sha256": r["checkpoint_sha256"],
+            "config_sha256": r.get("config_sha256"),
             "file": str(p),
         })  # fmt: skip
     return pd.DataFrame(rows)
@@ -82,7 +84,10 @@ def _setting(g: pd.DataFrame) -> str:
     parts = [f"{g['dataset'].iloc[0]} ({g['source'].iloc[0]})"]
     steps = sorted({int(s) for s in g["test_steps"].dropna()})
     if steps:
-        parts.append(f"K_test={'/'.join(map(str, steps))}")
+        noise = {"noisy" if n else "noise-free" for n in g["noise"].dropna()}
+        parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
+    if "batch" in set(g["batchnorm"].dropna()):
+        parts.append("BatchNorm: test-batch statistics")
     parts.append(f"n_test={'/'.join(map(str, sorted(set(g['n']))))}")
     parts.append(f"{g['seed'].nunique()} seed(s)")
     return "measured; " + ", ".join(parts)

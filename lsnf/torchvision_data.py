@@ -76,16 +76,17 @@ def _load_cifar10(root: str, split: str, download: bool) -> Loaded:
 
 
 def celeba_crop_64(image: object) -> Tensor:
-    """CelebA-64 (docs/protocols.md §1): crop (top 45, left 25, 128x128), resize to 64x64."""
+    """CelebA-64 (docs/protocols.md §1): crop (top 45, left 25, 128x128), then resize to 64x64
+    as the authors' ``transforms.Resize(64)`` does (bilinear, PIL's antialiasing)."""
     import torchvision.transforms.functional as tf
 
     img = tf.crop(image, top=45, left=25, height=128, width=128)
-    img = tf.resize(img, [64, 64], interpolation=tf.InterpolationMode.BICUBIC, antialias=True)
+    img = tf.resize(img, [64, 64], interpolation=tf.InterpolationMode.BILINEAR, antialias=True)
     return tf.pil_to_tensor(img)  # (3, 64, 64) uint8
 
 
 def _load_celeba64(root: str, split: str, download: bool) -> Loaded:
-    cache = Path(root) / "celeba64" / f"{split}.pt"
+    cache = Path(root) / "celeba64" / f"{split}-bilinear.pt"  # the resize is in the name
     if cache.is_file():
         state = torch.load(cache, weights_only=True)
         return state["images"], state["labels"]

@@ -170,6 +170,12 @@ class Tracker:
         except Exception as err:
             self._warn("log metrics", err)
 
+    def log_run_config(self, cfg: Any) -> None:
+        """A training run's resolved config (a :class:`lsnf.config.RunConfig`) as params,
+        with its prior and dataset as tags."""
+        self.log_params(cfg.to_dict(), tags={"lsnf.prior": cfg.prior.kind,
+                                             "lsnf.dataset": cfg.data.name})  # fmt: skip
+
     def log_outcome(self, record: dict[str, Any] | None, files: list[Path]) -> None:
         """An evaluation's metric (``record["mlflow_metric"]``) and its files."""
         if record is not None:
@@ -207,9 +213,11 @@ class Tracker:
 
 
 def open_tracker(
-    uri: str | None, experiment: str, run_key: str, failure_log: Path | None
-) -> Tracker:
-    """A tracker for ``run_key``, or a clear error when no tracking URI is given."""
+    run_key: str | None, uri: str | None, experiment: str, failure_log: Path | None
+) -> Tracker | None:
+    """A tracker for ``run_key`` (None without one), or a clear error without a tracking URI."""
+    if not run_key:
+        return None
     if not uri:
         from lsnf.errors import UserError
 

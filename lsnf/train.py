@@ -48,6 +48,10 @@ MODEL_NAME = "model.pt"  # written once, when every epoch is done: the complete 
 METRICS_NAME = "metrics.jsonl"  # one line per completed epoch
 CONFIG_NAME = "config.yaml"  # the resolved run config
 
+# Wall-clock figures of an epoch: in metrics.jsonl only, never in a checkpoint, so that identical
+# runs write identical model.pt bytes (and identical checkpoint SHA-256s in their results).
+TIMING_KEYS = ("seconds", "images_per_s")
+
 # Keys that may differ between a checkpoint and the config that resumes it.
 _RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",)}
 
@@ -106,6 +110,24 @@ def _epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+def _without_timings(stats: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in stats.items() if k not in TIMING_KEYS}
+
+
+def _with_timings(history: list[dict[str, float]], metrics: Path) -> list[dict[str, float]]:
+    """The checkpoint's history with the wall-clock figures that ``metrics.jsonl`` kept for the
+    same epochs (a resumed run keeps the timings of the epochs before the interruption)."""
+    if not metrics.is_file():
+        return history
+    import json
+
+    timings = {}
+    for line in metrics.read_text().splitlines():
+        row = json.loads(line)
+        timings[row["epoch"]] = {k: row[k] for k in TIMING_KEYS if k in row}
+    return [{**h, **timings.get(h["epoch"], {})} for h in history]
+
+
 def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
     out: list[str] = []
     for key in sorted(set(a) | set(b)):
@@ -126,6 +148,7 @@ class Trainer:
     run_dir: Path
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
     on_iteration: Callable[[int, int], None] | None = None
+    restart_if_changed: bool = False  # a checkpoint of another config: start over, not refuse
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -167,7 +190,7 @@ class Trainer:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "rng": self.rng.get_state(),
-            "history": self.history,
+            "history": [_without_timings(h) for h in self.history],
             "data": self.data.meta,
         }
 
@@ -176,6 +199,12 @@ class Trainer:
             return
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
         diff = _config_diff(state["config"], self.cfg.to_dict())
+        if diff and self.restart_if_changed:
+            print(f"[lsnf] {self.checkpoint_path} was made with another config "
+                  f"({'; '.join(diff)}); starting over", file=sys.stderr)  # fmt: skip
+            self.checkpoint_path.unlink()
+            (self.run_dir / METRICS_NAME).unlink(missing_ok=True)
+            return
         if diff:
             raise UserError(
                 f"{self.checkpoint_path} was made with another config ({'; '.join(diff)}); "
@@ -188,7 +217,7 @@ class Trainer:
             sched.load_state_dict(s)
         self.rng.set_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
-        self.history = list(state["history"])
+        self.history = _with_timings(list(state["history"]), self.run_dir / METRICS_NAME)
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
 
     def _fail(self, what: str, epoch: int, iteration: int) -> None:
@@ -284,6 +313,8 @@ def fit(
     run_dir: str | Path,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     on_iteration: Callable[[int, int], None] | None = None,
+    restart_if_changed: bool = False,
 ) -> LatentModel:
-    """Train ``cfg`` into ``run_dir`` (resuming from its checkpoint if there is one)."""
-    return Trainer(cfg, Path(run_dir), on_epoch_end, on_iteration).run()
+    """Train ``cfg`` into ``run_dir``, resuming from its checkpoint if there is one (one of
+    another config is an error, or with ``restart_if_changed`` is discarded)."""
+    return Trainer(cfg, Path(run_dir), on_epoch_end, on_iteration, restart_if_changed).run()

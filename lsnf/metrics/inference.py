@@ -27,17 +27,22 @@ __all__ = [
     "auprc",
     "infer_split",
     "reconstruction_errors",
+    "step_counts",
 ]
 
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """Test-time posterior inference (docs/method.md §5.3): noise off, ``steps`` = K_test."""
+    """Test-time posterior inference (docs/method.md §5.3): ``steps`` = K_test, noise off unless
+    asked for (the authors' recovery protocol), BatchNorm with running statistics unless
+    ``batchnorm="batch"`` (the authors' anomaly scoring)."""
 
     steps: int
     step_size: float
-    batch_size: int
-    seed: int
+    batch_size: int = 100
+    seed: int = 0
+    noise: bool = False
+    batchnorm: str = "running"
 
     @classmethod
     def create(cls, cfg: RunConfig, ev: EvaluationConfig) -> InferenceSettings:
@@ -47,27 +52,50 @@ class InferenceSettings:
             step_size=ev.step_size if ev.step_size is not None else cfg.inference.test_step_size,
             batch_size=ev.batch_size,
             seed=ev.seed,
+            noise=ev.noise,
+            batchnorm=ev.batchnorm,
         )
 
+    def prepare(self, model: LatentModel) -> torch.Generator:
+        """Put ``model`` in the mode these settings score in; the seeded source of z0/noise."""
+        model.train(self.batchnorm == "batch")
+        return torch.Generator(device=next(model.parameters()).device).manual_seed(self.seed)
+
     def describe(self) -> dict[str, object]:
-        return {"steps": self.steps, "step_size": self.step_size, "noise": False,
-                "init": "N(0, I)", "seed": self.seed}  # fmt: skip
+        return {"steps": self.steps, "step_size": self.step_size, "noise": self.noise,
+                "init": "N(0, I)", "seed": self.seed, "batchnorm": self.batchnorm,
+                "batch_size": self.batch_size}  # fmt: skip
 
 
 def infer_split(
-    model: LatentModel, images_u8: Tensor, settings: InferenceSettings
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Yield ``(x, z*)`` per batch: x (B, C, H, W) in [-1, 1] and z* (B, d) on the model's device.
+    model: LatentModel,
+    images_u8: Tensor,
+    settings: InferenceSettings,
+    stops: tuple[int, ...] | None = None,
+) -> Iterator[tuple[Tensor, dict[int, Tensor]]]:
+    """Yield ``(x, {k: z_k})`` per batch: x (B, C, H, W) in [-1, 1] and the latents (B, d) after
+    each step count ``k`` of ``stops`` (ascending; default: only ``settings.steps``) along one
+    Langevin trajectory, so the latents at ``settings.steps`` do not depend on ``stops``.
 
     z0 comes from one ``torch.Generator`` seeded with ``settings.seed``, so results repeat.
     """
     device = next(model.parameters()).device
-    model.eval()
-    rng = torch.Generator(device=device).manual_seed(settings.seed)
+    rng = settings.prepare(model)
+    stops = stops or (settings.steps,)
     for start in range(0, images_u8.shape[0], settings.batch_size):
         x = to_model_scale(images_u8[start : start + settings.batch_size]).to(device)  # (B,C,H,W)
-        z, _ = infer_posterior(model, x, settings.steps, settings.step_size, False, rng)
-        yield x, z
+        zs, z, done = {}, None, 0
+        for k in stops:  # continuing a trajectory draws the same noise as running it at once
+            z, _ = infer_posterior(model, x, k - done, settings.step_size, settings.noise, rng,
+                                   z0=z)  # fmt: skip
+            zs[k], done = z, k
+        yield x, zs
+
+
+def step_counts(steps: int, points: int = 5) -> tuple[int, ...]:
+    """``steps / 2^j`` for j = points-1 .. 0 (rounded, at least 1, distinct): where the
+    reconstruction error is also read along the trajectory (the K_test-sensitivity plot)."""
+    return tuple(sorted({max(1, round(steps / 2**j)) for j in range(points)}))
 
 
 @torch.no_grad()
@@ -78,19 +106,24 @@ def _sq_err_and_scores(model: LatentModel, x: Tensor, z: Tensor) -> tuple[Tensor
 
 
 def reconstruction_errors(
-    model: LatentModel, images_u8: Tensor, settings: InferenceSettings
-) -> Tensor:
-    """Per-image mean squared error per pixel on [-1, 1] after test-time inference (N,)
-    (docs/method.md §7.1)."""
-    errs = [_sq_err_and_scores(model, x, z)[0] for x, z in infer_split(model, images_u8, settings)]
-    return torch.cat(errs).cpu()
+    model: LatentModel,
+    images_u8: Tensor,
+    settings: InferenceSettings,
+    stops: tuple[int, ...] | None = None,
+) -> dict[int, Tensor]:
+    """Per-image mean squared error per pixel on [-1, 1] (N,) after each step count of
+    ``stops`` (default: ``settings.steps``) of test-time inference (docs/method.md §7.1)."""
+    errs: dict[int, list[Tensor]] = {}
+    for x, zs in infer_split(model, images_u8, settings, stops):
+        for k, z in zs.items():
+            errs.setdefault(k, []).append(_sq_err_and_scores(model, x, z)[0])
+    return {k: torch.cat(v).cpu() for k, v in errs.items()}
 
 
 def anomaly_scores(model: LatentModel, images_u8: Tensor, settings: InferenceSettings) -> Tensor:
     """``S(x)`` for every image (N,), higher = more anomalous (docs/method.md eq. 7.2)."""
-    scores = [
-        _sq_err_and_scores(model, x, z)[1] for x, z in infer_split(model, images_u8, settings)
-    ]
+    batches = infer_split(model, images_u8, settings)
+    scores = [_sq_err_and_scores(model, x, zs[settings.steps])[1] for x, zs in batches]
     return torch.cat(scores).cpu()
 
 

@@ -6,9 +6,8 @@ only, by noise-free Langevin on the masked posterior energy started from a *prio
 different initialisations. Unsupervised recovery re-infers z the same way for a model that
 only ever saw corrupted images.
 
-Metrics on the hidden pixels only, on the [0, 1] scale: MSE, PSNR (peak 1) and SSIM
-(torchmetrics) over each hole's bounding box (11x11 Gaussian window, sigma 1.5; a box smaller
-than 11 pixels gets the largest odd uniform window that fits).
+Metrics on the hidden pixels only, on the [0, 1] scale: MSE, PSNR (peak 1) and SSIM whose
+local statistics are taken over hidden pixels only (:func:`hole_ssim`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from lsnf.metrics.inference import InferenceSettings
 from lsnf.model import LatentModel, infer_posterior
 from lsnf.pixels import to_model_scale, to_unit_interval
 
@@ -33,35 +33,75 @@ def complete(
     x: Tensor,
     mask: Tensor,
     n_completions: int,
-    steps: int,
-    step_size: float,
+    settings: InferenceSettings,
     generator: torch.Generator,
     init: str = "prior",
 ) -> Tensor:
     """Completions (K, B, C, H, W) in [-1, 1] of images x (B, C, H, W) with mask (B, 1, H, W).
 
-    Observed pixels are kept; hidden pixels come from g(z*), z* from noise-free masked
-    Langevin started at a prior sample (``init="prior"``, inpainting, docs/method.md §7.4) or at
-    N(0, I) (``init="normal"``, recovery's test-time re-inference).
+    Observed pixels are kept; hidden pixels come from g(z*), z* from masked Langevin (noise-free
+    unless ``settings.noise``) started at a prior sample (``init="prior"``, inpainting,
+    docs/method.md §7.4) or at N(0, I) (``init="normal"``, recovery's re-inference).
     """
     out = []
+    s = settings
     for _ in range(n_completions):
         z0 = model.prior.sample(x.shape[0], generator) if init == "prior" else None  # (B, d)
-        z, _ = infer_posterior(model, x, steps, step_size, False, generator, mask=mask, z0=z0)
+        z, _ = infer_posterior(model, x, s.steps, s.step_size, s.noise, generator, mask, z0)
         with torch.no_grad():
             x_hat = model.generator(z)  # (B, C, H, W)
         out.append(torch.where(mask.bool(), x, x_hat))
     return torch.stack(out)  # (K, B, C, H, W)
 
 
-def _bbox(hidden: Tensor) -> tuple[int, int, int, int]:
-    rows = hidden.any(dim=1).nonzero().squeeze(1)
-    cols = hidden.any(dim=0).nonzero().squeeze(1)
-    return int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    """The standard SSIM window: a normalised 2-D Gaussian, (1, 1, size, size), float64."""
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(r**2) / (2 * sigma**2))
+    w = g[:, None] * g[None, :]
+    return (w / w.sum())[None, None]
+
+
+def hole_ssim(
+    a: Tensor, b: Tensor, hidden: Tensor, c1: float = 0.01**2, c2: float = 0.03**2
+) -> Tensor:
+    """SSIM of ``b`` against ``a`` on the hidden pixels only (docs/method.md eq. 7.5), (B,).
+
+    SSIM's local means, variances and covariance at each pixel are weighted by the 11x11
+    Gaussian window (sigma 1.5) restricted to hidden pixels, so observed pixels never enter a
+    statistic; the SSIM map is averaged over the hidden pixels (and channels). A completion
+    equal to the truth scores 1; one independent of it scores about 0, for every mask family.
+    ``a``, ``b``: (B, C, H, W) on [0, 1]; ``hidden``: bool, broadcastable to them. NaN for an
+    image with no hidden pixel.
+    """
+    import torch.nn.functional as F
+
+    a, b = a.double(), b.double()
+    h = hidden.expand_as(a).double()  # (B, C, H, W)
+    bc = a.shape[0] * a.shape[1]
+    window = _gaussian_window().to(a.device)
+    pad = window.shape[-1] // 2
+
+    def local(t: Tensor) -> Tensor:  # window-weighted sum over hidden pixels, (B, C, H, W)
+        return F.conv2d((h * t).reshape(bc, 1, *t.shape[2:]), window, padding=pad).view_as(a)
+
+    weight = local(torch.ones_like(a)).clamp_min(1e-12)  # (B, C, H, W)
+    mu_a, mu_b = local(a) / weight, local(b) / weight
+    var_a = (local(a * a) / weight - mu_a**2).clamp_min(0)
+    var_b = (local(b * b) / weight - mu_b**2).clamp_min(0)
+    cov = local(a * b) / weight - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )  # (B, C, H, W)
+    n = h.flatten(1).sum(1)  # (B,)
+    return ((ssim_map * h).flatten(1).sum(1) / n).float()  # NaN where nothing is hidden
 
 
 def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor]:
-    """Per-image MSE, PSNR and SSIM on the hidden pixels, [0, 1] scale.
+    """Per-image MSE, PSNR and SSIM on the hidden pixels, [0, 1] scale (docs/method.md §7.4).
+
+    Only the hidden pixels of ``completed`` are read: its observed pixels are replaced by the
+    truth first, and no metric looks at observed pixels.
 
     Args:
         x: ground truth (B, C, H, W) in [-1, 1].
@@ -70,34 +110,13 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
     Returns:
         ``{"mse": (B,), "psnr": (B,), "ssim": (B,)}``.
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure as ssim_fn
-
     a = to_unit_interval(x.float().cpu())  # (B, C, H, W) in [0, 1]
-    b = to_unit_interval(completed.float().cpu())
     hidden = (mask.cpu() == 0).expand_as(a)  # (B, C, H, W)
+    b = torch.where(hidden, to_unit_interval(completed.float().cpu()), a)
     n_hidden = hidden.flatten(1).sum(1).float()  # (B,)
     sq = torch.where(hidden, (a - b).pow(2), torch.zeros(()))
     mse = sq.flatten(1).sum(1) / n_hidden  # (B,) NaN where nothing is hidden
-    ssim = torch.full_like(mse, float("nan"))
-    for i in range(a.shape[0]):
-        if n_hidden[i] == 0:
-            continue
-        r0, r1, c0, c1 = _bbox(hidden[i, 0])
-        side = min(r1 - r0, c1 - c0)
-        if side < 3:
-            continue  # SSIM needs a window of at least 3 pixels
-        # the standard 11x11 Gaussian window (sigma 1.5); a smaller box gets the largest odd
-        # uniform window that fits
-        window = (
-            {"gaussian_kernel": True, "sigma": 1.5, "kernel_size": 11}
-            if side >= 11
-            else {"gaussian_kernel": False, "kernel_size": side if side % 2 else side - 1}
-        )
-        ssim[i] = ssim_fn(
-            b[i : i + 1, :, r0:r1, c0:c1], a[i : i + 1, :, r0:r1, c0:c1],
-            data_range=1.0, **window,
-        )  # fmt: skip
-    return {"mse": mse, "psnr": psnr(mse), "ssim": ssim}
+    return {"mse": mse, "psnr": psnr(mse), "ssim": hole_ssim(a, b, hidden)}
 
 
 def evaluate_completion(
@@ -105,10 +124,7 @@ def evaluate_completion(
     images_u8: Tensor,
     masks: Tensor,
     n_completions: int,
-    steps: int,
-    step_size: float,
-    seed: int,
-    batch_size: int = 100,
+    settings: InferenceSettings,
     init: str = "prior",
 ) -> tuple[dict[str, float], Tensor]:
     """Mean hole MSE/PSNR/SSIM over images and completions, and the first batch's completions.
@@ -118,14 +134,14 @@ def evaluate_completion(
     Returns (metrics, completions (K, B, C, H, W)).
     """
     device = next(model.parameters()).device
-    model.eval()
-    rng = torch.Generator(device=device).manual_seed(seed)
+    rng = settings.prepare(model)
     sums = {"mse": [], "psnr": [], "ssim": []}
     first = None
-    for start in range(0, images_u8.shape[0], batch_size):
-        x = to_model_scale(images_u8[start : start + batch_size]).to(device)  # (B, C, H, W)
-        m = masks[start : start + batch_size].to(device)  # (B, 1, H, W)
-        comps = complete(model, x, m, n_completions, steps, step_size, rng, init)
+    bsz = settings.batch_size
+    for start in range(0, images_u8.shape[0], bsz):
+        x = to_model_scale(images_u8[start : start + bsz]).to(device)  # (B, C, H, W)
+        m = masks[start : start + bsz].to(device)  # (B, 1, H, W)
+        comps = complete(model, x, m, n_completions, settings, rng, init)
         for k in range(comps.shape[0]):
             for key, v in hole_metrics(x, comps[k], m).items():
                 sums[key].append(v)

@@ -29,6 +29,7 @@ wildcard_constraints:
     mask=plan.MASK_TAG_PATTERN,
 
 
+RUN_CONFIG = "results/configs/{exp}/{run}.yaml"  # the resolved run config (rule run_config)
 MODEL = "results/models/{exp}/{run}/model.pt"
 EVAL = "results/eval/{exp}/{run}"
 
@@ -51,15 +52,11 @@ def tracking(wildcards):
 
 
 onstart:
-    # One process creates the MLflow store before jobs open it in parallel (a fresh SQLite
-    # store can otherwise be set up twice at once). Never fails the workflow.
+    # The workflow's process creates the MLflow store before jobs open it in parallel (a fresh
+    # SQLite store can otherwise be set up twice at once). Never fails the workflow.
     if config["mlflow"]["enabled"]:
         m = config["mlflow"]
-        shell(
-            f"lsnf track-init --mlflow-uri {shlex.quote(m['tracking_uri'])}"
-            f" --mlflow-experiment {shlex.quote(m['experiment'])}"
-            f" --mlflow-failure-log {TRACKING_FAILURES} || true"
-        )
+        lsnf_tracking.Tracker(m["tracking_uri"], m["experiment"], "", TRACKING_FAILURES).init_store()
 
 
 def report_tracking_failures():
@@ -127,6 +124,9 @@ def data_run_config(key):
     return config["experiments"][plan.experiment_for_data(config, key)]["run_config"]
 
 
+FID_DOWNLOAD = "--download" if config["fid"]["download"] else ""
+
+
 def extractor_weights(data):
     """The FID feature extractor's weights: trained by the workflow, or a given file."""
     if config["fid"]["extractor"] == "lsnf-domain-cnn":
@@ -138,6 +138,8 @@ def all_targets():
     targets = plan.evaluation_targets(config)
     targets += table_outputs()
     targets += [f"results/figures/{exp}_curves.png" for exp in EXPERIMENTS]
+    targets += [f"results/figures/{name}_test_steps.png" for name, exp in EXPERIMENTS.items()
+                if exp["task"] == "generation"]
     return targets
 
 

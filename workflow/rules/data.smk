@@ -1,11 +1,13 @@
 # Data preparation (download or check), the domain FID extractor, FID reference statistics.
-# All three are per dataset and shared by every model trained on it.
+# All three are per dataset and shared by every model trained on it. prepare_data reruns when
+# the resolved data config changes (its SHA-256 is a param), and the other two follow it.
 
 
 rule prepare_data:
     output:
         "results/data/{data}.json",
     params:
+        digest=lambda w: plan.resolved_data_config(config, w.data).digest(),
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
     log:
@@ -57,4 +59,5 @@ rule fid_reference:
     shell:
         "lsnf --threads {threads} fid-stats {params.run_config} {params.sets}"
         " --split {wildcards.split} {params.n} --extractor {wildcards.extractor} {params.weights}"
+        f" {FID_DOWNLOAD}"
         " --device {params.device} --out {output} > {log} 2>&1"

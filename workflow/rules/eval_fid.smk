@@ -28,4 +28,5 @@ rule eval_fid:
     shell:
         "lsnf --threads {threads} eval fid {input.model} --stats {input.stats}"
         " --extractor {params.extractor} {params.weights} --n {params.n} {params.flags}"
+        f" {FID_DOWNLOAD}"
         " --device {params.device} --out {output} {params.track} > {log} 2>&1"

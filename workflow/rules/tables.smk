@@ -21,6 +21,21 @@ rule tables:
         " > {log} 2>&1"
 
 
+rule test_steps_curve:
+    input:
+        lambda w: [f"results/eval/{w.exp}/{r.id}/recon.json" for r in plan.runs(EXPERIMENTS[w.exp])],
+    output:
+        report(
+            "results/figures/{exp}_test_steps.png",
+            caption="../report/test_steps.rst",
+            category="Reconstruction vs K_test",
+        ),
+    log:
+        "results/logs/test_steps_curve/{exp}.log",
+    shell:
+        "lsnf curves --out {output} {input} > {log} 2>&1"
+
+
 rule curves:
     input:
         lambda w: [

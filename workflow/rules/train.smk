@@ -1,17 +1,39 @@
-# One training job per (experiment, prior, seed[, held-out digit | training mask]). The run
-# directory keeps checkpoint.pt across attempts, so a killed or failed job resumes from its last
-# epoch; model.pt appears only when every epoch is done.
+# One training job per (experiment, prior, seed[, held-out digit | training mask]).
+#
+# Reruns follow content, not file times: `run_config` writes each run's resolved config and is
+# re-run only when that content changes (its params are the config's SHA-256; Snakemake's
+# params trigger), so editing a key of a run config or of an experiment's `set:` reruns exactly
+# the trainings it changes and their downstream jobs. Training reads the resolved file.
+# The run directory keeps checkpoint.pt across attempts, so a killed or failed job resumes from
+# its last epoch (a checkpoint of an older config is discarded); model.pt appears only when
+# every epoch is done.
+
+
+localrules:
+    run_config,  # writes one small YAML file: not worth a cluster job
+
+
+rule run_config:
+    output:
+        RUN_CONFIG,
+    params:
+        digest=lambda w: plan.resolved_run_config(config, w.exp, w.run).digest(),
+        run_config=run_config,
+        sets=lambda w: set_flags(plan.train_overrides(config, w.exp, w.run)),
+    log:
+        job_log("run_config"),
+    shell:
+        "lsnf show-config {params.run_config} {params.sets} > {output} 2> {log}"
 
 
 rule train:
     input:
-        data_manifest,
+        config=RUN_CONFIG,
+        data=data_manifest,
     output:
         model=MODEL,
         curve="results/models/{exp}/{run}/metrics.jsonl",
     params:
-        run_config=run_config,
-        sets=lambda w: set_flags(plan.train_overrides(config, w.exp, w.run)),
         track=tracking,
         out=lambda w: f"results/models/{w.exp}/{w.run}",
     threads: config["threads"]["train"]
@@ -22,5 +44,5 @@ rule train:
     benchmark:
         job_benchmark("train")
     shell:
-        "lsnf --threads {threads} train {params.run_config} {params.sets} --out {params.out}"
+        "lsnf --threads {threads} train {input.config} --out {params.out} --restart-if-changed"
         " {params.track} > {log} 2>&1"
