@@ -47,6 +47,7 @@ __all__ = [
     "runs",
     "scaled_resource",
     "train_overrides",
+    "write_run_config",
 ]
 
 _PRIORS = "|".join(PRIOR_KINDS)
@@ -135,6 +136,14 @@ def resolved_run_config(config: dict[str, Any], exp_name: str, run_id: str) -> R
     return load_config(path, train_overrides(config, exp_name, run_id))
 
 
+def write_run_config(config: dict[str, Any], exp_name: str, run_id: str, out: str) -> None:
+    """Write one model's resolved run config as YAML (what its training job reads)."""
+    from lsnf.io import atomic_write_text
+
+    cfg = resolved_run_config(config, exp_name, run_id)
+    atomic_write_text(out, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
 def resolved_data_config(config: dict[str, Any], key: str) -> DataConfig:
     """The validated data config of a data-level job on dataset ``key``."""
     path = config["experiments"][experiment_for_data(config, key)]["run_config"]
@@ -145,7 +154,8 @@ def data_overrides(config: dict[str, Any], key: str) -> list[str]:
     """``--set`` overrides for a data-level job (preparation, extractor, FID reference) on
     dataset ``key``: the data keys of an experiment using it, the data root, no limit."""
     exp = config["experiments"][experiment_for_data(config, key)]
-    sets = [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items() if k.startswith("data.")]
+    data = sorted((k, v) for k, v in exp["set"].items() if k.startswith("data."))
+    sets = [f"{k}={yaml_scalar(v)}" for k, v in data]  # sorted: reordering keys reruns nothing
     return [*sets, f"data.root={config['data_root']}", "data.limit=null"]
 
 

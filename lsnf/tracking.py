@@ -59,6 +59,10 @@ class Tracker:
     disabled: bool = False
     _cached: tuple[Any, str] | None = None
 
+    def __post_init__(self) -> None:
+        if self.failure_log is not None:
+            self.failure_log = Path(self.failure_log)
+
     def _handle(self) -> tuple[Any, str]:
         """(client, run id), created once. SQLite store set-up is retried: parallel jobs that
         open a fresh store at the same moment can collide while its tables are created. (A

@@ -129,7 +129,7 @@ def test_tracking_failures_are_logged_and_summarised(tmp_path: Path, monkeypatch
     log.parent.mkdir()
     log.write_text('{"run_key": "old/run", "what": "log metrics", "error": "x", "uri": "u"}\n')
     offset = log.stat().st_size  # failures of an earlier workflow run are not reported again
-    Tracker("http://127.0.0.1:9", "e", "", failure_log=log).init_store()
+    Tracker("http://127.0.0.1:9", "e", "", failure_log=str(log)).init_store()  # as onstart does
     t = Tracker("http://127.0.0.1:9", "e", "exp/flow-seed0", failure_log=log)
     t.log_metrics({"a": 1.0})
     t.log_metrics({"a": 2.0})  # disabled after the first failure: one line per job

@@ -103,10 +103,6 @@ def job_benchmark(rule_name, pattern="{exp}/{run}"):
     return f"results/benchmarks/{rule_name}/{pattern}.tsv"
 
 
-def run_config(wildcards):
-    return config["experiments"][wildcards.exp]["run_config"]
-
-
 def data_manifest(wildcards):
     return f"results/data/{plan.data_key(config, wildcards.exp)}.json"
 

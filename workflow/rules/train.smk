@@ -18,12 +18,10 @@ rule run_config:
         RUN_CONFIG,
     params:
         digest=lambda w: plan.resolved_run_config(config, w.exp, w.run).digest(),
-        run_config=run_config,
-        sets=lambda w: set_flags(plan.train_overrides(config, w.exp, w.run)),
     log:
         job_log("run_config"),
-    shell:
-        "lsnf show-config {params.run_config} {params.sets} > {output} 2> {log}"
+    run:
+        plan.write_run_config(config, wildcards.exp, wildcards.run, output[0])
 
 
 rule train:
