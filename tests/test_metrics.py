@@ -73,8 +73,16 @@ def test_fid_statistics_roundtrip(tmp_path, mnist_extractor) -> None:
     assert meta["feature_extractor"]["comparable_with_published_fid"] is False
 
 
-def test_missing_inception_weights_is_a_clear_error_not_a_download(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="never downloads"):
+def test_missing_inception_weights_is_a_clear_error_not_a_download(tmp_path, monkeypatch) -> None:
+    """Without fid.download, a missing weights file is an error that says how to get one (and
+    nothing reaches for the network: a download attempt here would fail)."""
+    import torch.hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    with pytest.raises(FileNotFoundError, match=r"lsnf fid-weights.*fid.download: true"):
         ExtractorSpec.create(INCEPTION, None)  # TORCH_HOME is an empty temp dir
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         ExtractorSpec.create(INCEPTION, tmp_path / "nope.pth")
