@@ -23,8 +23,10 @@ from lsnf.metrics.inference import (
     InferenceSettings,
     anomaly_scores,
     auprc,
+    auroc,
     infer_split,
     reconstruction_errors,
+    reference_scores,
     step_counts,
 )
 from lsnf.metrics.inpainting import evaluate_completion
@@ -73,13 +75,16 @@ def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") ->
     if cfg.data.protocol != "anomaly":
         raise UserError(f"{trained.path} was not trained with data.protocol: anomaly")
     data = _test_images(trained, ev, split)
-    value = auprc(anomaly_scores(trained.model, data.images, settings), data.labels)
+    scores = anomaly_scores(trained.model, data.images, settings)  # (N,)
+    value, roc = auprc(scores, data.labels), auroc(scores, data.labels)
     unnormalised = " (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""
-    record = make_result("anomaly_auprc", value, len(data), trained, data.meta,
+    record = make_result("anomaly_auprc", value, len(data), trained, data.meta, auroc=roc,
                          n_anomalous=int(data.labels.sum()), inference=settings.describe(),
+                         reference_scores=reference_scores(data.images, data.labels),
                          mlflow_metric="anomaly_auprc",
                          score=ANOMALY_SCORE + unnormalised)  # fmt: skip
-    summary = f"AUPRC {value:.4f} (held-out digit {cfg.data.held_out_digit}, n={len(data)})"
+    summary = (f"AUPRC {value:.4f}, AUROC {roc:.4f} (held-out digit "
+               f"{cfg.data.held_out_digit}, n={len(data)})")  # fmt: skip
     return Outcome(record, None, summary)
 
 

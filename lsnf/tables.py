@@ -42,6 +42,8 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
         r = read_json(p)
         extractor = r.get("feature_extractor", {}).get("name")
         mask = r.get("mask")
+        references = {f"ref_{kind}_{k}": v for kind, cell in r.get("reference_scores", {}).items()
+                      for k, v in cell.items()}  # fmt: skip
         rows.append({
             "experiment": p.parts[-3],
             "run": p.parts[-2],
@@ -53,6 +55,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "metric": r["metric"],
             "extractor": extractor,
             "value": r["value"],
+            "auroc": r.get("auroc"),
             "n": r["n"],
             "test_steps": r.get("inference", {}).get("steps"),
             "noise": r.get("inference", {}).get("noise"),
@@ -63,6 +66,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "checkpoint_sha256": r["checkpoint_sha256"],
             "config_sha256": r.get("config_sha256"),
             "file": str(p),
+            **references,
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -158,15 +162,43 @@ def _frames(*parts: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
+# model-free scores on the same test split (lsnf.metrics.inference.reference_scores)
+REFERENCE_SCORES = {"random": "random score (anomaly share)",
+                    "less_ink": "total ink, less = anomalous",
+                    "more_ink": "total ink, more = anomalous"}  # fmt: skip
+
+
+def _floor_rows(m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[Column]]) -> Rows:
+    """One row per model-free score and experiment: what a score that ignores the model reaches
+    on each held-out digit's test split (the same split for every prior and seed)."""
+    if m.empty or "ref_random_auprc" not in m:
+        return [], []
+    split = m.drop_duplicates(["experiment", "held_out_digit", "n"])
+    long = pd.concat([
+        split.assign(reference=kind, value=split[f"ref_{kind}_auprc"], batchnorm=None,
+                     auroc=split[f"ref_{kind}_auroc"], test_steps=None)
+        for kind in REFERENCE_SCORES
+    ])  # fmt: skip
+    head = lambda group: {"model": f"{REFERENCE_SCORES[group[1]]} [floor: {group[0]}]"}
+    numeric, display = _measured_rows(long, ["experiment", "reference"], head,
+                                      "held_out_digit", digits, cells)  # fmt: skip
+    for row in (*numeric, *display):
+        row["setting"] = row["setting"].replace("measured;", "model-free;").split(", 1 seed")[0]
+    return numeric, display
+
+
 def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """MNIST anomaly AUPRC by held-out digit: (numeric table, display table)."""
+    """MNIST anomaly AUPRC and AUROC by held-out digit, with the model-free floors of the same
+    test splits beside the published AUPRCs: (numeric table, display table)."""
     m = df[df["metric"] == "anomaly_auprc"]
     digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
     name, title, places = (lambda d: f"digit{d}"), (lambda d: f"digit {d}"), (lambda d: 3)
     published = lambda cells, d: tuple(cells.get(d) or (None, None))
-    cells = lambda d: [("value", name(d), title(d), 3)]
+    cells = lambda d: [("value", name(d), title(d), 3),
+                       ("auroc", f"digit{d}_auroc", f"digit {d} AUROC", 3)]  # fmt: skip
     return _frames(
         _measured_rows(m, ["experiment", "prior"], _by_model, "held_out_digit", digits, cells),
+        _floor_rows(m, digits, cells),
         _reference_rows(reference, digits, published, name, title, places),
     )
 

@@ -34,6 +34,21 @@ def test_auprc_equals_hand_computed_example() -> None:
     )
 
 
+def test_auroc_and_the_model_free_reference_scores() -> None:
+    """AUROC = P(score of an anomaly > score of a normal image); the reference scores: random
+    (AUPRC = the anomaly share), and total ink with either sign (each other's mirror)."""
+    from lsnf.metrics.inference import auroc, reference_scores
+
+    labels = torch.tensor([0, 0, 1, 1, 0])
+    assert auroc(torch.tensor([0.1, 0.4, 0.35, 0.8, 0.2]), labels) == pytest.approx(5 / 6)
+    images = torch.zeros(5, 1, 2, 2, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.tensor([200, 150, 10, 20, 250], dtype=torch.uint8)  # thin anomalies
+    ref = reference_scores(images, labels)
+    assert ref["random"] == {"auprc": pytest.approx(0.4), "auroc": 0.5}
+    assert ref["less_ink"]["auroc"] == 1.0 and ref["less_ink"]["auprc"] == pytest.approx(1.0)
+    assert ref["more_ink"]["auroc"] == 0.0
+
+
 def test_auprc_needs_both_classes() -> None:
     with pytest.raises(ValueError, match="both"):
         auprc(torch.tensor([1.0, 2.0]), torch.tensor([0, 0]))

