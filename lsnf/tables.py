@@ -157,9 +157,11 @@ def _reference_rows(
 
 
 def _frames(*parts: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The parts' rows as one numeric and one display table; a column a part lacks stays NaN
+    in the numeric table and empty in the display table."""
     numeric = [r for p in parts for r in p[0]]
     display = [r for p in parts for r in p[1]]
-    return pd.DataFrame(numeric), pd.DataFrame(display)
+    return pd.DataFrame(numeric), pd.DataFrame(display).fillna("")
 
 
 # model-free scores on the same test split (lsnf.metrics.inference.reference_scores)

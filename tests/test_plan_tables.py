@@ -116,6 +116,7 @@ def test_anomaly_table_mean_std_over_seeds_beside_paper(tmp_path: Path) -> None:
     assert floor.loc["total ink, less = anomalous [floor: x]", "digit1_auroc_mean"] == 0.93
     assert floor["digit1_seeds"].eq(1).all() and floor["setting"].str.startswith("model-free").all()
     assert "| total ink, more = anomalous [floor: x]" in md
+    assert "nan" not in md and "nan" not in (tmp_path / "tables/anomaly.tex").read_text()
     assert "generation.csv" not in {p.name for p in written}
 
 
