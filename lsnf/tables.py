@@ -84,17 +84,20 @@ def _agg(values: pd.Series) -> tuple[float, float, int]:
     return float(values.mean()), float(values.std(ddof=1)) if n > 1 else float("nan"), n
 
 
-def _setting(g: pd.DataFrame) -> str:
+def _setting(g: pd.DataFrame, model_free: bool = False) -> str:
+    """What a row's numbers rest on: data, inference (K_test, noise, BatchNorm), test images,
+    seeds; a model-free row (a floor) names only its data and test images."""
     parts = [f"{g['dataset'].iloc[0]} ({g['source'].iloc[0]})"]
     steps = sorted({int(s) for s in g["test_steps"].dropna()})
-    if steps:
+    if steps and not model_free:
         noise = {"noisy" if n else "noise-free" for n in g["noise"].dropna()}
         parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
-    if "batch" in set(g["batchnorm"].dropna()):
+    if "batch" in set(g["batchnorm"].dropna()) and not model_free:
         parts.append("BatchNorm: test-batch statistics")
     parts.append(f"n_test={'/'.join(map(str, sorted(set(g['n']))))}")
-    parts.append(f"{g['seed'].nunique()} seed(s)")
-    return "measured; " + ", ".join(parts)
+    if model_free:
+        return "model-free; " + ", ".join(parts)
+    return "measured; " + ", ".join([*parts, f"{g['seed'].nunique()} seed(s)"])
 
 
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (numeric rows, display rows)
@@ -110,12 +113,13 @@ def _measured_rows(
     key_col: str,
     keys: list[Any],
     columns: Callable[[Any], list[Column]],
+    setting: Callable[[pd.DataFrame], str] = _setting,
 ) -> Rows:
     """One row per group of ``by`` (its ``head`` columns, then the setting); for each key of
     ``key_col`` and each of its columns: mean, std and seed count of the measured values."""
     numeric, display = [], []
     for group, g in m.groupby(by, sort=False):
-        num: dict[str, Any] = {**head(group), "setting": _setting(g)}
+        num: dict[str, Any] = {**head(group), "setting": setting(g)}
         disp: dict[str, Any] = dict(num)
         for k in keys:
             cell = g[g[key_col] == k]
@@ -177,16 +181,14 @@ def _floor_rows(m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[
         return [], []
     split = m.drop_duplicates(["experiment", "held_out_digit", "n"])
     long = pd.concat([
-        split.assign(reference=kind, value=split[f"ref_{kind}_auprc"], batchnorm=None,
-                     auroc=split[f"ref_{kind}_auroc"], test_steps=None)
+        split.assign(reference=kind, value=split[f"ref_{kind}_auprc"],
+                     auroc=split[f"ref_{kind}_auroc"])
         for kind in REFERENCE_SCORES
     ])  # fmt: skip
     head = lambda group: {"model": f"{REFERENCE_SCORES[group[1]]} [floor: {group[0]}]"}
-    numeric, display = _measured_rows(long, ["experiment", "reference"], head,
-                                      "held_out_digit", digits, cells)  # fmt: skip
-    for row in (*numeric, *display):
-        row["setting"] = row["setting"].replace("measured;", "model-free;").split(", 1 seed")[0]
-    return numeric, display
+    model_free = lambda g: _setting(g, model_free=True)
+    return _measured_rows(long, ["experiment", "reference"], head, "held_out_digit", digits,
+                          cells, model_free)  # fmt: skip
 
 
 def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
