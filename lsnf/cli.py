@@ -92,14 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(evs, "recover", "recovery error on the hidden pixels of training images")
     _eval_parser(evs, "samples", "PNG grid of ancestral samples")
 
-    p = sub.add_parser("fid-stats", help="FID reference statistics of a data split")
-    _config_options(p, out=".npz to write")
-    p.add_argument("--split", default="train", choices=["train", "test"])
-    p.add_argument("--n", type=int, help="first N images (default all)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
-    p.add_argument("--weights", help="extractor weights file")
-    p.add_argument("--download", action="store_true", help="let torch-fidelity download weights")
+    for name, text in (("fid-stats", "FID reference statistics of a data split"),
+                       ("fid-floor", "FID of real held-out images against reference statistics"
+                        " (the floor of a model's FID)")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        _config_options(p, out=".npz to write" if name == "fid-stats" else "result JSON to write")
+        p.add_argument("--split", choices=["train", "test"],
+                       default="train" if name == "fid-stats" else "test")  # fmt: skip
+        p.add_argument("--n", type=int, help="first N images (default all)")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
+        p.add_argument("--weights", help="extractor weights file")
+        p.add_argument("--download", action="store_true", help="let torch-fidelity download")
+    p.add_argument("--stats", required=True, help="reference statistics from `lsnf fid-stats`")
+    _add_fields(p, config.EvaluationConfig, {"bootstrap": "--bootstrap", "seed": "--seed"})
 
     p = sub.add_parser("train-extractor", help="train the domain FID feature extractor")
     _config_options(p, out="weights file to write")
@@ -117,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", help="result JSON files")
     p.add_argument("--reference", required=True, help="published numbers (YAML)")
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--floors", nargs="*", default=[], help="FID floor JSONs (`lsnf fid-floor`)")
+    p.add_argument("--results-dir", default="results", help="where models/ and benchmarks/ are "
+                   "(the cost table)")  # fmt: skip
+
+    p = sub.add_parser("track", help="MLflow: `lsnf track sync` logs the results on disk")
+    p.add_argument("action", choices=["sync"])
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
+    p.add_argument("--mlflow-experiment", default="lsnf")
 
     p = sub.add_parser("curves", help="training curves (metrics.jsonl); K_test plot (recon.json)")
     p.add_argument("metrics", nargs="+")
@@ -183,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    """The data-level jobs: show-config, prepare-data, fid-stats, train-extractor."""
+    """The data-level jobs: show-config, prepare-data, fid-stats, fid-floor, train-extractor."""
     cfg = config.load_config(args.config, args.set)
     if args.command == "show-config":
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
@@ -199,6 +214,17 @@ def cmd_data(args: argparse.Namespace) -> None:
         data = load_split(cfg.data, args.split).head(args.n)
         spec = ExtractorSpec.create(args.extractor, args.weights, args.download)
         write_reference_statistics(data, spec, args.device, args.out)
+    elif args.command == "fid-floor":
+        from lsnf.evaluate import fid_floor
+        from lsnf.results import save_outcome
+
+        ev = config.validated(config.EvaluationConfig, _given(args, config.EvaluationConfig), "")
+        if args.n is None:
+            raise UserError("fid-floor needs --n: the number of samples of the FIDs it floors")
+        outcome = fid_floor(cfg.data, ev, args.extractor, args.weights, args.stats, args.n,
+                            args.split, args.device, args.download)  # fmt: skip
+        save_outcome(outcome, args.out, None)
+        print(f"[lsnf] {outcome.summary}")
     else:
         from lsnf.metrics.domain_extractor import write_domain_extractor
 
@@ -206,16 +232,21 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_other(args: argparse.Namespace) -> None:
-    """tables, curves, fid-weights, bench."""
+    """tables, curves, track, fid-weights, bench."""
     if args.command == "tables":
         from lsnf.tables import write_tables
 
-        written = write_tables(args.results, args.reference, args.out_dir)
+        written = write_tables(args.results, args.reference, args.out_dir, args.floors,
+                               args.results_dir)  # fmt: skip
         print("\n".join(f"[lsnf] wrote {p}" for p in written))
     elif args.command == "curves":
         from lsnf.curves import plot_curves
 
         plot_curves(args.metrics, args.out)
+    elif args.command == "track":
+        from lsnf.tracking import sync
+
+        print(sync(args.results_dir, args.mlflow_uri, args.mlflow_experiment))
     elif args.command == "fid-weights":
         from lsnf.metrics.fid import write_inception_weights
 
@@ -226,8 +257,8 @@ def cmd_other(args: argparse.Namespace) -> None:
         run_bench(args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block)
 
 
-_COMMANDS = {"eval": cmd_eval, "train": cmd_train, **dict.fromkeys(
-    ["show-config", "prepare-data", "fid-stats", "train-extractor"], cmd_data)}  # fmt: skip
+_DATA_COMMANDS = ["show-config", "prepare-data", "fid-stats", "fid-floor", "train-extractor"]
+_COMMANDS = {"eval": cmd_eval, "train": cmd_train, **dict.fromkeys(_DATA_COMMANDS, cmd_data)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -269,6 +269,9 @@ class EvaluationConfig(_Strict):
     noise: bool = Field(
         False, description="Langevin noise at test time (the authors' recovery re-inference)"
     )
+    bootstrap: int = Field(
+        200, ge=1, description="FID: bootstrap replicates over the generated samples"
+    )
     batchnorm: Literal["running", "batch"] = Field(
         "running",
         description="BatchNorm when scoring: running statistics (eval mode) or each "
@@ -284,13 +287,13 @@ EVALUATION_FIELDS: dict[str, tuple[str, ...]] = {
     "anomaly": _INFERENCE,
     "inpaint": (*_INFERENCE, "completions"),
     "recover": _INFERENCE,
-    "fid": ("batch_size", "seed"),
+    "fid": ("batch_size", "seed", "bootstrap"),
     "samples": ("grid_samples", "seed"),
 }
 EVALUATION_FLAGS = {"test_steps": "--steps", "step_size": "--step-size", "n_test": "--n",
                     "batch_size": "--batch-size", "seed": "--seed", "completions": "--completions",
                     "grid_samples": "--n", "noise": "--noise",
-                    "batchnorm": "--batchnorm"}  # fmt: skip
+                    "batchnorm": "--batchnorm", "bootstrap": "--bootstrap"}  # fmt: skip
 
 
 def evaluation_args(name: str, settings: dict[str, Any]) -> list[str]:

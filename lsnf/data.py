@@ -69,6 +69,14 @@ class ImageSplit:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
 
+    def describe(self) -> dict[str, Any]:
+        """Its provenance with the SHA-256 of its images (uint8 bytes): what a result names as
+        its data and MLflow logs as a dataset input."""
+        import hashlib
+
+        digest = hashlib.sha256(self.images.numpy().tobytes()).hexdigest()
+        return {**self.meta, "images_sha256": digest}
+
     def head(self, n: int | None) -> ImageSplit:
         """The first ``n`` images (all of them for None)."""
         if n is None or n >= len(self):

@@ -11,11 +11,14 @@ them writes a file or talks to MLflow; the caller (the CLI) saves and tracks the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 
 from lsnf.checkpoint import TrainedModel
-from lsnf.config import EvaluationConfig, MaskSpec
+from lsnf.config import DataConfig, EvaluationConfig, MaskSpec
 from lsnf.data import ImageSplit, corruption_masks, load_split
 from lsnf.errors import UserError
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs
@@ -33,7 +36,16 @@ from lsnf.metrics.inpainting import evaluate_completion
 from lsnf.pixels import to_model_scale, to_uint8
 from lsnf.results import Grid, Outcome, make_result
 
-__all__ = ["EVALUATIONS", "anomaly", "fid", "inpainting", "reconstruction", "recovery", "samples"]
+__all__ = [
+    "EVALUATIONS",
+    "anomaly",
+    "fid",
+    "fid_floor",
+    "inpainting",
+    "reconstruction",
+    "recovery",
+    "samples",
+]
 
 ANOMALY_SCORE = "||x - g(z*)||^2 / (2 sigma^2) - log p(z*)"  # docs/method.md eq. 7.2
 GRID_IMAGES = 50  # images of a reconstruction grid (10 per row, each beside its reconstruction)
@@ -53,10 +65,12 @@ def reconstruction(
     stops = step_counts(settings.steps)  # the error is read along the way: K_test sensitivity
     errors = reconstruction_errors(model, data.images, settings, stops)
     mse = float(errors[settings.steps].mean())
-    record = make_result("reconstruction_mse", mse, len(data), trained, data.meta,
+    examples = pd.DataFrame({"example": np.arange(len(data)), "mse": errors[settings.steps].numpy(),
+                             **{f"mse_k{k}": e.numpy() for k, e in errors.items()}})  # fmt: skip
+    record = make_result("reconstruction_mse", mse, len(data), trained, data.describe(),
                          scale="[-1, 1] per pixel", inference=settings.describe(),
                          mse_by_test_steps={str(k): float(e.mean()) for k, e in errors.items()},
-                         mlflow_metric=f"reconstruction_mse.{split}")  # fmt: skip
+                         mlflow_metrics={f"reconstruction_mse.{split}": mse})  # fmt: skip
     pairs = None
     if grid:
         x, zs = next(infer_split(model, data.images[:GRID_IMAGES], settings))
@@ -65,7 +79,7 @@ def reconstruction(
         pairs = Grid(reconstruction_pairs(x, x_hat), nrow=10)  # originals beside reconstructions
     summary = (f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
                f"images, K_test={settings.steps}")  # fmt: skip
-    return Outcome(record, pairs, summary)
+    return Outcome(record, pairs, summary, examples)
 
 
 def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") -> Outcome:
@@ -78,14 +92,17 @@ def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") ->
     scores = anomaly_scores(trained.model, data.images, settings)  # (N,)
     value, roc = auprc(scores, data.labels), auroc(scores, data.labels)
     unnormalised = " (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""
-    record = make_result("anomaly_auprc", value, len(data), trained, data.meta, auroc=roc,
+    record = make_result("anomaly_auprc", value, len(data), trained, data.describe(), auroc=roc,
                          n_anomalous=int(data.labels.sum()), inference=settings.describe(),
                          reference_scores=reference_scores(data.images, data.labels),
-                         mlflow_metric="anomaly_auprc",
+                         mlflow_metrics={"anomaly_auprc": value, "anomaly_auroc": roc},
                          score=ANOMALY_SCORE + unnormalised)  # fmt: skip
     summary = (f"AUPRC {value:.4f}, AUROC {roc:.4f} (held-out digit "
                f"{cfg.data.held_out_digit}, n={len(data)})")  # fmt: skip
-    return Outcome(record, None, summary)
+    examples = pd.DataFrame({"example": np.arange(len(data)), "label": data.labels.numpy(),
+                             "score": scores.double().numpy(),
+                             "ink": data.images.flatten(1).double().sum(1).numpy()})  # fmt: skip
+    return Outcome(record, None, summary, examples)
 
 
 def inpainting(
@@ -96,19 +113,20 @@ def inpainting(
     settings = InferenceSettings.create(trained.config, ev)
     data = _test_images(trained, ev, split)
     masks = mask_images(mask, data)  # (N, 1, H, W)
-    metrics, first = evaluate_completion(
+    metrics, first, values = evaluate_completion(
         trained.model, data.images, masks, ev.completions, settings, init="prior"
     )
     record = make_result(
-        "inpainting_mse", metrics["mse"], len(data), trained, data.meta, psnr=metrics["psnr"],
+        "inpainting_mse", metrics["mse"], len(data), trained, data.describe(), psnr=metrics["psnr"],
         ssim=metrics["ssim"], completions=ev.completions, scale="[0, 1], hidden pixels only",
         inference={**settings.describe(), "init": "prior sample"},
-        mask=mask.model_dump(mode="json"), mlflow_metric=f"inpainting_mse.{mask.tag}",
+        mask=mask.model_dump(mode="json"),
+        mlflow_metrics={f"inpainting_{k}.{mask.tag}": metrics[k] for k in ("mse", "psnr", "ssim")},
     )  # fmt: skip
     grid = _completion_grid(data, masks, first)
     summary = (f"inpainting ({mask.tag}) on {len(data)} images: hole MSE {metrics['mse']:.5f}, "
                f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")  # fmt: skip
-    return Outcome(record, grid, summary)
+    return Outcome(record, grid, summary, _completion_examples(values))
 
 
 def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
@@ -121,45 +139,108 @@ def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
     masks = corruption_masks(cfg.data, truth)
     assert masks is not None
     truth, masks = truth.head(ev.n_test), masks[: ev.n_test]
-    metrics, first = evaluate_completion(trained.model, truth.images, masks, 1, settings, "normal")
+    metrics, first, values = evaluate_completion(trained.model, truth.images, masks, 1, settings,
+                                                 "normal")  # fmt: skip
     record = make_result(
-        "recovery_mse", metrics["mse"], len(truth), trained, truth.meta, psnr=metrics["psnr"],
+        "recovery_mse", metrics["mse"], len(truth), trained, truth.describe(), psnr=metrics["psnr"],
         ssim=metrics["ssim"], scale="[0, 1], hidden pixels only",
         mask=cfg.data.corruption.model_dump(mode="json"), inference=settings.describe(),
-        mlflow_metric="recovery_mse",
+        mlflow_metrics={f"recovery_{k}": metrics[k] for k in ("mse", "psnr", "ssim")},
     )  # fmt: skip
     summary = f"recovery: hidden-pixel MSE {metrics['mse']:.5f} on {len(truth)} training images"
-    return Outcome(record, _completion_grid(truth, masks, first), summary)
+    grid = _completion_grid(truth, masks, first)
+    return Outcome(record, grid, summary, _completion_examples(values))
+
+
+def _completion_examples(values: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """One row per image and completion: ``example, completion, mse, psnr, ssim``."""
+    n, k = values["mse"].shape
+    columns = {name: v.reshape(-1).double().numpy() for name, v in values.items()}  # (N*K,)
+    return pd.DataFrame(
+        {"example": np.repeat(np.arange(n), k), "completion": np.tile(np.arange(k), n), **columns}
+    )
 
 
 def fid(
     trained: TrainedModel, ev: EvaluationConfig, extractor: str, weights: str | None,
     stats: str | Path, n: int, download: bool = False,
 ) -> Outcome:  # fmt: skip
-    """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3)."""
-    from lsnf.metrics.fid import (
-        ExtractorSpec,
-        extract_features,
-        feature_statistics,
-        frechet_distance,
-        load_statistics,
-    )
+    """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3), with
+    ``ev.bootstrap`` replicates over the generated samples (§9)."""
+    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download)
+    images = sample_images(trained, n, ev.seed, ev.batch_size)
+    value, examples = _fid_of(images, spec, ref, ev, str(trained.device))
+    record = make_result(
+        "fid", value, n, trained, {**ref_meta["data"], "n": ref_meta["n"]},
+        feature_extractor=spec.describe(), reference=str(stats),
+        samples=f"ancestral, seed {ev.seed}", bootstrap_replicates=ev.bootstrap,
+        mlflow_metrics={f"fid.{spec.name}": value},
+    )  # fmt: skip
+    summary = f"FID {value:.3f} ({spec.name}, {n} samples vs {ref_meta['n']} images)"
+    return Outcome(record, None, summary, examples)
+
+
+def fid_floor(
+    data_cfg: DataConfig, ev: EvaluationConfig, extractor: str, weights: str | None,
+    stats: str | Path, n: int, split: str = "test", device: str = "cpu", download: bool = False,
+) -> Outcome:  # fmt: skip
+    """The FID of ``n`` real held-out images against the same reference, extractor and n as a
+    model's FID: what "as good as the data" reads (docs/method.md §9). Model-free."""
+    import datetime as _dt
+
+    from lsnf import __version__
+
+    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download)
+    data = load_split(data_cfg, split)
+    if len(data) < n:
+        raise UserError(f"the FID floor compares {n} real images (fid.n_samples) but the "
+                        f"{data.meta['dataset']} {split} split has {len(data)}; lower "
+                        f"fid.n_samples to at most {len(data)}")  # fmt: skip
+    data = data.head(n)
+    value, examples = _fid_of(data.images, spec, ref, ev, device)
+    record = {
+        "metric": "fid_floor", "value": value, "n": n, "dataset": data.meta["dataset"],
+        "data": data.describe(), "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
+        "feature_extractor": spec.describe(), "reference": str(stats),
+        "samples": f"the first {n} real {split} images", "bootstrap_replicates": ev.bootstrap,
+        "lsnf_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    summary = f"FID floor {value:.3f} ({spec.name}, {n} real {split} images vs {ref_meta['n']})"
+    return Outcome(record, None, summary, examples)
+
+
+def _fid_reference(
+    extractor: str, weights: str | None, stats: str | Path, download: bool
+) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """The extractor and the reference statistics it must have computed."""
+    from lsnf.metrics.fid import ExtractorSpec, load_statistics
 
     spec = ExtractorSpec.create(extractor, weights, download)
     ref, ref_meta = load_statistics(stats)
-    described = spec.describe()
-    if ref_meta["feature_extractor"]["weights_sha256"] != described["weights_sha256"]:
+    if ref_meta["feature_extractor"]["weights_sha256"] != spec.describe()["weights_sha256"]:
         raise UserError(f"{stats} was computed with another feature extractor; recompute it")
-    images = sample_images(trained, n, ev.seed, ev.batch_size)
-    features = extract_features(images, spec, str(trained.device))  # (n, F)
-    value = frechet_distance(feature_statistics(features), ref)
-    record = make_result(
-        "fid", value, n, trained, {**ref_meta["data"], "n": ref_meta["n"]},
-        feature_extractor=described, reference=str(stats), samples=f"ancestral, seed {ev.seed}",
-        mlflow_metric=f"fid.{spec.name}",
-    )  # fmt: skip
-    summary = f"FID {value:.3f} ({spec.name}, {n} samples vs {ref_meta['n']} images)"
-    return Outcome(record, None, summary)
+    return spec, ref, ref_meta
+
+
+def _fid_of(
+    images_u8: torch.Tensor, spec: Any, ref: dict[str, np.ndarray], ev: EvaluationConfig,
+    device: str,
+) -> tuple[float, dict[str, np.ndarray]]:  # fmt: skip
+    """FID of uint8 images (n, C, H, W) against ``ref``, and its arrays: the images' feature
+    mean and covariance and ``ev.bootstrap`` bootstrap replicates of the FID."""
+    from lsnf.metrics.fid import (
+        bootstrap_fid,
+        extract_features,
+        feature_statistics,
+        frechet_distance,
+    )
+
+    features = extract_features(images_u8, spec, device)  # (n, F)
+    own = feature_statistics(features)
+    value = frechet_distance(own, ref)
+    replicates = bootstrap_fid(features, ref, ev.bootstrap, ev.seed)  # (B,)
+    return value, {"mu": own["mu"], "sigma": own["sigma"], "bootstrap_fid": replicates}
 
 
 def samples(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:

@@ -68,6 +68,14 @@ def atomic_write_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> Non
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def read_json_lines(path: str | Path) -> list[Any]:
+    """The JSON values of a JSON-lines file, one per non-empty line ([] if it does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file."""
     return json.loads(Path(path).read_text())

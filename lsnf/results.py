@@ -6,6 +6,18 @@ lsnf version, time, plus what the
 evaluation adds (inference settings, feature extractor, mask, ...). The JSON files are the
 source of truth; MLflow and the tables copy them. :func:`save_outcome` writes an evaluation's
 result and its grid.
+
+Beside each JSON, its **per-example values** (``examples`` in the record: file name and
+SHA-256), from which a table cell, its interval and a paired comparison are recomputed without
+rerunning inference (:func:`read_examples`):
+
+- Parquet (``<name>.examples.parquet``) for per-example tables (anomaly: score, label, ink;
+  reconstruction: error at each K_test read; inpainting and recovery: one row per image and
+  completion). Parquet is what a pandas user opens with ``pd.read_parquet``: typed, named
+  columns, compressed, readable from R, Spark or DuckDB alike.
+- ``.npz`` (``fid.features.npz``) for FID, whose "examples" are not rows: the generated set's
+  feature mean (F,) and covariance (F, F) and the bootstrap replicates of the FID, arrays that
+  numpy opens with ``np.load``.
 """
 
 from __future__ import annotations
@@ -19,11 +31,27 @@ from lsnf import __version__
 from lsnf.io import atomic_write_json
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     from torch import Tensor
 
     from lsnf.checkpoint import TrainedModel
 
-__all__ = ["Grid", "Outcome", "make_result", "save_outcome"]
+__all__ = [
+    "Grid",
+    "Outcome",
+    "examples_file",
+    "make_result",
+    "read_examples",
+    "save_outcome",
+]
+
+
+def examples_file(result_name: str, arrays: bool = False) -> str:
+    """The per-example file beside result ``result_name``: a table (``anomaly.json`` ->
+    ``anomaly.examples.parquet``) or, for FID, arrays (``fid.json`` -> ``fid.features.npz``)."""
+    stem = result_name.removesuffix(".json")
+    return f"{stem}.features.npz" if arrays else f"{stem}.examples.parquet"
 
 
 def make_result(
@@ -70,19 +98,68 @@ class Grid:
 @dataclass(frozen=True)
 class Outcome:
     """What one evaluation produced: its result record (None for a grid-only evaluation), an
-    optional grid and a one-line summary for the terminal."""
+    optional grid, a one-line summary for the terminal and its per-example values (a
+    DataFrame, or FID's arrays)."""
 
     record: dict[str, Any] | None
     grid: Grid | None
     summary: str
+    examples: pd.DataFrame | dict[str, np.ndarray] | None = None
+
+
+def _write_examples(path: Path, examples: pd.DataFrame | dict[str, np.ndarray]) -> None:
+    from lsnf.io import atomic_write_bytes
+
+    if path.suffix == ".parquet":
+        atomic_write_bytes(path, lambda fh: examples.to_parquet(fh, index=False))
+    else:
+        import numpy as np
+
+        atomic_write_bytes(path, lambda fh: np.savez(fh, **examples))
+
+
+def read_examples(result_path: str | Path, record: dict[str, Any] | None = None) -> Any:
+    """The per-example values of the result at ``result_path``, checked against the SHA-256
+    its record holds: a DataFrame (Parquet) or a dict of arrays (``.npz``)."""
+    from lsnf.errors import UserError
+    from lsnf.io import read_json, sha256
+
+    result_path = Path(result_path)
+    record = record if record is not None else read_json(result_path)
+    ref = record.get("examples")
+    if ref is None:
+        raise UserError(f"{result_path} names no per-example file: it was written by an older "
+                        f"lsnf; rerun its evaluation")  # fmt: skip
+    path = result_path.parent / ref["file"]
+    if not path.is_file() or sha256(path) != ref["sha256"]:
+        raise UserError(f"{path} is missing or is not the file {result_path} was computed with "
+                        f"(SHA-256 differs); rerun that evaluation")  # fmt: skip
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path)
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
 
 
 def save_outcome(outcome: Outcome, out: str | Path | None, grid: str | Path | None) -> list[Path]:
-    """Write the record to ``out`` (atomically) and the grid to ``grid``, each when both the
-    path and the content exist; return the files written."""
+    """Write the record to ``out`` (atomically; its per-example file first, so a result JSON
+    never exists without it) and the grid to ``grid``, each when both the path and the content
+    exist; return the files written."""
+    from lsnf.io import sha256
+
     written = []
     if out is not None and outcome.record is not None:
-        atomic_write_json(out, outcome.record)
+        record = outcome.record
+        if outcome.examples is not None:
+            arrays = isinstance(outcome.examples, dict)
+            path = Path(out).with_name(examples_file(Path(out).name, arrays))
+            _write_examples(path, outcome.examples)
+            record = {**record, "examples": {"file": path.name, "sha256": sha256(path)}}
+            written.append(path)
+        atomic_write_json(out, record)
         written.append(Path(out))
     if grid is not None and outcome.grid is not None:
         from lsnf.metrics.grids import save_grid

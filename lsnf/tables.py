@@ -14,11 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from lsnf.config import PRIOR_KINDS, MaskSpec
 from lsnf.io import atomic_write_text, read_json
+from lsnf.stats import REPLICATES, percentile_interval, seed_interval
+from lsnf.uncertainty import Replicates
 
 __all__ = [
     "PRIOR_NAMES",
@@ -71,17 +74,69 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(mean: float | None, std: float | None, digits: int = 3) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+def _fmt(mean: float | None, std: float | None, digits: int = 3,
+         lo: float | None = None, hi: float | None = None) -> str:  # fmt: skip
+    """``mean [lo, hi]`` (one run) or ``mean ± std [lo, hi]`` (seeds); '' for no value."""
+    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
+    if missing(mean):
         return ""
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    text = f"{mean:.{digits}f}" if missing(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    if not missing(lo) and not missing(hi):
+        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return text
 
 
-def _agg(values: pd.Series) -> tuple[float, float, int]:
+IntervalSource = Callable[[pd.Series, str], "np.ndarray | None"]  # (result row, column) -> reps
+
+
+def _measured(reps: Replicates) -> IntervalSource:
+    """Bootstrap replicates of one result's value, from its per-example file."""
+    return lambda row, col: reps.of(row["file"], row["metric"], col, row[col])[1]
+
+
+def _floors(reps: Replicates) -> IntervalSource:
+    """Replicates of a model-free score on the examples of the result in ``row`` (none for the
+    random score: its AUPRC is the anomaly share, its AUROC 0.5, by expectation)."""
+
+    def source(row: pd.Series, col: str) -> np.ndarray | None:
+        if row["reference"] == "random":
+            return None
+        ex = reps.examples(row["file"])
+        sign = -1.0 if row["reference"] == "less_ink" else 1.0
+        stat = "auprc" if col == "value" else "auroc"
+        return reps.of_scores(sign * ex["ink"].to_numpy(), ex["label"].to_numpy(), stat)
+
+    return source
+
+
+def _cell(cell: pd.DataFrame, col: str, source: IntervalSource | None) -> dict[str, Any]:
+    """Mean, std, seed count and 95% interval of a cell's values: Student t across seeds with
+    two or more, else the bootstrap of the one run (docs/method.md §9)."""
+    values = cell[col].dropna()
     n = int(values.count())
-    return float(values.mean()), float(values.std(ddof=1)) if n > 1 else float("nan"), n
+    out = {"mean": float("nan"), "std": float("nan"), "seeds": n, "lo": float("nan"),
+           "hi": float("nan"), "ci": ""}  # fmt: skip
+    if n == 0:
+        return out
+    mean, std, interval = seed_interval(values.to_numpy())
+    out.update(mean=mean, std=std)
+    if interval is not None:
+        out.update(lo=interval.lo, hi=interval.hi, ci="t")
+    elif source is not None and (reps := source(cell.loc[values.index[0]], col)) is not None:
+        out.update(dict(zip(("lo", "hi"), percentile_interval(reps), strict=True)), ci="bootstrap")
+    return out
+
+
+def _ci_text(cells: list[dict[str, Any]], g: pd.DataFrame, model_free: bool) -> str:
+    """Which 95% interval the row's cells carry (docs/method.md §9)."""
+    kinds = {c["ci"] for c in cells if c["ci"]}
+    if not kinds:
+        return ""
+    fid, other = bool((g["metric"] == "fid").any()), bool((g["metric"] != "fid").any())
+    fid_over = "its images (FID)" if model_free else "generated samples (FID)"
+    over = [f"test examples ({REPLICATES} resamples)"] * other + [fid_over] * fid
+    texts = {"t": "Student t across seeds", "bootstrap": "bootstrap over " + ", ".join(over)}
+    return "95% CI: " + " / ".join(texts[k] for k in sorted(kinds))
 
 
 def _setting(g: pd.DataFrame, model_free: bool = False) -> str:
@@ -94,7 +149,11 @@ def _setting(g: pd.DataFrame, model_free: bool = False) -> str:
         parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
     if "batch" in set(g["batchnorm"].dropna()) and not model_free:
         parts.append("BatchNorm: test-batch statistics")
-    parts.append(f"n_test={'/'.join(map(str, sorted(set(g['n']))))}")
+    sizes = lambda rows: "/".join(map(str, sorted(set(rows["n"]))))
+    if (g["metric"] != "fid").any():
+        parts.append(f"n_test={sizes(g[g['metric'] != 'fid'])}")
+    if (g["metric"] == "fid").any():
+        parts.append(f"FID n={sizes(g[g['metric'] == 'fid'])}")
     if model_free:
         return "model-free; " + ", ".join(parts)
     return "measured; " + ", ".join([*parts, f"{g['seed'].nunique()} seed(s)"])
@@ -114,19 +173,27 @@ def _measured_rows(
     keys: list[Any],
     columns: Callable[[Any], list[Column]],
     setting: Callable[[pd.DataFrame], str] = _setting,
+    source: IntervalSource | None = None,
 ) -> Rows:
     """One row per group of ``by`` (its ``head`` columns, then the setting); for each key of
-    ``key_col`` and each of its columns: mean, std and seed count of the measured values."""
+    ``key_col`` and each of its columns: mean, std, seed count and 95% interval (and its kind)
+    of the measured values."""
     numeric, display = [], []
     for group, g in m.groupby(by, sort=False):
         num: dict[str, Any] = {**head(group), "setting": setting(g)}
         disp: dict[str, Any] = dict(num)
+        cells = []
         for k in keys:
             cell = g[g[key_col] == k]
             for col, name, title, digits in columns(k):
-                mean, std, n = _agg(cell[col]) if len(cell) else (float("nan"), float("nan"), 0)
-                num.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_seeds": n})
-                disp[title] = _fmt(mean if n else None, std, digits)
+                c = _cell(cell, col, source)
+                cells.append(c)
+                num.update({f"{name}_{part}": c[part] for part in c})
+                disp[title] = _fmt(c["mean"] if c["seeds"] else None, c["std"], digits, c["lo"],
+                                   c["hi"])  # fmt: skip
+        ci = _ci_text(cells, g, num["setting"].startswith("model-free"))
+        for row in (num, disp):
+            row["setting"] += f"; {ci}" if ci else ""
         numeric.append(num)
         display.append(disp)
     return numeric, display
@@ -174,7 +241,9 @@ REFERENCE_SCORES = {"random": "random score (anomaly share)",
                     "more_ink": "total ink, more = anomalous"}  # fmt: skip
 
 
-def _floor_rows(m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[Column]]) -> Rows:
+def _floor_rows(
+    m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[Column]], reps: Replicates
+) -> Rows:
     """One row per model-free score and experiment: what a score that ignores the model reaches
     on each held-out digit's test split (the same split for every prior and seed)."""
     if m.empty or "ref_random_auprc" not in m:
@@ -188,10 +257,12 @@ def _floor_rows(m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[
     head = lambda group: {"model": f"{REFERENCE_SCORES[group[1]]} [floor: {group[0]}]"}
     model_free = lambda g: _setting(g, model_free=True)
     return _measured_rows(long, ["experiment", "reference"], head, "held_out_digit", digits,
-                          cells, model_free)  # fmt: skip
+                          cells, model_free, _floors(reps))  # fmt: skip
 
 
-def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def anomaly_table(
+    df: pd.DataFrame, reference: dict[str, Any], reps: Replicates
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MNIST anomaly AUPRC and AUROC by held-out digit, with the model-free floors of the same
     test splits beside the published AUPRCs: (numeric table, display table)."""
     m = df[df["metric"] == "anomaly_auprc"]
@@ -200,9 +271,11 @@ def anomaly_table(df: pd.DataFrame, reference: dict[str, Any]) -> tuple[pd.DataF
     published = lambda cells, d: tuple(cells.get(d) or (None, None))
     cells = lambda d: [("value", name(d), title(d), 3),
                        ("auroc", f"digit{d}_auroc", f"digit {d} AUROC", 3)]  # fmt: skip
+    measured = _measured_rows(m, ["experiment", "prior"], _by_model, "held_out_digit", digits,
+                              cells, source=_measured(reps))  # fmt: skip
     return _frames(
-        _measured_rows(m, ["experiment", "prior"], _by_model, "held_out_digit", digits, cells),
-        _floor_rows(m, digits, cells),
+        measured,
+        _floor_rows(m, digits, cells, reps),
         _reference_rows(reference, digits, published, name, title, places),
     )
 
@@ -216,67 +289,117 @@ def _generation_column(row: pd.Series) -> str:
 
 
 def generation_table(
-    df: pd.DataFrame, reference: dict[str, Any]
+    df: pd.DataFrame,
+    reference: dict[str, Any],
+    reps: Replicates,
+    floors: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The paper's "MSE / FID" table: (numeric table, display table)."""
+    """The paper's "MSE / FID" table, with FID floor rows (real held-out images against the same
+    reference): (numeric table, display table)."""
     m = df[df["metric"].isin(["reconstruction_mse", "fid"])].copy()
     m["column"] = m.apply(_generation_column, axis=1) if len(m) else []
+    f = floors.copy() if floors is not None and len(floors) else pd.DataFrame()
+    if len(f):
+        f["column"] = f.apply(_generation_column, axis=1)
     columns = list(dict.fromkeys([*sorted(set(m["column"])), *reference["metrics"]]))
     same = lambda c: c
     measured_places = lambda c: 4 if c.endswith("_mse") else 2
     published_places = lambda c: 3 if c.endswith("_mse") else 2
     published = lambda cells, c: (cells.get(c), None)
     cells = lambda c: [("value", c, c, measured_places(c))]
+    floor_head = lambda group: {"model": f"real {group[1]} images [floor: {group[0]}]"}
+    floor_rows = _measured_rows(f, ["dataset", "split"], floor_head, "column", columns, cells,
+                                lambda g: _setting(g, model_free=True),
+                                _measured(reps)) if len(f) else ([], [])  # fmt: skip
+    measured = _measured_rows(m, ["experiment", "prior"], _by_model, "column", columns, cells,
+                              source=_measured(reps))  # fmt: skip
     return _frames(
-        _measured_rows(m, ["experiment", "prior"], _by_model, "column", columns, cells),
+        measured,
+        floor_rows,
         _reference_rows(reference, columns, published, same, same, published_places),
     )
 
 
-def inpainting_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def inpainting_table(df: pd.DataFrame, reps: Replicates) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hole MSE / PSNR / SSIM ([0, 1] scale) per model and test mask (no published numbers:
     the paper shows inpainting as figures)."""
     m = df[df["metric"] == "inpainting_mse"]
     cells = lambda t: [("value", f"{t}_mse", f"{t} MSE", 4), ("psnr", f"{t}_psnr", f"{t} PSNR", 2),
                        ("ssim", f"{t}_ssim", f"{t} SSIM", 3)]  # fmt: skip
-    rows = _measured_rows(m, ["experiment", "prior"], _by_model, "mask",
-                          list(dict.fromkeys(m["mask"])), cells)  # fmt: skip
+    masks = list(dict.fromkeys(m["mask"]))
+    rows = _measured_rows(m, ["experiment", "prior"], _by_model, "mask", masks, cells,
+                          source=_measured(reps))  # fmt: skip
     return _frames(rows)
 
 
-def recovery_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def recovery_table(df: pd.DataFrame, reps: Replicates) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recovery error on hidden pixels ([0, 1] scale): mask setting x prior."""
     m = df[df["metric"] == "recovery_mse"]
     head = lambda group: {"mask": group[1], "experiment": group[0]}
     cells = lambda prior: [("value", prior, PRIOR_NAMES[prior], 4)]
-    rows = _measured_rows(m, ["experiment", "mask"], head, "prior",
-                          list(dict.fromkeys(m["prior"])), cells)  # fmt: skip
+    priors = list(dict.fromkeys(m["prior"]))
+    rows = _measured_rows(m, ["experiment", "mask"], head, "prior", priors, cells,
+                          source=_measured(reps))  # fmt: skip
     return _frames(rows)
 
 
+def load_floors(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per FID floor file (``lsnf fid-floor``), in the measurements' columns."""
+    rows = []
+    for p in map(Path, paths):
+        r = read_json(p)
+        rows.append({"dataset": r["dataset"], "source": r["data"].get("source"),
+                     "split": r["data"].get("split"), "metric": "fid",
+                     "extractor": r["feature_extractor"]["name"], "value": r["value"], "n": r["n"],
+                     "seed": None, "test_steps": None, "noise": None, "batchnorm": None,
+                     "file": str(p)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _write(out_dir: Path, name: str, numeric: pd.DataFrame, display: pd.DataFrame) -> list[Path]:
+    """One table as CSV (numbers), Markdown and LaTeX (display strings)."""
+    atomic_write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
+    markdown = display.to_markdown(index=False, disable_numparse=True)
+    atomic_write_text(out_dir / f"{name}.md", markdown + "\n")
+    atomic_write_text(out_dir / f"{name}.tex", display.to_latex(index=False, escape=True))
+    return [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+
+
 def write_tables(
-    result_files: list[str | Path], reference_path: str | Path, out_dir: str | Path
+    result_files: list[str | Path],
+    reference_path: str | Path,
+    out_dir: str | Path,
+    floor_files: list[str | Path] = (),  # type: ignore[assignment]
+    results_dir: str | Path = "results",
 ) -> list[Path]:
-    """Write every table whose metric appears in the results; return the files written."""
+    """Write the comparison table, every table whose metric appears in the results, and the
+    cost table; return the files written."""
+    from lsnf.comparison import comparison_table
+    from lsnf.cost import cost_table
+
     out_dir = Path(out_dir)
     df = load_measurements(result_files)
+    floors = load_floors(list(floor_files))
     reference = yaml.safe_load(Path(reference_path).read_text())
+    reps = Replicates()
     written = [out_dir / "measurements.csv"]
     atomic_write_text(written[0], df.to_csv(index=False))
     builders = {
-        "anomaly": (lambda d: anomaly_table(d, reference["anomaly"]), {"anomaly_auprc"}),
-        "generation": (lambda d: generation_table(d, reference["generation"]),
+        "comparison": (lambda d: comparison_table(d, reps, _setting), set(df.get("metric", []))),
+        "anomaly": (lambda d: anomaly_table(d, reference["anomaly"], reps), {"anomaly_auprc"}),
+        "generation": (lambda d: generation_table(d, reference["generation"], reps, floors),
                        {"reconstruction_mse", "fid"}),
-        "inpainting": (inpainting_table, {"inpainting_mse"}),
-        "recovery": (recovery_table, {"recovery_mse"}),
+        "inpainting": (lambda d: inpainting_table(d, reps), {"inpainting_mse"}),
+        "recovery": (lambda d: recovery_table(d, reps), {"recovery_mse"}),
+        "cost": (lambda d: cost_table(d.assign(model=d.apply(_model_label, axis=1)), results_dir),
+                 set(df.get("metric", []))),
     }  # fmt: skip
     for name, (build, metrics) in builders.items():
         if df.empty or not set(df["metric"]) & metrics:
             continue
-        numeric, display = build(df)
-        atomic_write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
-        markdown = display.to_markdown(index=False, disable_numparse=True)
-        atomic_write_text(out_dir / f"{name}.md", markdown + "\n")
-        atomic_write_text(out_dir / f"{name}.tex", display.to_latex(index=False, escape=True))
-        written += [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+        written += _write(out_dir, name, *build(df))
     return written
+
+
+def _model_label(row: pd.Series) -> str:
+    return f"{PRIOR_NAMES[row['prior']]} [{row['experiment']}/{row['run']}]"

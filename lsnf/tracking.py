@@ -1,9 +1,14 @@
 """MLflow tracking, best effort: the result files on disk are the source of truth.
 
 One MLflow run per trained model, found again by its tag ``lsnf.run_key`` (e.g.
-``mnist_anomaly/flow-digit1-seed0``): training logs params (the resolved config), per-epoch
-metrics and artifacts; every evaluation logs its metric and result JSON into the same run, so
-``mlflow ui`` compares models side by side. If the tracking store cannot be reached, the
+``mnist_anomaly/flow-digit1-seed0``) and tagged with its experiment, prior, seed, held-out digit
+and mask (``lsnf.*``, for the UI's "Group by" and filters): training logs params (the resolved
+config), per-epoch metrics, its training split as a dataset input and artifacts; every
+evaluation logs its metrics, its test split as a dataset input, and its result JSON,
+per-example file and grid into the same run, so ``mlflow ui`` compares models side by side.
+Logging is idempotent (a metric value already logged at that step, a param, a dataset input
+or an artifact is not logged twice), so :func:`sync` can replay the result files on disk into
+any store, as often as needed. If the tracking store cannot be reached, the
 failure is reported on stderr, appended as one JSON line to the failure log (if given), and
 the job carries on: nothing on disk depends on MLflow. The workflow reads that log when it
 ends and names the jobs whose MLflow logging is missing (:func:`failure_report`).
@@ -20,7 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tracker", "failure_report", "failures_since", "flatten", "open_tracker"]
+__all__ = [
+    "Tracker",
+    "dataset_input",
+    "failure_report",
+    "failures_since",
+    "flatten",
+    "open_tracker",
+    "run_tags",
+    "sync",
+]
 
 # A dead tracking server must cost a job seconds, not minutes: MLflow's HTTP client retries
 # 7 times with exponential backoff by default (~4 minutes per request). Users can still set
@@ -44,6 +58,41 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def run_tags(run_key: str) -> dict[str, str]:
+    """Tags of a model's run from its key ``{experiment}/{run id}`` (lsnf.plan's run ids: prior,
+    seed, held-out digit or mask); a key of another form gets only the first three."""
+    from lsnf.plan import parse_run
+
+    exp_name, _, run_name = run_key.partition("/")
+    tags = {"lsnf.run_key": run_key, "lsnf.experiment": exp_name, "lsnf.run": run_name}
+    try:
+        run = parse_run(run_name)
+    except ValueError:
+        return tags
+    tags.update({"lsnf.prior": run.prior, "lsnf.seed": str(run.seed)})
+    if run.digit is not None:
+        tags["lsnf.held_out_digit"] = str(run.digit)
+    if run.mask is not None:
+        tags["lsnf.mask"] = run.mask
+    return tags
+
+
+def dataset_input(meta: dict[str, Any], context: str) -> Any:
+    """An MLflow dataset input for a data split's provenance (``ImageSplit.describe()``): name
+    ``{dataset}/{split}[/digit{d}]``, digest = the first 16 hex digits of its images' SHA-256,
+    source = the provenance as JSON, context ``training`` or ``evaluation``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    name = f"{meta.get('dataset')}/{meta.get('split')}"
+    if meta.get("held_out_digit") is not None:
+        name += f"/digit{meta['held_out_digit']}"
+    digest = str(meta.get("images_sha256", ""))[:16] or "unknown"
+    source = json.dumps({k: v for k, v in meta.items() if k != "images_sha256"}, sort_keys=True)
+    dataset = Dataset(name=name, digest=digest, source_type="lsnf", source=source,
+                      profile=json.dumps({"num_rows": meta.get("n")}))  # fmt: skip
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
+
+
 @dataclass
 class Tracker:
     """Logs to the MLflow run tagged ``run_key`` in ``experiment`` at ``uri``.
@@ -64,6 +113,8 @@ class Tracker:
             self.failure_log = Path(self.failure_log)
 
     def _handle(self) -> tuple[Any, str]:
+        from mlflow.entities import RunTag
+
         """(client, run id), created once. SQLite store set-up is retried: parallel jobs that
         open a fresh store at the same moment can collide while its tables are created. (A
         server's client retries by itself, see ``HTTP_DEFAULTS``.)"""
@@ -72,7 +123,13 @@ class Tracker:
             for attempt in range(tries):
                 try:
                     client = self._client()
-                    self._cached = (client, self._find_or_create_run(client))
+                    rid = self._find_or_create_run(client)
+                    existing = client.get_run(rid).data.tags
+                    tags = [RunTag(k, v) for k, v in run_tags(self.run_key).items()
+                            if existing.get(k) != v]  # fmt: skip
+                    if tags:  # runs of an older store get the tags too
+                        client.log_batch(rid, tags=tags)
+                    self._cached = (client, rid)
                     break
                 except Exception:
                     if attempt == tries - 1:
@@ -136,11 +193,7 @@ class Tracker:
         found = client.search_runs([exp_id], f"tags.`lsnf.run_key` = '{self.run_key}'")
         if found:
             return found[0].info.run_id
-        exp_name, _, run_name = self.run_key.partition("/")
-        run = client.create_run(
-            exp_id, run_name=self.run_key, tags={"lsnf.run_key": self.run_key,
-                                                 "lsnf.experiment": exp_name, "lsnf.run": run_name}
-        )  # fmt: skip
+        run = client.create_run(exp_id, run_name=self.run_key, tags=run_tags(self.run_key))
         return run.info.run_id
 
     def log_params(self, params: dict[str, Any], tags: dict[str, str] | None = None) -> None:
@@ -170,7 +223,16 @@ class Tracker:
             ts = int(time.time() * 1000)
             batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()
                      if isinstance(v, (int, float)) and math.isfinite(v)]  # fmt: skip
-            client.log_batch(rid, metrics=batch)
+            logged = client.get_run(rid).data.metrics  # latest value per key
+            new = []
+            for m in batch:  # a value already logged at this step is not logged again
+                if m.key in logged:
+                    history = {(h.step, h.value) for h in client.get_metric_history(rid, m.key)}
+                    if (m.step, m.value) in history:
+                        continue
+                new.append(m)
+            if new:
+                client.log_batch(rid, metrics=new)
         except Exception as err:
             self._warn("log metrics", err)
 
@@ -181,15 +243,32 @@ class Tracker:
                                              "lsnf.dataset": cfg.data.name})  # fmt: skip
 
     def log_outcome(self, record: dict[str, Any] | None, files: list[Path]) -> None:
-        """An evaluation's metric (``record["mlflow_metric"]``) and its files."""
+        """An evaluation's metrics (``record["mlflow_metrics"]``), its test split as a dataset
+        input, and its files (result JSON, per-example file; grids)."""
         if record is not None:
-            self.log_metrics({record["mlflow_metric"]: record["value"]})
+            self.log_metrics(record["mlflow_metrics"])
+            if "images_sha256" in record.get("data", {}):
+                self.log_inputs([dataset_input(record["data"], "evaluation")])
         self.log_artifacts(list(files), subdir="results" if record is not None else "grids")
 
     def log_training_end(self, run_dir: Path) -> None:
-        """A finished training run: its curves and resolved config, and the run's end."""
-        self.log_artifacts([run_dir / "metrics.jsonl", run_dir / "config.yaml"], "training")
+        """A finished training run: its training split as a dataset input, its curves, resolved
+        config and data provenance, and the run's end."""
+        data = run_dir / "data.json"
+        if data.is_file():
+            self.log_inputs([dataset_input(json.loads(data.read_text()), "training")])
+        self.log_artifacts([run_dir / "metrics.jsonl", run_dir / "config.yaml", data], "training")
         self.set_terminated()
+
+    def log_inputs(self, inputs: list[Any]) -> None:
+        """Dataset inputs (MLflow keeps one per name and digest)."""
+        if self.disabled:
+            return
+        try:
+            client, rid = self._handle()
+            client.log_inputs(rid, datasets=inputs)
+        except Exception as err:
+            self._warn("log dataset inputs", err)
 
     def log_epoch(self, epoch: int, stats: dict[str, float]) -> None:
         """Per-epoch training statistics, at step ``epoch`` (a ``fit`` callback)."""
@@ -262,3 +341,45 @@ def failure_report(path: str | Path, offset: int = 0) -> str:
     lines += [f"  {f.get('run_key') or '(store)'}: {f.get('what', '?')}: {f.get('error', '?')}"
               for f in failures]  # fmt: skip
     return "\n".join(lines)
+
+
+def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
+    """Log every model and result under ``results_dir`` into MLflow as the workflow's jobs do
+    (training: config, epochs, dataset, artifacts, end; evaluations: metrics, dataset, files),
+    for jobs whose logging failed or into a store created later. Idempotent."""
+    from lsnf.config import load_config
+    from lsnf.errors import UserError
+    from lsnf.io import read_json_lines
+
+    if not uri:
+        raise UserError("lsnf track sync needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+    root = Path(results_dir)
+    keys = sorted({f"{p.parent.name}/{p.name}" for base in ("models", "eval")
+                   for p in (root / base).glob("*/*") if p.is_dir()})  # fmt: skip
+    if not keys:
+        raise UserError(f"{root} holds no models/ or eval/ runs to sync")
+    failed = []
+    for key in keys:
+        tracker = Tracker(uri, experiment, key)
+        model_dir = root / "models" / key
+        if (model_dir / "config.yaml").is_file():
+            tracker.log_run_config(load_config(model_dir / "config.yaml"))
+            for row in read_json_lines(model_dir / "metrics.jsonl"):
+                tracker.log_epoch(int(row["epoch"]), row)
+            if (model_dir / "model.pt").is_file():
+                tracker.log_training_end(model_dir)
+        for result in sorted((root / "eval" / key).glob("*.json")):
+            record = json.loads(result.read_text())
+            examples = result.with_name(record.get("examples", {}).get("file", result.name))
+            files = [examples, result, result.with_suffix(".png")]
+            tracker.log_outcome(record, list(dict.fromkeys(f for f in files if f.is_file())))
+        if (root / "eval" / key / "samples.png").is_file():
+            tracker.log_outcome(None, [root / "eval" / key / "samples.png"])
+        if tracker.disabled:
+            failed.append(key)
+    if failed:
+        raise UserError(
+            f"MLflow logging failed for {len(failed)} of {len(keys)} runs "
+            f"({', '.join(failed)}); see the warnings above, then sync again"
+        )
+    return f"[lsnf] synced {len(keys)} runs into {uri} (experiment {experiment})"

@@ -28,13 +28,14 @@ from lsnf.checkpoint import load_checkpoint, save_checkpoint
 from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
-from lsnf.io import atomic_write_json_lines, atomic_write_text
+from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text
 from lsnf.langevin import masked_sq_error
 from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
 from lsnf.pixels import to_model_scale
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "DATA_NAME",
     "MODEL_NAME",
     "NonFiniteError",
     "Trainer",
@@ -47,6 +48,7 @@ CHECKPOINT_NAME = "checkpoint.pt"  # rewritten every epoch
 MODEL_NAME = "model.pt"  # written once, when every epoch is done: the complete output
 METRICS_NAME = "metrics.jsonl"  # one line per completed epoch
 CONFIG_NAME = "config.yaml"  # the resolved run config
+DATA_NAME = "data.json"  # the training split's provenance and images' SHA-256
 
 # Wall-clock figures of an epoch: in metrics.jsonl only, never in a checkpoint, so that identical
 # runs write identical model.pt bytes (and identical checkpoint SHA-256s in their results).
@@ -293,6 +295,7 @@ class Trainer:
 
         config_text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
         atomic_write_text(self.run_dir / CONFIG_NAME, config_text)
+        atomic_write_json(self.run_dir / DATA_NAME, self.data.describe())
         while self.epoch < self.cfg.train.epochs:
             stats = self.train_epoch()
             for sched in self.schedulers:

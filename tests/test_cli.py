@@ -44,6 +44,15 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     from lsnf.checkpoint import load_model
 
     assert res["config_sha256"] == load_model(tmp_path / ckpt).config.digest()
+    from lsnf.results import read_examples
+    from lsnf.stats import STATISTICS
+
+    ex = read_examples(tmp_path / "anomaly.json")  # beside it, its SHA-256 checked
+    assert list(ex.columns) == ["example", "label", "score", "ink"] and len(ex) == 1000
+    cols = {"score": ex["score"].to_numpy(), "label": ex["label"].to_numpy()}
+    assert STATISTICS["auprc"](cols)[0] == pytest.approx(res["value"], rel=1e-9)
+    assert STATISTICS["auroc"](cols)[0] == pytest.approx(res["auroc"], rel=1e-9)
+    assert len(res["data"]["images_sha256"]) == 64
 
     r = _lsnf("eval", "recon", ckpt, "--out", "recon.json", "--steps", "5", "--n", "100",
               "--grid", "recon.png", cwd=tmp_path)  # fmt: skip
@@ -64,6 +73,20 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     assert res["metric"] == "fid" and res["value"] > 0 and res["n"] == 200
     assert res["feature_extractor"]["name"] == "lsnf-domain-cnn"
     assert res["feature_extractor"]["comparable_with_published_fid"] is False
+    arrays = read_examples(tmp_path / "fid.json")
+    assert arrays["sigma"].shape == (arrays["mu"].shape[0],) * 2
+    assert arrays["bootstrap_fid"].shape == (200,) and (arrays["bootstrap_fid"] > 0).all()
+    r = _lsnf("fid-floor", str(cfg), "--extractor", "lsnf-domain-cnn", "--weights", "cnn.pt",
+              "--stats", "ref.npz", "--n", "200", "--bootstrap", "20", "--out", "floor.json",
+              cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    floor = json.loads((tmp_path / "floor.json").read_text())
+    assert floor["metric"] == "fid_floor" and floor["n"] == 200 and floor["data"]["split"] == "test"
+    assert 0 < floor["value"] < res["value"]  # real images beat an untrained model's samples
+    assert read_examples(tmp_path / "floor.json")["bootstrap_fid"].shape == (20,)
+    r = _lsnf("fid-floor", str(cfg), "--extractor", "lsnf-domain-cnn", "--weights", "cnn.pt",
+              "--stats", "ref.npz", "--n", "99999", "--out", "f.json", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "lower fid.n_samples" in r.stderr
 
     r = _lsnf("eval", "samples", ckpt, "--out", "samples.png", "--n", "20", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "samples.png").stat().st_size > 0

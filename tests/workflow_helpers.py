@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = "config/scenarios/tiny.yaml"
-TASK_TABLES = ("anomaly", "generation", "inpainting", "recovery")
+TASK_TABLES = ("comparison", "anomaly", "generation", "inpainting", "recovery")  # not cost
 
 
 def copy_project(dest: Path) -> Path:

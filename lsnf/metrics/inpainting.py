@@ -126,28 +126,31 @@ def evaluate_completion(
     n_completions: int,
     settings: InferenceSettings,
     init: str = "prior",
-) -> tuple[dict[str, float], Tensor]:
-    """Mean hole MSE/PSNR/SSIM over images and completions, and the first batch's completions.
+) -> tuple[dict[str, float], Tensor, dict[str, Tensor]]:
+    """Hole MSE/PSNR/SSIM per image and completion, their means, and the first batch's
+    completions.
 
     ``init="prior"``: z0 from the prior (inpainting, docs/method.md §7.4); ``init="normal"``:
     z0 from N(0, I) (recovery: test-time re-inference).
-    Returns (metrics, completions (K, B, C, H, W)).
+    Returns (means over images and completions, completions (K, B, C, H, W) of the first batch,
+    per-example values ``{"mse" | "psnr" | "ssim": (N, K)}``).
     """
     device = next(model.parameters()).device
     rng = settings.prepare(model)
-    sums = {"mse": [], "psnr": [], "ssim": []}
+    per_batch: dict[str, list[Tensor]] = {"mse": [], "psnr": [], "ssim": []}
     first = None
     bsz = settings.batch_size
     for start in range(0, images_u8.shape[0], bsz):
         x = to_model_scale(images_u8[start : start + bsz]).to(device)  # (B, C, H, W)
         m = masks[start : start + bsz].to(device)  # (B, 1, H, W)
         comps = complete(model, x, m, n_completions, settings, rng, init)
-        for k in range(comps.shape[0]):
-            for key, v in hole_metrics(x, comps[k], m).items():
-                sums[key].append(v)
+        values = [hole_metrics(x, comps[k], m) for k in range(comps.shape[0])]
+        for key in per_batch:
+            per_batch[key].append(torch.stack([v[key] for v in values], dim=1))  # (B, K)
         if first is None:
             first = comps.cpu()
-    metrics = {k: float(torch.cat(v).nanmean()) for k, v in sums.items()}
+    per_example = {k: torch.cat(v) for k, v in per_batch.items()}  # (N, K) each
+    metrics = {k: float(v.nanmean()) for k, v in per_example.items()}
     metrics["psnr_of_mean_mse"] = float(psnr(torch.tensor(metrics["mse"], dtype=torch.float64)))
     assert first is not None
-    return metrics, first
+    return metrics, first, per_example

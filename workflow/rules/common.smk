@@ -8,6 +8,7 @@ import sys
 from snakemake.utils import validate
 
 from lsnf import plan, tracking as lsnf_tracking
+from lsnf.results import examples_file
 from lsnf.config import MaskSpec, evaluation_args
 
 
@@ -141,5 +142,18 @@ def all_targets():
 
 def table_outputs():
     tasks = {exp["task"] for exp in EXPERIMENTS.values()}
-    names = [t for t in plan.EVALUATIONS if t in tasks]
+    names = ["comparison", *[t for t in plan.EVALUATIONS if t in tasks], "cost"]
     return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]
+
+
+def examples_of(result, arrays=False):
+    """The per-example file an evaluation writes beside its result JSON (lsnf.results): a
+    table, or FID's arrays."""
+    return os.path.join(os.path.dirname(result), examples_file(os.path.basename(result), arrays))
+
+
+def fid_floors():
+    """The FID floor of each dataset with FID results (real test images vs its reference)."""
+    keys = sorted({plan.data_key(config, name) for name, exp in EXPERIMENTS.items()
+                   if exp["task"] == "generation"})
+    return [f"results/fid/{key}/floor-{config['fid']['extractor']}.json" for key in keys]

@@ -1,4 +1,5 @@
-# Data preparation (download or check), the domain FID extractor, FID reference statistics.
+# Data preparation (download or check), the domain FID extractor, FID reference statistics and
+# the FID floor (real held-out images against that reference).
 # All three are per dataset and shared by every model trained on it. prepare_data reruns when
 # the resolved data config changes (its SHA-256 is a param), and the other two follow it.
 
@@ -61,3 +62,31 @@ rule fid_reference:
         " --split {wildcards.split} {params.n} --extractor {wildcards.extractor} {params.weights}"
         f" {FID_DOWNLOAD}"
         " --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule fid_floor:
+    input:
+        data="results/data/{data}.json",
+        stats=f"results/fid/{{data}}/{config['fid']['reference_split']}-{{extractor}}.npz",
+        weights=lambda w: extractor_weights(w.data),
+    output:
+        result="results/fid/{data}/floor-{extractor}.json",
+        features=examples_of("results/fid/{data}/floor-{extractor}.json", arrays=True),
+    params:
+        run_config=lambda w: data_run_config(w.data),
+        sets=lambda w: data_sets(w.data),
+        n=config["fid"]["n_samples"],
+        weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
+        device=config["device"],
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
+    log:
+        "results/logs/fid_floor/{data}-{extractor}.log",
+    benchmark:
+        "results/benchmarks/fid_floor/{data}-{extractor}.tsv"
+    shell:
+        "lsnf --threads {threads} fid-floor {params.run_config} {params.sets} --split test"
+        " --n {params.n} --stats {input.stats} --extractor {wildcards.extractor} {params.weights}"
+        f" {FID_DOWNLOAD}"
+        " --device {params.device} --out {output.result} > {log} 2>&1"

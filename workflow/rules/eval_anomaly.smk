@@ -1,11 +1,13 @@
-# Anomaly AUPRC on the held-out-digit test split (docs/protocols.md §2).
+# Anomaly AUPRC and AUROC on the held-out-digit test split (docs/protocols.md §2), and the
+# per-example scores and labels.
 
 
 rule eval_anomaly:
     input:
         MODEL,
     output:
-        f"{EVAL}/anomaly.json",
+        result=f"{EVAL}/anomaly.json",
+        examples=examples_of(f"{EVAL}/anomaly.json"),
     params:
         flags=eval_flags("anomaly"),
         track=tracking,
@@ -18,5 +20,5 @@ rule eval_anomaly:
     benchmark:
         job_benchmark("eval_anomaly")
     shell:
-        "lsnf --threads {threads} eval anomaly {input} --out {output} {params.flags}"
+        "lsnf --threads {threads} eval anomaly {input} --out {output.result} {params.flags}"
         " --device {params.device} {params.track} > {log} 2>&1"

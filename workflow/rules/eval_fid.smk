@@ -10,7 +10,8 @@ rule eval_fid:
         ),
         weights=lambda w: extractor_weights(plan.data_key(config, w.exp)),
     output:
-        f"{EVAL}/fid.json",
+        result=f"{EVAL}/fid.json",
+        features=examples_of(f"{EVAL}/fid.json", arrays=True),
     params:
         extractor=config["fid"]["extractor"],
         n=config["fid"]["n_samples"],
@@ -29,4 +30,4 @@ rule eval_fid:
         "lsnf --threads {threads} eval fid {input.model} --stats {input.stats}"
         " --extractor {params.extractor} {params.weights} --n {params.n} {params.flags}"
         f" {FID_DOWNLOAD}"
-        " --device {params.device} --out {output} {params.track} > {log} 2>&1"
+        " --device {params.device} --out {output.result} {params.track} > {log} 2>&1"

@@ -7,6 +7,7 @@ rule eval_inpainting:
         MODEL,
     output:
         result=f"{EVAL}/inpaint-{{mask}}.json",
+        examples=examples_of(f"{EVAL}/inpaint-{{mask}}.json"),
         grid=report(
             f"{EVAL}/inpaint-{{mask}}.png",
             caption="../report/inpainting.rst",

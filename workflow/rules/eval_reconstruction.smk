@@ -7,6 +7,7 @@ rule eval_reconstruction:
         MODEL,
     output:
         result=f"{EVAL}/recon.json",
+        examples=examples_of(f"{EVAL}/recon.json"),
         grid=report(
             f"{EVAL}/recon.png",
             caption="../report/recon_grid.rst",

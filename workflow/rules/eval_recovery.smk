@@ -7,6 +7,7 @@ rule eval_recovery:
         MODEL,
     output:
         result=f"{EVAL}/recover.json",
+        examples=examples_of(f"{EVAL}/recover.json"),
         grid=report(
             f"{EVAL}/recover.png",
             caption="../report/recovery.rst",

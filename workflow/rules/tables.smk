@@ -1,14 +1,28 @@
-# Aggregation: the paper's tables (CSV, Markdown, LaTeX) with measured rows beside the
-# published numbers of config/paper_reference.yaml, and training curves per experiment.
+# Aggregation: the comparison table (flow prior vs each baseline, paired intervals), the paper's
+# tables (CSV, Markdown, LaTeX; measured rows with 95% intervals beside the published numbers of
+# config/paper_reference.yaml and model-free floors), the cost table, and training curves.
+
+
+def table_caption(path):
+    name = os.path.basename(path).removesuffix(".csv")
+    return name if name in ("comparison", "cost") else "tables"
+
+
+def table_category(path):
+    """The report's categories, the comparison first."""
+    return {"comparison": "1. Comparison", "cost": "3. Cost"}.get(table_caption(path), "2. Tables")
 
 
 rule tables:
     input:
         results=[p for p in plan.evaluation_targets(config) if p.endswith(".json")],
+        floors=fid_floors(),
+        curves=[f"results/models/{name}/{r.id}/metrics.jsonl"
+                for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)],
         reference="config/paper_reference.yaml",
     output:
         tables=[
-            report(p, caption="../report/tables.rst", category="Tables")
+            report(p, caption=f"../report/{table_caption(p)}.rst", category=table_category(p))
             if p.endswith(".csv")
             else p
             for p in table_outputs()
@@ -18,7 +32,7 @@ rule tables:
         "results/logs/tables.log",
     shell:
         "lsnf tables --reference {input.reference} --out-dir results/tables {input.results}"
-        " > {log} 2>&1"
+        " --floors {input.floors} --results-dir results > {log} 2>&1"
 
 
 rule test_steps_curve:

@@ -1,0 +1,122 @@
+"""The comparison table: is the flow prior better than each baseline, and by how much?
+(docs/method.md §9)
+
+For every experiment × task condition (held-out digit, dataset, mask) × metric, the flow prior
+minus the Gaussian prior and minus the EBM prior: the difference of the seed means, a 95%
+interval from a bootstrap paired over the same test examples (FID: over each model's generated
+samples, which are independent) that also resamples seeds when there are several, and a
+verdict for the flow prior (better / worse / indistinguishable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lsnf.errors import UserError
+from lsnf.stats import difference_interval
+from lsnf.uncertainty import Replicates, statistic_of
+
+__all__ = ["BASELINES", "COMPARED", "comparison_table"]
+
+FLOW = "flow"
+BASELINES = {"gaussian": "ABP", "ebm": "LEBM"}  # baseline prior kind -> its short name
+# metric of a result -> (task, the column that says which condition, [(value column, label)])
+COMPARED: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
+    "anomaly_auprc": ("anomaly", "held_out_digit", [("value", "AUPRC"), ("auroc", "AUROC")]),
+    "reconstruction_mse": ("reconstruction", "dataset", [("value", "MSE")]),
+    "fid": ("generation", "extractor", [("value", "FID")]),
+    "inpainting_mse": ("inpainting", "mask",
+                       [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")]),
+    "recovery_mse": ("recovery", "mask",
+                     [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")]),
+}  # fmt: skip
+_CONDITION = {"held_out_digit": "digit {}", "dataset": "{}", "extractor": "FID[{}]",
+              "mask": "mask {}"}  # fmt: skip
+
+
+def _condition(col: str, value: Any) -> str:
+    return _CONDITION[col].format(int(value) if col == "held_out_digit" else value)
+
+
+def _check_same_examples(reps: Replicates, files: list[str]) -> None:
+    """Paired runs must be scored on the same examples (same count and labels)."""
+    first = reps.examples(files[0])
+    for f in files[1:]:
+        other = reps.examples(f)
+        same = len(other) == len(first) and all(
+            np.array_equal(other[c].to_numpy(), first[c].to_numpy())
+            for c in ("example", "label")
+            if c in first
+        )
+        if not same:
+            raise UserError(f"{f} and {files[0]} were not scored on the same test examples, so "
+                            f"they cannot be compared pairwise; rerun both with the same "
+                            f"evaluation settings")  # fmt: skip
+
+
+def _compare(
+    reps: Replicates, metric: str, col: str, flow: pd.DataFrame, base: pd.DataFrame
+) -> dict[str, Any]:
+    def runs(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        out = [reps.of(r["file"], metric, col, r[col]) for _, r in rows.iterrows()]
+        return np.stack([o[1] for o in out]), np.array([o[0] for o in out])
+
+    stat = statistic_of(metric, col)
+    paired = stat is not None
+    if paired:
+        _check_same_examples(reps, [*flow["file"], *base["file"]])
+    (ra, pa), (rb, pb) = runs(flow), runs(base)
+    higher = stat.higher_is_better if stat is not None else False  # FID: lower is better
+    d = difference_interval(ra, rb, pa, pb, higher)
+    n = int(flow["n"].iloc[0])
+    how = (f"paired bootstrap over the same {n} test examples" if paired else
+           f"bootstrap over each model's {n} generated samples")  # fmt: skip
+    if len(flow) > 1 or len(base) > 1:
+        how += " and over seeds"
+    return {"flow": float(pa.mean()), "baseline": float(pb.mean()), "difference": d.estimate,
+            "lo": d.lo, "hi": d.hi, "verdict": d.verdict,
+            "seeds": f"{len(flow)} vs {len(base)}",
+            "interval": f"95% CI, {how} ({ra.shape[1]} resamples)",
+            "better": "higher" if higher else "lower"}  # fmt: skip
+
+
+def comparison_table(
+    df: pd.DataFrame, reps: Replicates, setting: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Flow − Gaussian and flow − EBM for every experiment, condition and metric the results
+    hold (``setting``: a group of measurements -> its setting text): (numeric, display)."""
+    numeric: list[dict[str, Any]] = []
+    for metric, (task, cond_col, values) in COMPARED.items():
+        m = df[df["metric"] == metric]
+        for (exp, cond), g in m.groupby(["experiment", cond_col], sort=True):
+            flow = g[g["prior"] == FLOW].sort_values("seed")
+            for kind, short in BASELINES.items():
+                base = g[g["prior"] == kind].sort_values("seed")
+                if flow.empty or base.empty:
+                    continue
+                for col, label in values:
+                    row = {"task": task, "experiment": exp, "condition": _condition(cond_col, cond),
+                           "metric": label, "comparison": f"LFBM − {short}"}  # fmt: skip
+                    row.update(_compare(reps, metric, col, flow, base))
+                    row["setting"] = setting(pd.concat([flow, base]))
+                    numeric.append(row)
+    num = pd.DataFrame(numeric)
+    if num.empty:
+        return num, num
+    digits = num["metric"].map(lambda x: 4 if "MSE" in x else 2 if x in ("FID", "hole PSNR") else 3)
+    fmt = lambda v, k: f"{v:+.{k}f}"
+    display = pd.DataFrame({
+        "task": num["task"], "experiment": num["experiment"], "condition": num["condition"],
+        "metric": num["metric"] + " (" + num["better"] + " is better)",
+        "comparison": num["comparison"],
+        "LFBM": [f"{v:.{k}f}" for v, k in zip(num["flow"], digits, strict=True)],
+        "baseline": [f"{v:.{k}f}" for v, k in zip(num["baseline"], digits, strict=True)],
+        "difference [95% CI]": [f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]" for d, lo, hi, k in
+                                zip(num["difference"], num["lo"], num["hi"], digits, strict=True)],
+        "verdict for LFBM": num["verdict"], "seeds": num["seeds"],
+        "interval": num["interval"], "setting": num["setting"],
+    })  # fmt: skip
+    return num, display

@@ -1,0 +1,236 @@
+"""Uncertainty of measured values and paired comparisons of priors (docs/method.md §9).
+
+Everything here works on per-example values (the files every evaluation writes beside its
+JSON) and numpy only, so a table cell, its interval and a comparison can be recomputed from
+those files without rerunning inference.
+
+- One run: a percentile bootstrap over test examples (:func:`bootstrap_interval`). Resamples
+  are drawn as multinomial *weights* (B, n), and every statistic is computed for all B weight
+  vectors at once: AUPRC and AUROC exactly as scikit-learn computes them on the resampled set
+  (:func:`weighted_auprc`, :func:`weighted_auroc`), means as weighted means.
+- Several seeds: mean, std and a Student-t 95% interval across seeds (:func:`seed_interval`).
+- Two priors on the same test examples: a paired bootstrap of the difference
+  (:func:`paired_difference`): each replicate resamples the examples once for both priors
+  (and, with several seeds, each prior's seeds with replacement), so the interval carries
+  example and seed variation and not the variation the two share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CONFIDENCE",
+    "REPLICATES",
+    "STATISTICS",
+    "Difference",
+    "Interval",
+    "Statistic",
+    "bootstrap_interval",
+    "difference_interval",
+    "paired_difference",
+    "percentile_interval",
+    "resample_weights",
+    "seed_interval",
+    "verdict",
+    "weighted_auprc",
+    "weighted_auroc",
+]
+
+CONFIDENCE = 0.95
+REPLICATES = 2000  # bootstrap replicates of every interval the tables show
+SEED = 0  # the bootstrap's seed: tables are deterministic
+
+Columns = dict[str, np.ndarray]  # per-example column name -> (n,) values
+
+
+def resample_weights(n: int, replicates: int, seed: int = SEED) -> np.ndarray:
+    """Bootstrap resamples of ``n`` examples as counts (replicates, n): row b says how often
+    each example is drawn in resample b (each row sums to n)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float64)
+
+
+def _groups(scores: np.ndarray, descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The order that sorts ``scores`` and the last position of each run of tied scores."""
+    order = np.argsort(-scores if descending else scores, kind="stable")
+    s = scores[order]
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # (T,) last index of each tie group
+    return order, ends
+
+
+def weighted_auprc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUPRC of ``scores`` (n,) for binary ``labels`` (n,) under each weight row (B, n) -> (B,).
+
+    Equals ``auc(recall, precision)`` of scikit-learn's ``precision_recall_curve`` on the data
+    set in which example i appears ``weights[b, i]`` times (docs/method.md §7.2): thresholds
+    at the distinct scores, precision 1 at recall 0, trapezoids between points. NaN for a row
+    without a positive.
+    """
+    order, ends = _groups(scores, descending=True)
+    w = weights[:, order]  # (B, n)
+    y = labels[order].astype(np.float64)  # (n,)
+    tp = np.cumsum(w * y, axis=1)[:, ends]  # (B, T)
+    fp = np.cumsum(w * (1 - y), axis=1)[:, ends]  # (B, T)
+    total = tp[:, -1:]  # (B, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / total  # (B, T)
+        # a tie group no resampled example falls in repeats the previous point (zero width);
+        # before the first drawn example the curve sits at its start, precision 1
+        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1), 1.0)
+    r = np.concatenate([np.zeros_like(total), recall], axis=1)  # (B, T+1)
+    p = np.concatenate([np.ones_like(total), precision], axis=1)  # (B, T+1)
+    return (np.diff(r, axis=1) * (p[:, 1:] + p[:, :-1]) / 2).sum(axis=1)
+
+
+def weighted_auroc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUROC of ``scores`` (n,) for binary ``labels`` (n,) under each weight row (B, n) -> (B,):
+    the probability that a positive outscores a negative, ties counted one half (scikit-learn's
+    ``roc_auc_score`` on the resampled set)."""
+    order, ends = _groups(scores, descending=False)
+    w = weights[:, order]  # (B, n)
+    y = labels[order].astype(np.float64)  # (n,)
+    pos = np.diff(np.cumsum(w * y, axis=1)[:, ends], axis=1, prepend=0.0)  # (B, T) per group
+    neg = np.diff(np.cumsum(w * (1 - y), axis=1)[:, ends], axis=1, prepend=0.0)  # (B, T)
+    below = np.cumsum(neg, axis=1) - neg  # (B, T) negative weight strictly below each group
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (pos * (below + neg / 2)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def _mean_of(column: str) -> Callable[[Columns, np.ndarray], np.ndarray]:
+    def mean(values: Columns, weights: np.ndarray) -> np.ndarray:
+        v = values[column].astype(np.float64)  # (n,)
+        ok = np.isfinite(v)  # NaN (nothing hidden) is left out, like the recorded mean
+        return (weights[:, ok] @ v[ok]) / weights[:, ok].sum(axis=1)
+
+    mean.__name__ = f"mean_{column}"
+    return mean
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """A table cell's statistic of per-example columns: ``fn(columns, weights (B, n)) -> (B,)``.
+    ``higher_is_better`` decides a comparison's verdict."""
+
+    label: str
+    columns: tuple[str, ...]
+    higher_is_better: bool
+    fn: Callable[[Columns, np.ndarray], np.ndarray]
+
+    def __call__(self, values: Columns, weights: np.ndarray | None = None) -> np.ndarray:
+        n = len(values[self.columns[0]])
+        return self.fn(values, np.ones((1, n)) if weights is None else weights)
+
+
+STATISTICS: dict[str, Statistic] = {
+    "auprc": Statistic("AUPRC", ("score", "label"), True,
+                       lambda v, w: weighted_auprc(v["score"], v["label"], w)),
+    "auroc": Statistic("AUROC", ("score", "label"), True,
+                       lambda v, w: weighted_auroc(v["score"], v["label"], w)),
+    "mse": Statistic("MSE", ("mse",), False, _mean_of("mse")),
+    "psnr": Statistic("PSNR", ("psnr",), True, _mean_of("psnr")),
+    "ssim": Statistic("SSIM", ("ssim",), True, _mean_of("ssim")),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95% interval and how it was obtained (``kind``: ``bootstrap`` over test examples or
+    ``t`` across seeds)."""
+
+    lo: float
+    hi: float
+    kind: str
+
+
+def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
+    """The central 95% of bootstrap replicates (percentile interval; NaN replicates ignored)."""
+    tail = (1 - CONFIDENCE) / 2 * 100
+    lo, hi = np.nanpercentile(replicates, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_interval(
+    stat: Statistic, values: Columns, replicates: int = REPLICATES, seed: int = SEED
+) -> Interval:
+    """Percentile bootstrap interval of ``stat`` over the examples of one run."""
+    n = len(values[stat.columns[0]])
+    return Interval(*percentile_interval(stat(values, resample_weights(n, replicates, seed))),
+                    "bootstrap")  # fmt: skip
+
+
+def seed_interval(values: Sequence[float]) -> tuple[float, float, Interval | None]:
+    """Mean, std (ddof 1) and Student-t 95% interval of per-seed values (no interval, std NaN
+    for one seed)."""
+    from scipy.stats import t
+
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, float("nan"), None
+    std = float(v.std(ddof=1))
+    half = float(t.ppf(0.5 + CONFIDENCE / 2, len(v) - 1)) * std / np.sqrt(len(v))
+    return mean, std, Interval(mean - half, mean + half, "t")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a - b`` of a statistic with its 95% interval and verdict for ``a``."""
+
+    estimate: float
+    lo: float
+    hi: float
+    verdict: str
+
+
+def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
+    """``better`` / ``worse`` for ``a`` when the interval of ``a - b`` excludes 0, else
+    ``indistinguishable``."""
+    if lo > 0 or hi < 0:
+        return "better" if (lo > 0) == higher_is_better else "worse"
+    return "indistinguishable"
+
+
+def difference_interval(
+    a: np.ndarray, b: np.ndarray, a_point: np.ndarray, b_point: np.ndarray,
+    higher_is_better: bool, seed: int = SEED,
+) -> Difference:  # fmt: skip
+    """The difference of seed means, from replicates ``a`` (R_a, B) and ``b`` (R_b, B) of each
+    seed's statistic (row = seed, column = bootstrap replicate, shared by both when paired) and
+    the seeds' point values (R,). Each replicate also resamples each side's seeds."""
+    rng = np.random.default_rng(seed + 1)
+    reps = a.shape[1]
+
+    def seed_means(r: np.ndarray) -> np.ndarray:  # (B,) mean over resampled seeds
+        if r.shape[0] == 1:
+            return r[0]
+        pick = rng.integers(0, r.shape[0], size=(reps, r.shape[0]))  # (B, R)
+        return r[pick, np.arange(reps)[:, None]].mean(axis=1)
+
+    diffs = seed_means(a) - seed_means(b)  # (B,)
+    lo, hi = percentile_interval(diffs)
+    estimate = float(np.mean(a_point) - np.mean(b_point))
+    return Difference(estimate, lo, hi, verdict(lo, hi, higher_is_better))
+
+
+def paired_difference(
+    stat: Statistic, a: Sequence[Columns], b: Sequence[Columns],
+    replicates: int = REPLICATES, seed: int = SEED,
+) -> Difference:  # fmt: skip
+    """Paired bootstrap of ``stat(a) - stat(b)``: ``a``, ``b`` are the per-seed runs of two
+    priors, all on the same n test examples in the same order (docs/method.md §9)."""
+    n = len(a[0][stat.columns[0]])
+    runs = [*a, *b]
+    if any(len(r[stat.columns[0]]) != n for r in runs):
+        raise ValueError("a paired comparison needs the same test examples in every run")
+    if "label" in stat.columns and any(not np.array_equal(r["label"], a[0]["label"]) for r in runs):
+        raise ValueError("a paired comparison needs the same labels in every run")
+    w = resample_weights(n, replicates, seed)  # (B, n), shared: the pairing
+    ra = np.stack([stat(r, w) for r in a])  # (R_a, B)
+    rb = np.stack([stat(r, w) for r in b])  # (R_b, B)
+    points_a = np.array([stat(r)[0] for r in a])
+    points_b = np.array([stat(r)[0] for r in b])
+    return difference_interval(ra, rb, points_a, points_b, stat.higher_is_better, seed)

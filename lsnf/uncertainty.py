@@ -1,0 +1,99 @@
+"""Bootstrap replicates of a result's value, recomputed from its per-example file
+(docs/method.md §9).
+
+A table cell's interval and a paired comparison both rest on :meth:`Replicates.of`: for one
+result file and one of its values, the value recomputed from the per-example file (checked
+against the recorded value) and its bootstrap replicates. Every result with n test examples
+is resampled with the *same* weights (B, n), so replicates of two priors on the same examples
+are paired by construction; FID's replicates (over generated samples) come from its ``.npz``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lsnf.errors import UserError
+from lsnf.results import read_examples
+from lsnf.stats import REPLICATES, SEED, STATISTICS, Statistic, resample_weights
+
+__all__ = ["STATISTIC_OF", "Replicates", "statistic_of"]
+
+# (metric of a result, its value's column in the measurements) -> statistic of lsnf.stats
+STATISTIC_OF: dict[tuple[str, str], str] = {
+    ("anomaly_auprc", "value"): "auprc",
+    ("anomaly_auprc", "auroc"): "auroc",
+    ("reconstruction_mse", "value"): "mse",
+    ("fid", "value"): "fid",
+    **{(m, c): s for m in ("inpainting_mse", "recovery_mse")
+       for c, s in (("value", "mse"), ("psnr", "psnr"), ("ssim", "ssim"))},
+}  # fmt: skip
+
+
+def statistic_of(metric: str, column: str) -> Statistic | None:
+    """The statistic behind a result's value (None for FID: its replicates are stored)."""
+    name = STATISTIC_OF[(metric, column)]
+    return None if name == "fid" else STATISTICS[name]
+
+
+def _columns(examples: Any) -> dict[str, np.ndarray]:
+    """Per-example columns; completions of one image averaged (the image is the unit that is
+    resampled)."""
+    if "completion" in examples:
+        examples = examples.groupby("example", sort=True).mean(numeric_only=True)
+    return {c: examples[c].to_numpy() for c in examples.columns}
+
+
+@dataclass
+class Replicates:
+    """Recomputed values and bootstrap replicates of results, cached per file and column."""
+
+    replicates: int = REPLICATES
+    seed: int = SEED
+    _weights: dict[int, np.ndarray] = field(default_factory=dict)
+    _examples: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], tuple[float, np.ndarray]] = field(default_factory=dict)
+
+    def weights(self, n: int) -> np.ndarray:
+        """The resampling weights (B, n) shared by every result on n examples."""
+        if n not in self._weights:
+            self._weights[n] = resample_weights(n, self.replicates, self.seed)
+        return self._weights[n]
+
+    def examples(self, file: str | Path) -> Any:
+        key = str(file)
+        if key not in self._examples:
+            self._examples[key] = read_examples(file)
+        return self._examples[key]
+
+    def of(
+        self, file: str | Path, metric: str, column: str, recorded: float
+    ) -> tuple[float, np.ndarray]:
+        """(value, replicates (B,)) of ``column`` of the result at ``file``: the value
+        recomputed from the per-example file, which must equal the ``recorded`` one."""
+        key = (str(file), column)
+        if key in self._cache:
+            return self._cache[key]
+        examples = self.examples(file)
+        stat = statistic_of(metric, column)
+        if stat is None:  # FID: the point is the recorded value, replicates are stored
+            out = (float(recorded), np.asarray(examples["bootstrap_fid"], dtype=np.float64))
+        else:
+            values = _columns(examples)
+            n = len(values[stat.columns[0]])
+            out = (float(stat(values)[0]), stat(values, self.weights(n)))
+            if not math.isclose(out[0], recorded, rel_tol=1e-4, abs_tol=1e-6):
+                raise UserError(f"{file}: {column} recomputed from its per-example file is "
+                                f"{out[0]!r}, the result records {recorded!r}; rerun that "
+                                f"evaluation")  # fmt: skip
+        self._cache[key] = out
+        return out
+
+    def of_scores(self, scores: np.ndarray, labels: np.ndarray, stat: str) -> np.ndarray:
+        """Replicates of a model-free score's AUPRC/AUROC on the same examples (floors)."""
+        values = {"score": scores, "label": labels}
+        return STATISTICS[stat](values, self.weights(len(scores)))

