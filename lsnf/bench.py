@@ -1,34 +1,46 @@
-"""Benchmark: posterior Langevin steps and training iterations at the paper's shapes.
+"""Benchmark: posterior Langevin steps and training iterations, fp32 and bf16 side by side.
 
-Prints figures (it is not a test): images/s per Langevin step and per training iteration at
-the SVHN, CIFAR-10 and CelebA-64 generator shapes of docs/method.md §4 with the flow prior; the
-generator/prior split of a step; our step against the straightforward form (one gradient call
-through the generator and a second through the prior, parameters left requiring grad, default
-NCHW layout), timed interleaved in the same process; and the step's useful FLOP/s as a share
-of this machine's matrix-multiply throughput. Burn-in first, then the minimum over timed blocks.
+Prints figures (it is not a test). First what the machine is (CPU, instruction sets, native
+bf16, torch's backends and threads); then, per generator shape of docs/method.md §4 (MNIST,
+SVHN, CIFAR-10, CelebA-64, flow prior) and per precision (§5.4):
 
-    lsnf --threads 2 bench --shapes svhn --batch-size 100
+- images/s of one posterior Langevin step and of one training iteration (K steps + updates);
+- our step against the straightforward form (one gradient call through the generator and a
+  second through the prior, parameters left requiring grad, NCHW), timed interleaved;
+- the step's useful FLOP/s as a share of the **ceiling** of that precision: the best measured
+  throughput of a large GEMM and of every convolution / linear layer the generator runs, each
+  timed alone at the step's shapes, forward and input-gradient. A step is made of those
+  operations, so its share cannot exceed 100% (it would mean the ceiling was mismeasured);
+- the bf16 step's speedup over the fp32 step, both timed in the same run.
+
+Burn-in first, then the minimum over timed blocks; every figure is a ratio measured in this
+run on this machine, which the header names.
+
+    lsnf --threads 2 bench --shapes mnist,svhn --batch-size 100
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from lsnf.config import config_from_dict
+from lsnf.config import PRECISIONS, config_from_dict
 from lsnf.errors import UserError
 from lsnf.langevin import frozen
 from lsnf.model import LatentModel, build_model, infer_posterior
 from lsnf.train import learning_iteration
 
-__all__ = ["PAPER_SHAPES", "matmul_flops_per_s", "run_bench"]
+__all__ = ["PAPER_SHAPES", "layer_ceiling", "matmul_flops_per_s", "run_bench"]
 
 # generator, d, ngf, channels, image size, K (docs/method.md §4-§6)
 PAPER_SHAPES: dict[str, dict[str, int | str]] = {
+    "mnist": {"generator": "mnist", "latent_dim": 20, "ngf": 64, "channels": 1, "image_size": 28,
+              "K": 20},
     "svhn": {"generator": "svhn", "latent_dim": 100, "ngf": 64, "channels": 3, "image_size": 32,
              "K": 20},
     "cifar10": {"generator": "cifar10", "latent_dim": 128, "ngf": 128, "channels": 3,
@@ -36,6 +48,8 @@ PAPER_SHAPES: dict[str, dict[str, int | str]] = {
     "celeba64": {"generator": "celeba64", "latent_dim": 100, "ngf": 128, "channels": 3,
                  "image_size": 64, "K": 20},
 }  # fmt: skip
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+assert tuple(DTYPES) == PRECISIONS, "a dtype per precision of lsnf.config"
 
 
 def _min_time(fn: Callable[[], object], blocks: int, burn_in: int = 1) -> float:
@@ -62,10 +76,61 @@ def _interleaved_min(fns: list[Callable[[], object]], blocks: int) -> list[float
     return best
 
 
-def matmul_flops_per_s(n: int = 2048, blocks: int = 5) -> float:
-    """This machine's float32 matrix-multiply throughput (the ceiling), FLOP/s."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def _flops(fn: Callable[[], object]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+@contextlib.contextmanager
+def _autocast(precision: str) -> Iterator[None]:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        yield
+
+
+def matmul_flops_per_s(precision: str = "fp32", n: int = 2048, blocks: int = 5) -> float:
+    """This machine's matrix-multiply throughput in ``precision`` (n x n x n GEMM), FLOP/s."""
+    a, b = (torch.randn(n, n, dtype=DTYPES[precision]) for _ in range(2))
     return 2 * n**3 / _min_time(lambda: a @ b, blocks)
+
+
+def _layer_inputs(model: LatentModel, z: Tensor) -> list[tuple[nn.Module, Tensor]]:
+    """Every convolution / linear layer of the generator with the input it sees at ``z``."""
+    seen: list[tuple[nn.Module, Tensor]] = []
+    layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    hooks = [m.register_forward_hook(lambda m, args, out: seen.append((m, args[0].detach())))
+             for m in model.generator.modules() if isinstance(m, layers)]  # fmt: skip
+    try:
+        with torch.no_grad():
+            model.generator(z)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def layer_ceiling(model: LatentModel, z: Tensor, precision: str, blocks: int) -> float:
+    """The best throughput (FLOP/s) of the generator's own layers, each timed alone at the
+    step's shapes in ``precision``, forward and input-gradient (what a Langevin step runs)."""
+    best = 0.0
+    for layer, inp in _layer_inputs(model, z):
+        x = inp.clone().requires_grad_(True)
+
+        def forward(layer: nn.Module = layer, x: Tensor = x) -> None:
+            with _autocast(precision), torch.no_grad():
+                layer(x)
+
+        def input_grad(layer: nn.Module = layer, x: Tensor = x) -> None:
+            with _autocast(precision):
+                out = layer(x)
+            torch.autograd.grad(out, x, torch.ones_like(out))
+
+        with frozen(layer):
+            for fn in (forward, input_grad):
+                best = max(best, _flops(fn) / _min_time(fn, blocks))
+    return best
 
 
 def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int, s: float,
@@ -75,7 +140,7 @@ def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int,
     z = z0
     for _ in range(steps):
         z = z.detach().requires_grad_(True)
-        recon = (x - model.generator(z)).pow(2).flatten(1).sum(1) / (2 * model.sigma**2)  # (B,)
+        recon = (x - model.decode(z)).pow(2).flatten(1).sum(1) / (2 * model.sigma**2)  # (B,)
         (g_lik,) = torch.autograd.grad(recon.sum(), z)
         (g_prior,) = torch.autograd.grad(-model.prior.log_prob(z).sum(), z)
         noise = torch.randn(z.shape, generator=rng, dtype=z.dtype, device=z.device)  # (B, d)
@@ -84,20 +149,21 @@ def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int,
 
 
 def _step_flops(model: LatentModel, x: Tensor, z0: Tensor) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
     # FlopCounterMode cannot watch autograd.grad(); backward() on a leaf z does the same work
     z = z0.detach().clone().requires_grad_(True)
-    with frozen(model), FlopCounterMode(display=False) as counter:
-        model.energy(z, x).sum().backward()
-    return int(counter.get_total_flops())
+    with frozen(model):
+        return _flops(lambda: model.energy(z, x).sum().backward())
 
 
-def bench_shape(name: str, batch_size: int, blocks: int, steps_per_block: int,
-                ceiling: float) -> dict[str, float]:  # fmt: skip
+def bench_shape(
+    name: str, precision: str, batch_size: int, blocks: int, steps_per_block: int,
+    gemm: dict[str, float],
+) -> dict[str, float]:  # fmt: skip
+    """One shape in one precision: step and iteration times, ours over the straightforward
+    form, the step's FLOPs and this precision's ceiling."""
     shape = dict(PAPER_SHAPES[name])
     k = int(shape.pop("K"))
-    cfg = config_from_dict({"model": shape, "prior": {"kind": "flow"}})
+    cfg = config_from_dict({"model": shape, "prior": {"kind": "flow"}, "precision": precision})
     model = build_model(cfg).train()
     g = torch.Generator().manual_seed(0)
     b, c, sz, d = batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.latent_dim
@@ -109,63 +175,64 @@ def bench_shape(name: str, batch_size: int, blocks: int, steps_per_block: int,
     ours = lambda: infer_posterior(model, x, steps_per_block, 0.1, True, rng, z0=z0)
     naive = lambda: straightforward_steps(research, x, z0, steps_per_block, 0.1, rng)
     t_ours, t_naive = _interleaved_min([ours, naive], blocks)
-    t_ours, t_naive = t_ours / steps_per_block, t_naive / steps_per_block
-
-    def gen_only() -> None:
-        z = z0.detach().requires_grad_(True)
-        torch.autograd.grad((x - model.generator(z)).pow(2).sum(), z)
-
-    def prior_only() -> None:
-        z = z0.detach().requires_grad_(True)
-        torch.autograd.grad(model.prior.log_prob(z).sum(), z)
-
-    with frozen(model):
-        t_gen, t_prior = _interleaved_min([gen_only, prior_only], blocks)
-
     opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_p = torch.optim.Adam(model.prior.parameters(), lr=1e-4, betas=(0.5, 0.999))
     iteration = lambda: learning_iteration(model, x, opt_g, opt_p, k, 0.1, rng)
     t_iter = _min_time(iteration, blocks=2, burn_in=0)  # warm already; an iteration is K steps
-    flops = _step_flops(model, x, z0)
+    with frozen(model):
+        layers = layer_ceiling(model, z0, precision, blocks)
     return {
-        "K": k, "step_s": t_ours, "naive_step_s": t_naive, "gen_s": t_gen, "prior_s": t_prior,
-        "iter_s": t_iter, "flops": flops, "ceiling": ceiling,
+        "K": k, "step_s": t_ours / steps_per_block, "naive_step_s": t_naive / steps_per_block,
+        "iter_s": t_iter, "flops": _step_flops(model, x, z0),
+        "ceiling": max(gemm[precision], layers), "layer_ceiling": layers,
     }  # fmt: skip
 
 
+def _print_machine() -> None:
+    from lsnf.hardware import describe
+
+    m = describe()
+    flags = " ".join(f"{f}{'+' if on else '-'}" for f, on in m["flags"].items())
+    print(f"machine: {m['cpu']}; {flags}; native bf16: {'yes' if m['native_bf16'] else 'NO'}")
+    print(f"torch {m['torch']}: CPU capability {m['cpu_capability']}, {m['threads']} threads, "
+          f"oneDNN {'on' if m['mkldnn'] else 'off'}, MKL {'on' if m['mkl'] else 'off'}, "
+          f"CUDA {m['cuda'] or 'none'}")  # fmt: skip
+
+
 def run_bench(
-    shapes: list[str], batch_size: int, blocks: int, steps_per_block: int
-) -> list[dict[str, float]]:
-    """Run and print the benchmark for each named shape; return the raw figures (torch's
-    thread count is the caller's: ``lsnf --threads N bench``)."""
+    shapes: list[str], batch_size: int, blocks: int, steps_per_block: int,
+    precisions: tuple[str, ...] = PRECISIONS,
+) -> list[dict[str, float]]:  # fmt: skip
+    """Run and print the benchmark for each named shape and precision; return the raw figures
+    (torch's thread count is the caller's: ``lsnf --threads N bench``)."""
     unknown = [s for s in shapes if s not in PAPER_SHAPES]
     if unknown:
         raise UserError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
-    ceiling = matmul_flops_per_s()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch_size}, "
-          f"burn-in 1 block, min over {blocks} blocks of {steps_per_block} steps")  # fmt: skip
-    print(f"matmul ceiling (float32 2048^3): {ceiling / 1e9:.1f} GFLOP/s")
-    header = (f"{'shape':9} {'step img/s':>10} {'naive img/s':>11} {'ours/naive':>10} "
-              f"{'gen %':>6} {'prior %':>7} {'GFLOP/step':>10} {'% ceiling':>9} "
-              f"{'iter img/s':>10} {'K':>3} {'K*step/iter':>11}")  # fmt: skip
-    print(header)
+    _print_machine()
+    gemm = {p: matmul_flops_per_s(p) for p in precisions}
+    print(f"batch {batch_size}, burn-in 1 block, min over {blocks} blocks of {steps_per_block} "
+          f"steps; GEMM 2048^3: " + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s"
+                                               for p, v in gemm.items()))  # fmt: skip
+    cols = ["step img/s", "% ceiling", "ceiling GF/s", "ours/naive", "iter img/s"]
+    print(f"{'shape':9} {'prec':4} " + " ".join(f"{c:>12}" for c in cols) + f" {'vs fp32':>8}")
     rows = []
     for name in shapes:
-        r = bench_shape(name, batch_size, blocks, steps_per_block, ceiling)
-        split = r["gen_s"] + r["prior_s"]
-        print(
-            f"{name:9} {batch_size / r['step_s']:10.1f} {batch_size / r['naive_step_s']:11.1f} "
-            f"{r['naive_step_s'] / r['step_s']:10.2f} {100 * r['gen_s'] / split:6.1f} "
-            f"{100 * r['prior_s'] / split:7.1f} {r['flops'] / 1e9:10.2f} "
-            f"{100 * r['flops'] / r['step_s'] / ceiling:9.1f} {batch_size / r['iter_s']:10.2f} "
-            f"{r['K']:3d} {r['K'] * r['step_s'] / r['iter_s']:11.2f}",
-            flush=True,
-        )
-        rows.append({"shape": name, **r})
+        fp32_step = None
+        for precision in precisions:
+            r = bench_shape(name, precision, batch_size, blocks, steps_per_block, gemm)
+            fp32_step = r["step_s"] if precision == "fp32" else fp32_step
+            speedup = fp32_step / r["step_s"] if fp32_step else float("nan")
+            values = [batch_size / r["step_s"], 100 * r["flops"] / r["step_s"] / r["ceiling"],
+                      r["ceiling"] / 1e9, r["naive_step_s"] / r["step_s"],
+                      batch_size / r["iter_s"]]  # fmt: skip
+            print(f"{name:9} {precision:4} " + " ".join(f"{v:12.1f}" for v in values)
+                  + f" {speedup:7.2f}x", flush=True)  # fmt: skip
+            rows.append({"shape": name, "precision": precision, "speedup": speedup, **r})
     print(
-        "ours/naive: throughput of our step (one gradient call, frozen parameters, NHWC) over "
-        "the research-code form (two gradient calls, NCHW); >= 1 is the target.\n"
-        "K*step/iter: share of a training iteration spent in its K Langevin steps (the rest is "
-        "the generator and prior updates)"
+        "% ceiling: the step's useful FLOP/s over the best of a GEMM and the generator's own "
+        "layers (forward, input-gradient) in that precision.\n"
+        "ours/naive: our step (one gradient call, frozen parameters, NHWC) over the "
+        "research-code form (two gradient calls, NCHW); >= 1 is the target.\n"
+        "vs fp32: the step's speedup over the fp32 step of the same shape, this run."
     )
     return rows

@@ -17,6 +17,7 @@ import torch
 
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.errors import MissingFileError, UserError
+from lsnf.hardware import apply_precision
 from lsnf.io import atomic_write_bytes, sha256
 from lsnf.model import LatentModel, build_model, resolve_device
 
@@ -91,5 +92,7 @@ def load_model(
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": data_root})})
     model = build_model(cfg)
     model.load_state_dict(state["model"])
-    model = model.to(resolve_device(device or cfg.device)).eval()
+    target = resolve_device(device or cfg.device)
+    apply_precision(cfg, target)
+    model = model.to(target).eval()
     return TrainedModel(model, cfg, Path(path), sha256(path))

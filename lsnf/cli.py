@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--floors", nargs="*", default=[], help="FID floor JSONs (`lsnf fid-floor`)")
     p.add_argument("--results-dir", default="results", help="where models/ and benchmarks/ are "
                    "(the cost table)")  # fmt: skip
+    p.add_argument("--versus", action="append", default=[], metavar="A:B",
+                   help="also tabulate experiment A - experiment B (repeatable)")  # fmt: skip
 
     p = sub.add_parser("track", help="MLflow: `lsnf track sync` logs the results on disk")
     p.add_argument("action", choices=["sync"])
@@ -138,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="PNG to write")
 
     p = sub.add_parser("bench", help="speed of Langevin steps and training iterations")
-    p.add_argument("--shapes", default="svhn,cifar10,celeba64", help="comma-separated")
+    p.add_argument("--shapes", default="mnist,svhn,cifar10,celeba64", help="comma-separated")
+    p.add_argument("--precisions", default=",".join(config.PRECISIONS), help="comma-separated")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--blocks", type=int, default=5, help="timed blocks (min is reported)")
     p.add_argument("--steps-per-block", type=int, default=2)
@@ -236,8 +239,11 @@ def cmd_other(args: argparse.Namespace) -> None:
     if args.command == "tables":
         from lsnf.tables import write_tables
 
+        versus = [tuple(v.split(":", 1)) for v in args.versus]
+        if any(len(v) != 2 for v in versus):
+            raise UserError("--versus takes A:B, two experiment names")
         written = write_tables(args.results, args.reference, args.out_dir, args.floors,
-                               args.results_dir)  # fmt: skip
+                               args.results_dir, versus)  # fmt: skip
         print("\n".join(f"[lsnf] wrote {p}" for p in written))
     elif args.command == "curves":
         from lsnf.curves import plot_curves
@@ -254,7 +260,11 @@ def cmd_other(args: argparse.Namespace) -> None:
     else:
         from lsnf.bench import run_bench
 
-        run_bench(args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block)
+        precisions = tuple(args.precisions.split(","))
+        if not set(precisions) <= set(config.PRECISIONS):
+            raise UserError(f"--precisions: choose from {', '.join(config.PRECISIONS)}")
+        run_bench(args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block,
+                  precisions)  # fmt: skip
 
 
 _DATA_COMMANDS = ["show-config", "prepare-data", "fid-stats", "fid-floor", "train-extractor"]

@@ -19,7 +19,7 @@ from lsnf.errors import UserError
 from lsnf.stats import difference_interval
 from lsnf.uncertainty import Replicates, statistic_of
 
-__all__ = ["BASELINES", "COMPARED", "comparison_table"]
+__all__ = ["BASELINES", "COMPARED", "comparison_table", "versus_table"]
 
 FLOW = "flow"
 BASELINES = {"gaussian": "ABP", "ebm": "LEBM"}  # baseline prior kind -> its short name
@@ -76,7 +76,7 @@ def _compare(
            f"bootstrap over each model's {n} generated samples")  # fmt: skip
     if len(flow) > 1 or len(base) > 1:
         how += " and over seeds"
-    return {"flow": float(pa.mean()), "baseline": float(pb.mean()), "difference": d.estimate,
+    return {"a": float(pa.mean()), "b": float(pb.mean()), "difference": d.estimate,
             "lo": d.lo, "hi": d.hi, "verdict": d.verdict,
             "seeds": f"{len(flow)} vs {len(base)}",
             "interval": f"95% CI, {how} ({ra.shape[1]} resamples)",
@@ -103,20 +103,51 @@ def comparison_table(
                     row.update(_compare(reps, metric, col, flow, base))
                     row["setting"] = setting(pd.concat([flow, base]))
                     numeric.append(row)
+    num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
+    return num, _display(num, ["task", "experiment", "condition"],
+                         {"flow": "LFBM", "baseline": "baseline"})  # fmt: skip
+
+
+def versus_table(
+    df: pd.DataFrame, reps: Replicates, pairs: list[tuple[str, str]], setting: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Experiment A − experiment B for each pair, prior, condition and metric: two runs of one
+    protocol that differ in a setting (precision, K_test, ...), paired over the same test
+    examples and seeds (docs/method.md §9): (numeric, display)."""
+    numeric: list[dict[str, Any]] = []
+    for exp_a, exp_b in pairs:
+        for metric, (task, cond_col, values) in COMPARED.items():
+            m = df[(df["metric"] == metric) & df["experiment"].isin([exp_a, exp_b])]
+            for (prior, cond), g in m.groupby(["prior", cond_col], sort=False):
+                a = g[g["experiment"] == exp_a].sort_values("seed")
+                b = g[g["experiment"] == exp_b].sort_values("seed")
+                if a.empty or b.empty:
+                    continue
+                for col, label in values:
+                    row = {"task": task, "prior": prior, "condition": _condition(cond_col, cond),
+                           "metric": label, "comparison": f"{exp_a} − {exp_b}"}  # fmt: skip
+                    row.update(_compare(reps, metric, col, a, b))
+                    row["setting"] = f"A: {setting(a)} | B: {setting(b)}"
+                    numeric.append(row)
     num = pd.DataFrame(numeric)
+    return num, _display(num, ["task", "prior", "condition"], {"a": "A", "b": "B"})
+
+
+def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.DataFrame:
+    """Display strings of a comparison table; ``values``: numeric column -> title of the two
+    compared values (the first is the one the verdict is for)."""
     if num.empty:
-        return num, num
+        return num
     digits = num["metric"].map(lambda x: 4 if "MSE" in x else 2 if x in ("FID", "hole PSNR") else 3)
     fmt = lambda v, k: f"{v:+.{k}f}"
-    display = pd.DataFrame({
-        "task": num["task"], "experiment": num["experiment"], "condition": num["condition"],
+    shown = {title: [f"{v:.{k}f}" for v, k in zip(num[col], digits, strict=True)]
+             for col, title in values.items()}  # fmt: skip
+    return pd.DataFrame({
+        **{h: num[h] for h in head},
         "metric": num["metric"] + " (" + num["better"] + " is better)",
-        "comparison": num["comparison"],
-        "LFBM": [f"{v:.{k}f}" for v, k in zip(num["flow"], digits, strict=True)],
-        "baseline": [f"{v:.{k}f}" for v, k in zip(num["baseline"], digits, strict=True)],
+        "comparison": num["comparison"], **shown,
         "difference [95% CI]": [f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]" for d, lo, hi, k in
                                 zip(num["difference"], num["lo"], num["hi"], digits, strict=True)],
-        "verdict for LFBM": num["verdict"], "seeds": num["seeds"],
+        f"verdict for {next(iter(values.values()))}": num["verdict"], "seeds": num["seeds"],
         "interval": num["interval"], "setting": num["setting"],
     })  # fmt: skip
-    return num, display

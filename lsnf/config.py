@@ -52,6 +52,8 @@ __all__ = [
 
 PriorKind = Literal["flow", "gaussian", "ebm"]  # LFBM, ABP, LEBM (docs/method.md §2-§3)
 PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
+Precision = Literal["fp32", "bf16"]  # the generator's arithmetic (docs/method.md §5.4)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 MaskKind = Literal["center_square", "salt_pepper", "random_square"]  # docs/method.md §7.5
 MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
 
@@ -314,6 +316,12 @@ class RunConfig(_Strict):
 
     seed: int = Field(0, description="seed of initialisation, data order and Langevin noise")
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
+    precision: Precision = Field(
+        "fp32", description="generator arithmetic: fp32, or bf16 autocast (docs/method.md §5.4)"
+    )
+    tf32: bool = Field(
+        False, description="CUDA only: let fp32 matmuls and convolutions use TF32 (Ampere or newer)"
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     prior: PriorConfig = PriorConfig()

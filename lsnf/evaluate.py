@@ -75,7 +75,7 @@ def reconstruction(
     if grid:
         x, zs = next(infer_split(model, data.images[:GRID_IMAGES], settings))
         with torch.no_grad():
-            x_hat = model.generator(zs[settings.steps])  # (50, C, H, W)
+            x_hat = model.decode(zs[settings.steps])  # (50, C, H, W)
         pairs = Grid(reconstruction_pairs(x, x_hat), nrow=10)  # originals beside reconstructions
     summary = (f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
                f"images, K_test={settings.steps}")  # fmt: skip

@@ -31,10 +31,15 @@ EnergyFn = Callable[[Tensor], Tensor]  # z (B, d) -> energy (B,)
 
 @dataclass
 class LangevinTrace:
-    """Diagnostics of one Langevin run: mean energy before each step and the final grad norm."""
+    """Diagnostics of one Langevin run: mean energy before each step (``record``) and the final
+    gradient norm, kept on the device until asked for (no host sync in the loop)."""
 
     energies: list[float] = field(default_factory=list)
-    grad_norm: float = float("nan")
+    last_grad_norm: Tensor | None = None  # () on the latents' device
+
+    @property
+    def grad_norm(self) -> float:
+        return float("nan") if self.last_grad_norm is None else float(self.last_grad_norm)
 
 
 @contextmanager
@@ -100,7 +105,7 @@ def langevin(
                 z.shape, generator=generator, device=z.device, dtype=z.dtype
             )
     if grad is not None:
-        trace.grad_norm = float(grad.norm(dim=1).mean())
+        trace.last_grad_norm = grad.norm(dim=1).mean().detach()  # ()
     return z.detach(), trace
 
 

@@ -40,24 +40,38 @@ def resolve_device(name: str) -> torch.device:
 class LatentModel(nn.Module):
     """Top-down model ``z ~ p(z)``, ``x = g(z) + e``, ``e ~ N(0, sigma^2 I)``."""
 
-    def __init__(self, generator: nn.Module, prior: Prior, sigma: float) -> None:
+    def __init__(
+        self, generator: nn.Module, prior: Prior, sigma: float, precision: str = "fp32"
+    ) -> None:
         super().__init__()
         self.generator = generator
         self.prior = prior
         self.sigma = sigma
+        self.precision = precision
 
     @property
     def latent_dim(self) -> int:
         return self.prior.dim
 
+    def decode(self, z: Tensor) -> Tensor:
+        """``g(z)`` (B, C, H, W) in the latents' dtype. With ``precision="bf16"`` the generator
+        runs under autocast, its matmuls and convolutions in bf16, and its output is cast back,
+        so energies, the prior, the latents and the optimiser state stay fp32 (docs/method.md
+        §5.4)."""
+        if self.precision == "bf16":
+            with torch.autocast(z.device.type, dtype=torch.bfloat16):
+                x = self.generator(z)  # (B, C, H, W) bf16 or fp32 by layer
+            return x.to(z.dtype)
+        return self.generator(z)
+
     def energy(self, z: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Posterior energy ``-log p(z|x) + const`` per example (docs/method.md eq. 5.2)."""
-        return posterior_energy(z, x, self.generator, self.prior.log_prob, self.sigma, mask)
+        return posterior_energy(z, x, self.decode, self.prior.log_prob, self.sigma, mask)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Ancestral samples ``x = g(z)``, ``z ~ p(z)`` (docs/method.md §1), (n, C, H, W)."""
-        return self.generator(self.prior.sample(n, generator))
+        return self.decode(self.prior.sample(n, generator))
 
 
 def infer_posterior(
@@ -115,4 +129,4 @@ def build_model(cfg: RunConfig) -> LatentModel:
         torch.manual_seed(cfg.seed)
         generator = build_generator(cfg.model)
         prior = build_prior(cfg.prior, cfg.model.latent_dim)
-    return LatentModel(generator, prior, cfg.model.sigma)
+    return LatentModel(generator, prior, cfg.model.sigma, cfg.precision)

@@ -1,9 +1,9 @@
 """One JSON file per result: the value and everything needed to trace it to a run.
 
-Fields: metric, value, n, dataset, data (source, split, protocol, held-out digit, ...), model
-(prior, generator), seed, the SHA-256 of the resolved run config, checkpoint path and SHA-256,
-lsnf version, time, plus what the
-evaluation adds (inference settings, feature extractor, mask, ...). The JSON files are the
+Fields: metric, value, n, dataset, data (source, split, protocol, held-out digit, ...,
+SHA-256 of the images), model (prior, generator), seed, precision (and TF32), the SHA-256 of the
+resolved run config, checkpoint path and SHA-256, lsnf version, time, plus what the evaluation
+adds (inference settings, feature extractor, mask, ...). The JSON files are the
 source of truth; MLflow and the tables copy them. :func:`save_outcome` writes an evaluation's
 result and its grid.
 
@@ -77,6 +77,8 @@ def make_result(
             "sigma": cfg.model.sigma,
         },
         "seed": cfg.seed,
+        "precision": cfg.precision,
+        "tf32": cfg.tf32,
         "config_sha256": cfg.digest(),
         "checkpoint": str(trained.path),
         "checkpoint_sha256": trained.sha256,

@@ -52,6 +52,8 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "run": p.parts[-2],
             "prior": r["model"]["prior"],
             "seed": r["seed"],
+            "precision": r.get("precision"),
+            "tf32": r.get("tf32"),
             "dataset": r["dataset"],
             "source": r["data"].get("source"),
             "held_out_digit": r["data"].get("held_out_digit"),
@@ -149,6 +151,9 @@ def _setting(g: pd.DataFrame, model_free: bool = False) -> str:
         parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
     if "batch" in set(g["batchnorm"].dropna()) and not model_free:
         parts.append("BatchNorm: test-batch statistics")
+    if not model_free and "precision" in g and g["precision"].notna().any():
+        tf32 = " (TF32)" if g.get("tf32", pd.Series(dtype=bool)).fillna(False).any() else ""
+        parts.append("/".join(sorted(set(g["precision"].dropna()))) + tf32)
     sizes = lambda rows: "/".join(map(str, sorted(set(rows["n"]))))
     if (g["metric"] != "fid").any():
         parts.append(f"n_test={sizes(g[g['metric'] != 'fid'])}")
@@ -371,10 +376,11 @@ def write_tables(
     out_dir: str | Path,
     floor_files: list[str | Path] = (),  # type: ignore[assignment]
     results_dir: str | Path = "results",
+    versus: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> list[Path]:
-    """Write the comparison table, every table whose metric appears in the results, and the
-    cost table; return the files written."""
-    from lsnf.comparison import comparison_table
+    """Write the comparison table, every table whose metric appears in the results, the cost
+    table and (``versus``: pairs of experiments) the versus table; return the files written."""
+    from lsnf.comparison import comparison_table, versus_table
     from lsnf.cost import cost_table
 
     out_dir = Path(out_dir)
@@ -393,6 +399,8 @@ def write_tables(
         "recovery": (lambda d: recovery_table(d, reps), {"recovery_mse"}),
         "cost": (lambda d: cost_table(d.assign(model=d.apply(_model_label, axis=1)), results_dir),
                  set(df.get("metric", []))),
+        "versus": (lambda d: versus_table(d, reps, list(versus), _setting),
+                   set(df.get("metric", [])) if versus else set()),
     }  # fmt: skip
     for name, (build, metrics) in builders.items():
         if df.empty or not set(df["metric"]) & metrics:

@@ -28,6 +28,7 @@ from lsnf.checkpoint import load_checkpoint, save_checkpoint
 from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
+from lsnf.hardware import apply_precision
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text
 from lsnf.langevin import masked_sq_error
 from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
@@ -91,7 +92,7 @@ def learning_iteration(
     z, _ = infer_posterior(model, x, steps, step_size, noise=True, generator=generator, mask=mask)
 
     opt_g.zero_grad(set_to_none=True)
-    loss_g = masked_sq_error(x, model.generator(z), mask).mean()  # (1/m) sum ||x - g(z)||^2
+    loss_g = masked_sq_error(x, model.decode(z), mask).mean()  # (1/m) sum ||x - g(z)||^2
     loss_g.backward()
     opt_g.step()
 
@@ -103,7 +104,7 @@ def learning_iteration(
         opt_p.step()
         loss_p = loss_p.detach()
     else:
-        loss_p = torch.full((), float("nan"))
+        loss_p = torch.full((), float("nan"), device=x.device)
     return {"loss_g": loss_g.detach(), "loss_p": loss_p, "z": z}
 
 
@@ -155,6 +156,7 @@ class Trainer:
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.device = resolve_device(self.cfg.device)
+        apply_precision(self.cfg, self.device)
         self.data = load_split(self.cfg.data, "train")
         check_data_shape(self.cfg, self.data)
         # learning from incomplete data (docs/method.md §6.2): hidden pixels are erased at load, and
@@ -262,12 +264,16 @@ class Trainer:
                     self.model, x, self.opt_g, self.opt_p,
                     cfg.inference.steps, cfg.inference.step_size, self.rng, mask,
                 )  # fmt: skip
-                loss_g, loss_p = float(out["loss_g"]), float(out["loss_p"])
+                # the logged scalars and the finiteness of z in one host sync per iteration
+                finite_z = torch.isfinite(out["z"]).all().to(out["loss_g"].dtype)
+                loss_g, loss_p, z_ok = torch.stack(
+                    [out["loss_g"], out["loss_p"].to(out["loss_g"]), finite_z]
+                ).tolist()
                 if not math.isfinite(loss_g):
                     self._fail("generator loss", epoch, it + 1)
                 if self.opt_p is not None and not math.isfinite(loss_p):
                     self._fail("prior loss", epoch, it + 1)
-                if not bool(torch.isfinite(out["z"]).all()):
+                if not z_ok:
                     self._fail("posterior latent z", epoch, it + 1)
                 sums["loss_g"] += loss_g
                 sums["loss_p"] += loss_p

@@ -312,3 +312,34 @@ def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "n_sampels" in r.stderr + r.stdout
     assert not (work / "results").exists()
+
+
+def test_paper_mnist_scenario_runs_one_epoch_on_a_slice(tmp_path: Path) -> None:
+    """config/scenarios/mnist_paper_digit1.yaml as shipped, cut to one epoch on 600 training
+    images and K_test = 5 on 200 test images: the smoke test of the paper's protocol (full
+    MNIST from torchvision's layout; `bash .ci/fetch-mnist data` places it, as CI does)."""
+    import pandas as pd
+    import yaml
+
+    if not (ROOT / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip("the full MNIST is not in data/MNIST/raw: run `bash .ci/fetch-mnist data`")
+    work = _copy_project(tmp_path)
+    scenario = "config/scenarios/mnist_paper_digit1.yaml"
+    cfg = yaml.safe_load((work / scenario).read_text())
+    exp = cfg["experiments"]["mnist_paper"]
+    assert exp["set"]["data.source"] == "torchvision" and exp["evaluation"]["test_steps"] == 400
+    assert exp["held_out_digits"] == [1] and "precision" in exp["set"]
+    cfg["data_root"] = str(ROOT / "data")
+    cfg["mlflow"]["enabled"] = False
+    exp["set"].update({"train.epochs": 1, "data.limit": 600})
+    exp["evaluation"].update({"test_steps": 5, "n_test": 200, "grid_samples": 16})
+    (work / "smoke.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(work, "--cores", "2", "--configfile", "smoke.yaml")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    table = pd.read_csv(work / "results/tables/anomaly.csv")
+    measured = table[table["model"].str.contains(r"\[lsnf: mnist_paper\]")]
+    assert len(measured) == 3 and measured["digit1_mean"].between(0, 1).all()
+    assert measured["setting"].str.contains("mnist \\(torchvision\\)").all()
+    assert measured["setting"].str.contains("fp32").all()
+    lebm = table[table["model"] == "LEBM [paper]"].iloc[0]
+    assert lebm["digit1_mean"] == pytest.approx(0.336) and lebm["digit1_std"] == 0.008

@@ -103,7 +103,7 @@ def step_counts(steps: int, points: int = 5) -> tuple[int, ...]:
 
 @torch.no_grad()
 def _sq_err_and_scores(model: LatentModel, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-    sq_err = (x - model.generator(z)).pow(2).flatten(1).mean(dim=1)  # (B,) per-pixel MSE
+    sq_err = (x - model.decode(z)).pow(2).flatten(1).mean(dim=1)  # (B,) per-pixel MSE
     score = model.energy(z, x)  # (B,) S(x)
     return sq_err, score
 

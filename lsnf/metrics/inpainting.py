@@ -49,7 +49,7 @@ def complete(
         z0 = model.prior.sample(x.shape[0], generator) if init == "prior" else None  # (B, d)
         z, _ = infer_posterior(model, x, s.steps, s.step_size, s.noise, generator, mask, z0)
         with torch.no_grad():
-            x_hat = model.generator(z)  # (B, C, H, W)
+            x_hat = model.decode(z)  # (B, C, H, W)
         out.append(torch.where(mask.bool(), x, x_hat))
     return torch.stack(out)  # (K, B, C, H, W)
 

@@ -14,6 +14,11 @@ from lsnf.config import MaskSpec, evaluation_args
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 EXPERIMENTS = plan.enabled_experiments(config)
+for _pair in config["versus"]:  # fail before any job, naming the key
+    _bad = [e for e in _pair if e not in EXPERIMENTS]
+    if _bad or EXPERIMENTS[_pair[0]]["task"] != EXPERIMENTS[_pair[1]]["task"]:
+        raise ValueError(f"versus: {_pair} must name two enabled experiments of one task "
+                         f"(unknown or disabled: {_bad})")
 
 # Rules call the `lsnf` CLI of the environment that runs Snakemake (the project's .venv, also
 # on SLURM, where jobs re-run Snakemake with the submitting interpreter): put its bin/ first.
@@ -143,6 +148,7 @@ def all_targets():
 def table_outputs():
     tasks = {exp["task"] for exp in EXPERIMENTS.values()}
     names = ["comparison", *[t for t in plan.EVALUATIONS if t in tasks], "cost"]
+    names += ["versus"] if config["versus"] else []
     return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]
 
 

@@ -28,11 +28,13 @@ rule tables:
             for p in table_outputs()
         ],
         measurements="results/tables/measurements.csv",
+    params:
+        versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
     log:
         "results/logs/tables.log",
     shell:
         "lsnf tables --reference {input.reference} --out-dir results/tables {input.results}"
-        " --floors {input.floors} --results-dir results > {log} 2>&1"
+        " --floors {input.floors} --results-dir results {params.versus} > {log} 2>&1"
 
 
 rule test_steps_curve:
