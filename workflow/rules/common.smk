@@ -152,6 +152,16 @@ def table_outputs():
     return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]
 
 
+def table_caption(path):
+    name = os.path.basename(path).removesuffix(".csv")
+    return name if name in ("comparison", "cost") else "tables"
+
+
+def table_category(path):
+    """The report's categories, the comparison first."""
+    return {"comparison": "1. Comparison", "cost": "3. Cost"}.get(table_caption(path), "2. Tables")
+
+
 def examples_of(result, arrays=False):
     """The per-example file an evaluation writes beside its result JSON (lsnf.results): a
     table, or FID's arrays."""

@@ -3,16 +3,6 @@
 # config/paper_reference.yaml and model-free floors), the cost table, and training curves.
 
 
-def table_caption(path):
-    name = os.path.basename(path).removesuffix(".csv")
-    return name if name in ("comparison", "cost") else "tables"
-
-
-def table_category(path):
-    """The report's categories, the comparison first."""
-    return {"comparison": "1. Comparison", "cost": "3. Cost"}.get(table_caption(path), "2. Tables")
-
-
 rule tables:
     input:
         results=[p for p in plan.evaluation_targets(config) if p.endswith(".json")],
