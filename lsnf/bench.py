@@ -125,7 +125,8 @@ def layer_ceiling(model: LatentModel, z: Tensor, precision: str, blocks: int) ->
         def input_grad(layer: nn.Module = layer, x: Tensor = x) -> None:
             with _autocast(precision):
                 out = layer(x)
-            torch.autograd.grad(out, x, torch.ones_like(out))
+            x.grad = None  # backward(), not autograd.grad(): FlopCounterMode must see it
+            out.backward(torch.ones_like(out))
 
         with frozen(layer):
             for fn in (forward, input_grad):
@@ -225,7 +226,8 @@ def run_bench(
             values = [batch_size / r["step_s"], 100 * r["flops"] / r["step_s"] / r["ceiling"],
                       r["ceiling"] / 1e9, r["naive_step_s"] / r["step_s"],
                       batch_size / r["iter_s"]]  # fmt: skip
-            print(f"{name:9} {precision:4} " + " ".join(f"{v:12.1f}" for v in values)
+            formats = ("12.1f", "12.1f", "12.0f", "12.2f", "12.1f")
+            print(f"{name:9} {precision:4} " + " ".join(f"{v:{f}}" for v, f in zip(values, formats))
                   + f" {speedup:7.2f}x", flush=True)  # fmt: skip
             rows.append({"shape": name, "precision": precision, "speedup": speedup, **r})
     print(
