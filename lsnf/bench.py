@@ -227,8 +227,8 @@ def run_bench(
                       r["ceiling"] / 1e9, r["naive_step_s"] / r["step_s"],
                       batch_size / r["iter_s"]]  # fmt: skip
             formats = ("12.1f", "12.1f", "12.0f", "12.2f", "12.1f")
-            print(f"{name:9} {precision:4} " + " ".join(f"{v:{f}}" for v, f in zip(values, formats))
-                  + f" {speedup:7.2f}x", flush=True)  # fmt: skip
+            cells = " ".join(f"{v:{f}}" for v, f in zip(values, formats, strict=True))
+            print(f"{name:9} {precision:4} {cells} {speedup:7.2f}x", flush=True)
             rows.append({"shape": name, "precision": precision, "speedup": speedup, **r})
     print(
         "% ceiling: the step's useful FLOP/s over the best of a GEMM and the generator's own "
