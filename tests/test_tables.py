@@ -190,3 +190,22 @@ def test_cost_table_reads_training_metrics_and_benchmarks(tmp_path: Path) -> Non
     assert cost["epochs"] == 2 and cost["train_s"] == 22.0 and cost["train_images_per_s"] == 90.0
     assert cost["train_peak_rss_mb"] == 900.0 and cost["eval_reconstruction_s"] == 7.25
     assert cost["eval_inpainting-center_s"] == 3.0
+
+
+def test_versus_compares_two_experiments_per_prior(tmp_path: Path) -> None:
+    """Experiment A − experiment B (e.g. bf16 − fp32): paired over examples and seeds."""
+    files = []
+    for exp, scale in (("a", 0.8), ("b", 1.0), ("c", 1.0)):
+        for prior in ("flow", "gaussian"):
+            path = _recon(tmp_path, prior, scale)
+            moved = tmp_path / f"eval/{exp}/{prior}-seed0/recon.json"
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            for f in path.parent.iterdir():
+                f.rename(moved.parent / f.name)
+            files.append(moved)
+    write_tables(files, REFERENCE, tmp_path / "tables", versus=[("a", "b"), ("c", "b")])
+    df = pd.read_csv(tmp_path / "tables/versus.csv").set_index(["comparison", "prior"])
+    assert df.loc[("a − b", "flow"), "verdict"] == "better"  # 0.8x the errors on every image
+    same = df.loc[("c − b", "gaussian")]
+    assert same["difference"] == 0 and same["verdict"] == "indistinguishable"
+    assert "A" in (tmp_path / "tables/versus.md").read_text()
