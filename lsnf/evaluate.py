@@ -185,28 +185,28 @@ def fid_floor(
     stats: str | Path, n: int, split: str = "test", device: str = "cpu", download: bool = False,
 ) -> Outcome:  # fmt: skip
     """The FID of ``n`` real held-out images against the same reference, extractor and n as a
-    model's FID: what "as good as the data" reads (docs/method.md §9). Model-free."""
+    model's FID: what "as good as the data" reads (docs/method.md §9). Model-free. A split with
+    fewer than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is
+    biased upwards at smaller n: such a floor is pessimistic, and the table shows its n)."""
     import datetime as _dt
 
     from lsnf import __version__
 
     spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download)
-    data = load_split(data_cfg, split)
-    if len(data) < n:
-        raise UserError(f"the FID floor compares {n} real images (fid.n_samples) but the "
-                        f"{data.meta['dataset']} {split} split has {len(data)}; lower "
-                        f"fid.n_samples to at most {len(data)}")  # fmt: skip
-    data = data.head(n)
+    data = load_split(data_cfg, split).head(n)
     value, examples = _fid_of(data.images, spec, ref, ev, device)
     record = {
-        "metric": "fid_floor", "value": value, "n": n, "dataset": data.meta["dataset"],
+        "metric": "fid_floor", "value": value, "n": len(data), "n_requested": n,
+        "dataset": data.meta["dataset"],
         "data": data.describe(), "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
         "feature_extractor": spec.describe(), "reference": str(stats),
         "samples": f"the first {n} real {split} images", "bootstrap_replicates": ev.bootstrap,
         "lsnf_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }  # fmt: skip
-    summary = f"FID floor {value:.3f} ({spec.name}, {n} real {split} images vs {ref_meta['n']})"
+    summary = (f"FID floor {value:.3f} ({spec.name}, {len(data)} real {split} images vs "
+               f"{ref_meta['n']})" + (f"; only {len(data)} of the {n} asked for: biased upwards"
+                                      if len(data) < n else ""))  # fmt: skip
     return Outcome(record, None, summary, examples)
 
 

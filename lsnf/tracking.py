@@ -113,11 +113,11 @@ class Tracker:
             self.failure_log = Path(self.failure_log)
 
     def _handle(self) -> tuple[Any, str]:
+        """(client, run id), created once, with the run's tags. SQLite store set-up is retried:
+        parallel jobs that open a fresh store at the same moment can collide while its tables
+        are created. (A server's client retries by itself, see ``HTTP_DEFAULTS``.)"""
         from mlflow.entities import RunTag
 
-        """(client, run id), created once. SQLite store set-up is retried: parallel jobs that
-        open a fresh store at the same moment can collide while its tables are created. (A
-        server's client retries by itself, see ``HTTP_DEFAULTS``.)"""
         if self._cached is None:
             tries = 3 if self.uri.startswith("sqlite:") else 1
             for attempt in range(tries):
