@@ -4,11 +4,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from lsnf.io import atomic_write_bytes, read_json
+from lsnf.io import atomic_write_bytes, read_json, read_json_lines
 
 __all__ = ["plot_curves", "plot_test_steps"]
 
@@ -39,7 +38,7 @@ def plot_curves(files: list[str | Path], out: str | Path) -> None:
         return plot_test_steps(files, out)
     fig, ((ax_g, ax_p),) = _figure(2)
     for f in map(Path, files):
-        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        rows = read_json_lines(f)
         epochs = [r["epoch"] for r in rows]
         label = f.parent.name
         ax_g.plot(epochs, [r["train_mse_per_pixel"] for r in rows], marker="o", label=label)

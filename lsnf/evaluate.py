@@ -34,7 +34,7 @@ from lsnf.metrics.inference import (
 )
 from lsnf.metrics.inpainting import evaluate_completion
 from lsnf.pixels import to_model_scale, to_uint8
-from lsnf.results import Grid, Outcome, make_result
+from lsnf.results import Grid, Outcome, make_result, stamp
 
 __all__ = [
     "EVALUATIONS",
@@ -188,10 +188,6 @@ def fid_floor(
     model's FID: what "as good as the data" reads (docs/method.md §9). Model-free. A split with
     fewer than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is
     biased upwards at smaller n: such a floor is pessimistic, and the table shows its n)."""
-    import datetime as _dt
-
-    from lsnf import __version__
-
     spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download)
     data = load_split(data_cfg, split).head(n)
     value, examples = _fid_of(data.images, spec, ref, ev, device)
@@ -201,8 +197,7 @@ def fid_floor(
         "data": data.describe(), "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
         "feature_extractor": spec.describe(), "reference": str(stats),
         "samples": f"the first {n} real {split} images", "bootstrap_replicates": ev.bootstrap,
-        "lsnf_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **stamp(),
     }  # fmt: skip
     summary = (f"FID floor {value:.3f} ({spec.name}, {len(data)} real {split} images vs "
                f"{ref_meta['n']})" + (f"; only {len(data)} of the {n} asked for: biased upwards"

@@ -4,7 +4,7 @@ backends. Read-only facts, for the precision warning and the benchmark's header.
 from __future__ import annotations
 
 import platform
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +18,22 @@ CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # bf16 dot products in hardware
 
 
-@lru_cache(maxsize=1)
+@cache
+def _cpuinfo_lines() -> tuple[str, ...]:
+    """Linux ``/proc/cpuinfo``, read once (empty elsewhere)."""
+    info = Path("/proc/cpuinfo")
+    return tuple(info.read_text().splitlines()) if info.is_file() else ()
+
+
+def _cpuinfo(key: str) -> str:
+    """The first ``key`` field of ``/proc/cpuinfo`` ('' if absent)."""
+    return next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines()
+                 if line.startswith(key)), "")  # fmt: skip
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU's instruction-set flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
-    info = Path("/proc/cpuinfo")
-    if not info.is_file():
-        return frozenset()
-    for line in info.read_text().splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
+    return frozenset(_cpuinfo("flags").split())
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -40,13 +46,8 @@ def native_bf16(device: torch.device) -> bool:
 
 def describe() -> dict[str, Any]:
     """The CPU model, its relevant flags, torch's CPU capability, threads and backends."""
-    model = ""
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        model = next((line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
-                      if line.startswith("model name")), "")  # fmt: skip
     return {
-        "cpu": model or platform.processor() or platform.machine(),
+        "cpu": _cpuinfo("model name") or platform.processor() or platform.machine(),
         "flags": {f: f in cpu_flags() for f in CPU_FLAGS},
         "native_bf16": native_bf16(torch.device("cpu")),
         "torch": torch.__version__,

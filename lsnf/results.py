@@ -44,6 +44,7 @@ __all__ = [
     "make_result",
     "read_examples",
     "save_outcome",
+    "stamp",
 ]
 
 
@@ -82,11 +83,16 @@ def make_result(
         "config_sha256": cfg.digest(),
         "checkpoint": str(trained.path),
         "checkpoint_sha256": trained.sha256,
-        "lsnf_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **stamp(),
     }
     record.update(extra)
     return record
+
+
+def stamp() -> dict[str, str]:
+    """What wrote a record and when: lsnf version and UTC time."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return {"lsnf_version": __version__, "created": now.isoformat(timespec="seconds")}
 
 
 @dataclass(frozen=True)

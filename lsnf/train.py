@@ -29,7 +29,7 @@ from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
 from lsnf.hardware import apply_precision
-from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text
+from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
 from lsnf.langevin import masked_sq_error
 from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
 from lsnf.pixels import to_model_scale
@@ -120,14 +120,8 @@ def _without_timings(stats: dict[str, float]) -> dict[str, float]:
 def _with_timings(history: list[dict[str, float]], metrics: Path) -> list[dict[str, float]]:
     """The checkpoint's history with the wall-clock figures that ``metrics.jsonl`` kept for the
     same epochs (a resumed run keeps the timings of the epochs before the interruption)."""
-    if not metrics.is_file():
-        return history
-    import json
-
-    timings = {}
-    for line in metrics.read_text().splitlines():
-        row = json.loads(line)
-        timings[row["epoch"]] = {k: row[k] for k in TIMING_KEYS if k in row}
+    timings = {row["epoch"]: {k: row[k] for k in TIMING_KEYS if k in row}
+               for row in read_json_lines(metrics)}  # fmt: skip
     return [{**h, **timings.get(h["epoch"], {})} for h in history]
 
 
