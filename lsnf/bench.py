@@ -6,14 +6,19 @@ SVHN, CIFAR-10, CelebA-64, flow prior) and per precision (§5.4):
 
 - images/s of one posterior Langevin step and of one training iteration (K steps + updates);
 - our step against the straightforward form (one gradient call through the generator and a
-  second through the prior, parameters left requiring grad, NCHW), timed interleaved;
+  second through the prior, parameters left requiring grad, NCHW, torch's own layers);
 - the step's useful FLOP/s as a share of the **ceiling** of that precision: the best measured
   throughput of a large GEMM and of every convolution / linear layer the generator runs, each
   timed alone at the step's shapes, forward and input-gradient. A step is made of those
   operations, so its share cannot exceed 100% (it would mean the ceiling was mismeasured);
-- the bf16 step's speedup over the fp32 step, both timed in the same run.
+- the **layers-only** share: the generator's layers alone, summed, over the same ceiling. Up to
+  timing noise it bounds the step's share from above (the step also runs the prior, BatchNorm,
+  activations and the energy), so it tells how much of a gap is the layers' own kernels and
+  how much the rest;
+- the bf16 step's speedup over the fp32 step, timed in the same blocks.
 
-Burn-in first, then the minimum over timed blocks; every figure is a ratio measured in this
+Burn-in first, then blocks in which the step, the research form, the GEMM and every layer run
+in turn, each keeping its minimum: every figure is a ratio measured in the same blocks of this
 run on this machine, which the header names.
 
     lsnf --threads 2 bench --shapes mnist,svhn --batch-size 100
@@ -29,13 +34,20 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from lsnf.config import PRECISIONS, config_from_dict
+from lsnf.config import PRECISIONS, RunConfig, config_from_dict
 from lsnf.errors import UserError
 from lsnf.langevin import frozen
 from lsnf.model import LatentModel, build_model, infer_posterior
 from lsnf.train import learning_iteration
 
-__all__ = ["PAPER_SHAPES", "layer_ceiling", "matmul_flops_per_s", "run_bench"]
+__all__ = [
+    "PAPER_SHAPES",
+    "bench_shape",
+    "layer_fns",
+    "research_copy",
+    "run_bench",
+    "straightforward_steps",
+]
 
 # generator, d, ngf, channels, image size, K (docs/method.md §4-§6)
 PAPER_SHAPES: dict[str, dict[str, int | str]] = {
@@ -52,21 +64,13 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 assert tuple(DTYPES) == PRECISIONS, "a dtype per precision of lsnf.config"
 
 
-def _min_time(fn: Callable[[], object], blocks: int, burn_in: int = 1) -> float:
-    for _ in range(burn_in):
-        fn()
-    best = float("inf")
-    for _ in range(blocks):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def _interleaved_min(fns: list[Callable[[], object]], blocks: int) -> list[float]:
-    """Time several functions in alternation (same conditions); min per function."""
-    for fn in fns:
-        fn()  # burn-in
+def _interleaved_min(fns: list[Callable[[], object]], blocks: int,
+                     burn_in: bool = True) -> list[float]:  # fmt: skip
+    """Time several functions in alternation, block after block (the same conditions for
+    all); the minimum per function."""
+    if burn_in:
+        for fn in fns:
+            fn()
     best = [float("inf")] * len(fns)
     for _ in range(blocks):
         for i, fn in enumerate(fns):
@@ -90,10 +94,10 @@ def _autocast(precision: str) -> Iterator[None]:
         yield
 
 
-def matmul_flops_per_s(precision: str = "fp32", n: int = 2048, blocks: int = 5) -> float:
-    """This machine's matrix-multiply throughput in ``precision`` (n x n x n GEMM), FLOP/s."""
+def _gemm_fn(precision: str, n: int = 2048) -> tuple[Callable[[], object], float]:
+    """An n x n x n matrix multiply in ``precision`` and its FLOPs (the hardware's best case)."""
     a, b = (torch.randn(n, n, dtype=DTYPES[precision]) for _ in range(2))
-    return 2 * n**3 / _min_time(lambda: a @ b, blocks)
+    return (lambda: a @ b), 2.0 * n**3
 
 
 def _layer_inputs(model: LatentModel, z: Tensor) -> list[tuple[nn.Module, Tensor]]:
@@ -111,27 +115,38 @@ def _layer_inputs(model: LatentModel, z: Tensor) -> list[tuple[nn.Module, Tensor
     return seen
 
 
-def layer_ceiling(model: LatentModel, z: Tensor, precision: str, blocks: int) -> float:
-    """The best throughput (FLOP/s) of the generator's own layers, each timed alone at the
-    step's shapes in ``precision``, forward and input-gradient (what a Langevin step runs)."""
-    best = 0.0
+def layer_fns(model: LatentModel, z: Tensor, precision: str) -> list[Callable[[], object]]:
+    """Per convolution / linear layer of the generator, two functions that run it alone at the
+    step's shapes in ``precision``: its forward, and its forward with the input-gradient (what
+    a Langevin step runs of it). Call them with the layers frozen."""
+    fns: list[Callable[[], object]] = []
     for layer, inp in _layer_inputs(model, z):
         x = inp.clone().requires_grad_(True)
+        with _autocast(precision), torch.no_grad():
+            upstream = torch.ones_like(layer(x))  # made once, outside the timed calls
 
         def forward(layer: nn.Module = layer, x: Tensor = x) -> None:
             with _autocast(precision), torch.no_grad():
                 layer(x)
 
-        def input_grad(layer: nn.Module = layer, x: Tensor = x) -> None:
+        def input_grad(layer: nn.Module = layer, x: Tensor = x, up: Tensor = upstream) -> None:
             with _autocast(precision):
                 out = layer(x)
             x.grad = None  # backward(), not autograd.grad(): FlopCounterMode must see it
-            out.backward(torch.ones_like(out))
+            out.backward(up)
 
-        with frozen(layer):
-            for fn in (forward, input_grad):
-                best = max(best, _flops(fn) / _min_time(fn, blocks))
-    return best
+        fns += [forward, input_grad]
+    return fns
+
+
+def research_copy(model: LatentModel) -> LatentModel:
+    """The model as the authors' code runs it: NCHW, and torch's own transposed convolution
+    (no 1x1 projection, lsnf.generators.project_1x1) in every layer."""
+    research = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    for m in research.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            m.__class__ = nn.ConvTranspose2d  # same parameters and state; torch's forward
+    return research
 
 
 def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int, s: float,
@@ -156,37 +171,65 @@ def _step_flops(model: LatentModel, x: Tensor, z0: Tensor) -> int:
         return _flops(lambda: model.energy(z, x).sum().backward())
 
 
+def _shape_config(shape: dict[str, int | str], precision: str) -> RunConfig:
+    return config_from_dict({"model": shape, "prior": {"kind": "flow"}, "precision": precision})
+
+
 def bench_shape(
-    name: str, precision: str, batch_size: int, blocks: int, steps_per_block: int,
-    gemm: dict[str, float],
-) -> dict[str, float]:  # fmt: skip
-    """One shape in one precision: step and iteration times, ours over the straightforward
-    form, the step's FLOPs and this precision's ceiling."""
+    name: str, precisions: tuple[str, ...], batch_size: int, blocks: int, steps_per_block: int,
+) -> list[dict[str, float]]:  # fmt: skip
+    """One shape in every precision: step and iteration times, ours over the straightforward
+    form, the step's FLOPs, each precision's ceiling, and the layers-only bound.
+
+    Everything is timed interleaved, block after block, each keeping its minimum: the step of
+    every precision, the research form, the GEMM and every layer alone (then the learning
+    iterations, likewise). A shared machine's speed drifts by tens of percent within a minute;
+    a ceiling or an fp32 step timed at another moment would skew the ratios.
+    """
     shape = dict(PAPER_SHAPES[name])
     k = int(shape.pop("K"))
-    cfg = config_from_dict({"model": shape, "prior": {"kind": "flow"}, "precision": precision})
-    model = build_model(cfg).train()
     g = torch.Generator().manual_seed(0)
-    b, c, sz, d = batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.latent_dim
-    x = torch.rand(b, c, sz, sz, generator=g) * 2 - 1  # (B, C, H, W)
-    z0 = torch.randn(b, d, generator=g)  # (B, d)
+    c, sz = int(shape["channels"]), int(shape["image_size"])
+    x = torch.rand(batch_size, c, sz, sz, generator=g) * 2 - 1  # (B, C, H, W)
+    z0 = torch.randn(batch_size, int(shape["latent_dim"]), generator=g)  # (B, d)
     rng = torch.Generator().manual_seed(1)
+    models = [build_model(_shape_config(shape, p)).train() for p in precisions]  # same seed
 
-    research = copy.deepcopy(model).to(memory_format=torch.contiguous_format)  # NCHW, as theirs
-    ours = lambda: infer_posterior(model, x, steps_per_block, 0.1, True, rng, z0=z0)
-    naive = lambda: straightforward_steps(research, x, z0, steps_per_block, 0.1, rng)
-    t_ours, t_naive = _interleaved_min([ours, naive], blocks)
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    opt_p = torch.optim.Adam(model.prior.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    iteration = lambda: learning_iteration(model, x, opt_g, opt_p, k, 0.1, rng)
-    t_iter = _min_time(iteration, blocks=2, burn_in=0)  # warm already; an iteration is K steps
-    with frozen(model):
-        layers = layer_ceiling(model, z0, precision, blocks)
-    return {
-        "K": k, "step_s": t_ours / steps_per_block, "naive_step_s": t_naive / steps_per_block,
-        "iter_s": t_iter, "flops": _step_flops(model, x, z0),
-        "ceiling": max(gemm[precision], layers), "layer_ceiling": layers,
-    }  # fmt: skip
+    timed: list[Callable[[], object]] = []  # per precision: ours, research form, GEMM, layers
+    work: list[float] = []  # FLOPs of the GEMM and the layers, in the same order
+    for model, precision in zip(models, precisions, strict=True):
+        research = research_copy(model)
+        gemm, gemm_flops = _gemm_fn(precision)
+        layers = layer_fns(model, z0, precision)
+        with frozen(model):
+            work += [gemm_flops, *(_flops(fn) for fn in layers)]
+        timed += [lambda m=model: infer_posterior(m, x, steps_per_block, 0.1, True, rng, z0=z0),
+                  lambda r=research: straightforward_steps(r, x, z0, steps_per_block, 0.1, rng),
+                  gemm, *layers]  # fmt: skip
+    with frozen(*models):
+        times = _interleaved_min(timed, blocks)
+    iterations = []
+    for model in models:
+        opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
+        opt_p = torch.optim.Adam(model.prior.parameters(), lr=1e-4, betas=(0.5, 0.999))
+        iterations.append(lambda m=model, og=opt_g, op=opt_p:
+                          learning_iteration(m, x, og, op, k, 0.1, rng))  # fmt: skip
+    t_iters = _interleaved_min(iterations, blocks=2, burn_in=False)  # warm; K steps each
+
+    rows, n = [], len(timed) // len(models)
+    for i, (model, precision) in enumerate(zip(models, precisions, strict=True)):
+        t_ours, t_naive, t_gemm, *t_layers = times[i * n : (i + 1) * n]
+        gemm_flops, *layer_flops = work[i * (n - 2) : (i + 1) * (n - 2)]
+        layer_ceiling = max(f / t for f, t in zip(layer_flops, t_layers, strict=True))
+        rows.append({
+            "shape": name, "precision": precision, "K": k,
+            "step_s": t_ours / steps_per_block, "naive_step_s": t_naive / steps_per_block,
+            "iter_s": t_iters[i], "flops": _step_flops(model, x, z0), "gemm": gemm_flops / t_gemm,
+            "ceiling": max(gemm_flops / t_gemm, layer_ceiling), "layer_ceiling": layer_ceiling,
+            "layers_s": sum(t_layers[1::2]),  # every layer's forward + input-gradient, alone
+            "layers_flops": sum(layer_flops[1::2]),
+        })  # fmt: skip
+    return rows
 
 
 def _print_machine() -> None:
@@ -210,31 +253,33 @@ def run_bench(
     if unknown:
         raise UserError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
     _print_machine()
-    gemm = {p: matmul_flops_per_s(p) for p in precisions}
-    print(f"batch {batch_size}, burn-in 1 block, min over {blocks} blocks of {steps_per_block} "
-          f"steps; GEMM 2048^3: " + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s"
-                                               for p, v in gemm.items()))  # fmt: skip
-    cols = ["step img/s", "% ceiling", "ceiling GF/s", "ours/naive", "iter img/s"]
+    print(f"batch {batch_size}, burn-in 1 block, min over {blocks} interleaved blocks of "
+          f"{steps_per_block} steps")  # fmt: skip
+    cols = ["step img/s", "% ceiling", "layers %", "ceiling GF/s", "GEMM GF/s", "ours/naive",
+            "iter img/s"]  # fmt: skip
     print(f"{'shape':9} {'prec':4} " + " ".join(f"{c:>12}" for c in cols) + f" {'vs fp32':>8}")
     rows = []
     for name in shapes:
-        fp32_step = None
-        for precision in precisions:
-            r = bench_shape(name, precision, batch_size, blocks, steps_per_block, gemm)
-            fp32_step = r["step_s"] if precision == "fp32" else fp32_step
-            speedup = fp32_step / r["step_s"] if fp32_step else float("nan")
+        shape_rows = bench_shape(name, precisions, batch_size, blocks, steps_per_block)
+        fp32_step = next((r["step_s"] for r in shape_rows if r["precision"] == "fp32"), None)
+        for r in shape_rows:
+            r["speedup"] = fp32_step / r["step_s"] if fp32_step else float("nan")
             values = [batch_size / r["step_s"], 100 * r["flops"] / r["step_s"] / r["ceiling"],
-                      r["ceiling"] / 1e9, r["naive_step_s"] / r["step_s"],
-                      batch_size / r["iter_s"]]  # fmt: skip
-            formats = ("12.1f", "12.1f", "12.0f", "12.2f", "12.1f")
+                      100 * r["layers_flops"] / r["layers_s"] / r["ceiling"], r["ceiling"] / 1e9,
+                      r["gemm"] / 1e9, r["naive_step_s"] / r["step_s"],
+                      batch_size / r["iter_s"], r["speedup"]]  # fmt: skip
+            formats = ("12.1f", "12.1f", "12.1f", "12.0f", "12.0f", "12.2f", "12.1f", "7.2f")
             cells = " ".join(f"{v:{f}}" for v, f in zip(values, formats, strict=True))
-            print(f"{name:9} {precision:4} {cells} {speedup:7.2f}x", flush=True)
-            rows.append({"shape": name, "precision": precision, "speedup": speedup, **r})
+            print(f"{name:9} {r['precision']:4} {cells}x", flush=True)
+        rows += shape_rows
     print(
-        "% ceiling: the step's useful FLOP/s over the best of a GEMM and the generator's own "
-        "layers (forward, input-gradient) in that precision.\n"
-        "ours/naive: our step (one gradient call, frozen parameters, NHWC) over the "
-        "research-code form (two gradient calls, NCHW); >= 1 is the target.\n"
-        "vs fp32: the step's speedup over the fp32 step of the same shape, this run."
+        "% ceiling: the step's useful FLOP/s over the ceiling: the best of a 2048^3 GEMM and "
+        "the generator's own layers (forward, input-gradient), timed in the same blocks.\n"
+        "layers %: the generator's layers alone (forward + input-gradient, each at the "
+        "step's shapes, summed) over the same ceiling: the most the step could reach if "
+        "nothing else (prior, BatchNorm, activations, energy) took time.\n"
+        "ours/naive: our step (one gradient call, frozen parameters, NHWC, 1x1 projection) over "
+        "the research-code form (two gradient calls, NCHW, torch's layers); >= 1 is the target.\n"
+        "vs fp32: the step's speedup over the fp32 step of the same shape, same blocks."
     )
     return rows

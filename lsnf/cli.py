@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shapes", default="mnist,svhn,cifar10,celeba64", help="comma-separated")
     p.add_argument("--precisions", default=",".join(config.PRECISIONS), help="comma-separated")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--blocks", type=int, default=5, help="timed blocks (min is reported)")
+    p.add_argument("--blocks", type=int, default=10, help="timed blocks, interleaved (min is "
+                   "reported)")  # fmt: skip
     p.add_argument("--steps-per-block", type=int, default=2)
     return parser
 

@@ -1,0 +1,136 @@
+"""The generators' transposed convolution (docs/method.md §4): the 1x1 projection is the same
+function as torch's layer, values and every gradient, and keeps torch's parameters; the
+benchmark's research copy runs torch's layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lsnf.generators import CONV_STACKS, ConvTranspose2d, build_generator, project_1x1
+
+FORMATS = [torch.channels_last, torch.contiguous_format]
+
+
+@pytest.mark.parametrize("memory_format", FORMATS)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize(("kernel", "stride"), [(4, 1), (8, 1), (4, 2), (3, 1)])
+def test_projection_of_a_1x1_input_equals_torchs_transposed_convolution(
+    memory_format, bias, kernel, stride
+) -> None:
+    """Values and the gradients of input, weight and bias, in float64, against
+    F.conv_transpose2d; the output keeps channels-last strides for the next layer."""
+    g = torch.Generator().manual_seed(0)
+    layer = ConvTranspose2d(7, 5, kernel, stride, 0, bias=bias).double()
+    layer = layer.to(memory_format=memory_format)
+    x = torch.randn(3, 7, 1, 1, generator=g, dtype=torch.float64, requires_grad=True)
+    assert layer._projects(x, None)
+    upstream = torch.randn(3, 5, kernel, kernel, generator=g, dtype=torch.float64)
+
+    ours = layer(x)  # (3, 5, k, k)
+    grads = torch.autograd.grad((ours * upstream).sum(), [x, *layer.parameters()])
+    ref = F.conv_transpose2d(x, layer.weight, layer.bias, stride, 0)
+    ref_grads = torch.autograd.grad((ref * upstream).sum(), [x, *layer.parameters()])
+
+    assert ours.shape == ref.shape == (3, 5, kernel, kernel)
+    assert ours.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+    assert len(grads) == (3 if bias else 2)
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_other_inputs_go_to_torchs_convolution_unchanged() -> None:
+    """A 2x2 input, or a 1x1 input with padding, is torch's own forward, to the bit."""
+    g = torch.Generator().manual_seed(1)
+    for layer, size in ((ConvTranspose2d(4, 3, 4, 2, 1), 2), (ConvTranspose2d(4, 3, 4, 1, 1), 1),
+                        (ConvTranspose2d(4, 3, 4, 2, 1), 1)):  # fmt: skip
+        x = torch.randn(2, 4, size, size, generator=g)
+        assert not layer._projects(x, None)
+        assert torch.equal(layer(x), nn.ConvTranspose2d.forward(layer, x))
+
+
+def test_projection_under_bf16_autocast_matches_torch_within_bf16_rounding() -> None:
+    g = torch.Generator().manual_seed(2)
+    layer = ConvTranspose2d(100, 64, 4, 1, 0)
+    nn.init.normal_(layer.bias, generator=g)
+    z = torch.randn(8, 100, 1, 1, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = layer(z)
+        ref = nn.ConvTranspose2d.forward(layer, z)
+    assert ours.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), ref.float(), rtol=2e-2, atol=2e-2)
+    exact = layer(z).detach()  # fp32
+    assert (ours.float() - exact).abs().max() < 0.05 * exact.abs().max()
+
+
+@pytest.mark.parametrize("name", sorted(CONV_STACKS))
+def test_conv_generators_keep_torchs_parameters_and_project_their_first_layer(
+    make_config, name
+) -> None:
+    """Checkpoints of torch's layers load unchanged (same state-dict keys and shapes), and the
+    first layer of every conv stack takes the projection (the 1x1 latent)."""
+    cfg = make_config(model={"generator": name, "latent_dim": 8, "ngf": 2, "channels": 3,
+                             "image_size": 256 if name == "celebahq256" else
+                             64 if name == "celeba64" else 32})  # fmt: skip
+    ours = build_generator(cfg.model)
+    plain = build_generator(cfg.model)
+    for m in plain.modules():
+        if isinstance(m, ConvTranspose2d):
+            m.__class__ = nn.ConvTranspose2d
+    keys = {k: v.shape for k, v in ours.state_dict().items()}
+    assert keys == {k: v.shape for k, v in plain.state_dict().items()}
+    plain.load_state_dict(ours.state_dict())
+    first = ours.body[0]
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(3))
+    assert isinstance(first, ConvTranspose2d) and first._projects(z.view(3, 8, 1, 1), None)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(z), plain(z), rtol=1e-5, atol=1e-6)
+
+
+def test_project_1x1_is_a_matrix_multiply_of_the_latent() -> None:
+    """out[b, o, i, j] = sum_c z[b, c] W[c, o, i, j] + bias[o], written out with einsum."""
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(5, 6, 1, 1, generator=g, dtype=torch.float64)
+    w = torch.randn(6, 3, 2, 4, generator=g, dtype=torch.float64)  # (Cin, Cout, kH, kW)
+    b = torch.randn(3, generator=g, dtype=torch.float64)
+    want = torch.einsum("bc,coij->boij", z.flatten(1), w) + b.view(1, 3, 1, 1)
+    torch.testing.assert_close(project_1x1(z, w, b), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(project_1x1(z, w, None), want - b.view(1, 3, 1, 1))
+
+
+def test_benchmark_research_copy_runs_torchs_layers_in_nchw(make_config) -> None:
+    from lsnf.bench import research_copy
+    from lsnf.model import build_model
+
+    cfg = make_config(model={"generator": "svhn", "latent_dim": 8, "ngf": 2, "channels": 3,
+                             "image_size": 32})  # fmt: skip
+    model = build_model(cfg)
+    research = research_copy(model)
+    layers = [m for m in research.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert layers and all(type(m) is nn.ConvTranspose2d for m in layers)
+    assert all(m.weight.is_contiguous() for m in layers)
+    assert any(type(m) is ConvTranspose2d for m in model.modules())  # the original is untouched
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(research.decode(z), model.decode(z), rtol=1e-5, atol=1e-6)
+
+
+def test_benchmark_runs_and_reports_every_figure(capsys) -> None:
+    """A smoke run at a tiny batch: every figure is there and finite, the layers-only time is
+    a part of the work (no timing target: figures belong to the printed benchmark)."""
+    from lsnf.bench import run_bench
+
+    rows = run_bench(["mnist"], batch_size=4, blocks=1, steps_per_block=1)
+    out = capsys.readouterr().out
+    assert "machine:" in out and "layers %" in out and out.count("\nmnist ") == 2
+    assert [r["precision"] for r in rows] == ["fp32", "bf16"] and rows[0]["speedup"] == 1.0
+    for row in rows:
+        for key in ("step_s", "naive_step_s", "iter_s", "flops", "gemm", "ceiling", "layers_s",
+                    "layers_flops", "layer_ceiling", "speedup"):  # fmt: skip
+            assert 0 < row[key] < float("inf"), key
+        assert row["ceiling"] == max(row["gemm"], row["layer_ceiling"])
+        assert 0 < row["layers_flops"] < row["flops"]  # the step also runs the flow prior
+    assert rows[0]["flops"] == rows[1]["flops"]  # the same work in either precision
