@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from lsnf.config import PRECISIONS, RunConfig, config_from_dict
 from lsnf.errors import UserError
+from lsnf.generators import with_torch_layers
 from lsnf.langevin import frozen
 from lsnf.model import LatentModel, build_model, infer_posterior
 from lsnf.train import learning_iteration
@@ -143,9 +144,7 @@ def research_copy(model: LatentModel) -> LatentModel:
     """The model as the authors' code runs it: NCHW, and torch's own transposed convolution
     (no 1x1 projection, lsnf.generators.project_1x1) in every layer."""
     research = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
-    for m in research.modules():
-        if isinstance(m, nn.ConvTranspose2d):
-            m.__class__ = nn.ConvTranspose2d  # same parameters and state; torch's forward
+    with_torch_layers(research)
     return research
 
 
@@ -195,19 +194,21 @@ def bench_shape(
     rng = torch.Generator().manual_seed(1)
     models = [build_model(_shape_config(shape, p)).train() for p in precisions]  # same seed
 
-    timed: list[Callable[[], object]] = []  # per precision: ours, research form, GEMM, layers
-    work: list[float] = []  # FLOPs of the GEMM and the layers, in the same order
+    groups: list[list[Callable[[], object]]] = []  # per precision: ours, research, GEMM, layers
+    work: list[list[float]] = []  # per precision: FLOPs of the GEMM and of each layer function
     for model, precision in zip(models, precisions, strict=True):
         research = research_copy(model)
         gemm, gemm_flops = _gemm_fn(precision)
         layers = layer_fns(model, z0, precision)
         with frozen(model):
-            work += [gemm_flops, *(_flops(fn) for fn in layers)]
-        timed += [lambda m=model: infer_posterior(m, x, steps_per_block, 0.1, True, rng, z0=z0),
-                  lambda r=research: straightforward_steps(r, x, z0, steps_per_block, 0.1, rng),
-                  gemm, *layers]  # fmt: skip
+            work.append([gemm_flops, *(_flops(fn) for fn in layers)])
+        groups.append([lambda m=model: infer_posterior(m, x, steps_per_block, 0.1, True, rng,
+                                                       z0=z0),
+                       lambda r=research: straightforward_steps(r, x, z0, steps_per_block, 0.1,
+                                                                rng),
+                       gemm, *layers])  # fmt: skip
     with frozen(*models):
-        times = _interleaved_min(timed, blocks)
+        times = iter(_interleaved_min([fn for group in groups for fn in group], blocks))
     iterations = []
     for model in models:
         opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
@@ -215,16 +216,18 @@ def bench_shape(
         iterations.append(lambda m=model, og=opt_g, op=opt_p:
                           learning_iteration(m, x, og, op, k, 0.1, rng))  # fmt: skip
     t_iters = _interleaved_min(iterations, blocks=2, burn_in=False)  # warm; K steps each
+    step_flops = _step_flops(models[0], x, z0)  # the same work in every precision
 
-    rows, n = [], len(timed) // len(models)
-    for i, (model, precision) in enumerate(zip(models, precisions, strict=True)):
-        t_ours, t_naive, t_gemm, *t_layers = times[i * n : (i + 1) * n]
-        gemm_flops, *layer_flops = work[i * (n - 2) : (i + 1) * (n - 2)]
+    rows = []
+    for precision, group, (gemm_flops, *layer_flops), t_iter in zip(
+        precisions, groups, work, t_iters, strict=True
+    ):
+        t_ours, t_naive, t_gemm, *t_layers = (next(times) for _ in group)
         layer_ceiling = max(f / t for f, t in zip(layer_flops, t_layers, strict=True))
         rows.append({
             "shape": name, "precision": precision, "K": k,
             "step_s": t_ours / steps_per_block, "naive_step_s": t_naive / steps_per_block,
-            "iter_s": t_iters[i], "flops": _step_flops(model, x, z0), "gemm": gemm_flops / t_gemm,
+            "iter_s": t_iter, "flops": step_flops, "gemm": gemm_flops / t_gemm,
             "ceiling": max(gemm_flops / t_gemm, layer_ceiling), "layer_ceiling": layer_ceiling,
             "layers_s": sum(t_layers[1::2]),  # every layer's forward + input-gradient, alone
             "layers_flops": sum(layer_flops[1::2]),

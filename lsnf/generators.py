@@ -30,6 +30,7 @@ __all__ = [
     "build_generator",
     "output_shape",
     "project_1x1",
+    "with_torch_layers",
 ]
 
 # One transposed convolution per row: (output channels as a multiple of ngf, 0 = the image's
@@ -82,6 +83,15 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         if self._projects(x, output_size):
             return project_1x1(x, self.weight, self.bias)
         return super().forward(x, output_size)
+
+
+def with_torch_layers(module: nn.Module) -> nn.Module:
+    """``module`` with every :class:`ConvTranspose2d` turned back into torch's layer (same
+    parameters and state, torch's forward), in place: the research code's form."""
+    for m in module.modules():
+        if isinstance(m, ConvTranspose2d):
+            m.__class__ = nn.ConvTranspose2d
+    return module
 
 
 class _Reshape(nn.Module):

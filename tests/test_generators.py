@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsnf.generators import CONV_STACKS, ConvTranspose2d, build_generator, project_1x1
+from lsnf.generators import (
+    CONV_STACKS,
+    ConvTranspose2d,
+    build_generator,
+    project_1x1,
+    with_torch_layers,
+)
 
 FORMATS = [torch.channels_last, torch.contiguous_format]
 
@@ -76,10 +82,7 @@ def test_conv_generators_keep_torchs_parameters_and_project_their_first_layer(
                              "image_size": 256 if name == "celebahq256" else
                              64 if name == "celeba64" else 32})  # fmt: skip
     ours = build_generator(cfg.model)
-    plain = build_generator(cfg.model)
-    for m in plain.modules():
-        if isinstance(m, ConvTranspose2d):
-            m.__class__ = nn.ConvTranspose2d
+    plain = with_torch_layers(build_generator(cfg.model))
     keys = {k: v.shape for k, v in ours.state_dict().items()}
     assert keys == {k: v.shape for k, v in plain.state_dict().items()}
     plain.load_state_dict(ours.state_dict())
