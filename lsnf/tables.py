@@ -57,6 +57,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "dataset": r["dataset"],
             "source": r["data"].get("source"),
             "held_out_digit": r["data"].get("held_out_digit"),
+            "data_key": r.get("data_key"),
             "metric": r["metric"],
             "extractor": extractor,
             "value": r["value"],
@@ -312,8 +313,9 @@ def generation_table(
     published_places = lambda c: 3 if c.endswith("_mse") else 2
     published = lambda cells, c: (cells.get(c), None)
     cells = lambda c: [("value", c, c, measured_places(c))]
+    # one floor per data identity (lsnf.config.DataConfig.key): the images its models learned
     floor_head = lambda group: {"model": f"real {group[1]} images [floor: {group[0]}]"}
-    floor_rows = _measured_rows(f, ["dataset", "split"], floor_head, "column", columns, cells,
+    floor_rows = _measured_rows(f, ["data_key", "split"], floor_head, "column", columns, cells,
                                 lambda g: _setting(g, model_free=True),
                                 _measured(reps)) if len(f) else ([], [])  # fmt: skip
     measured = _measured_rows(m, ["experiment", "prior"], _by_model, "column", columns, cells,
@@ -353,7 +355,8 @@ def load_floors(paths: list[str | Path]) -> pd.DataFrame:
     rows = []
     for p in map(Path, paths):
         r = read_json(p)
-        rows.append({"dataset": r["dataset"], "source": r["data"].get("source"),
+        rows.append({"dataset": r["dataset"], "data_key": r["data_key"],
+                     "source": r["data"].get("source"),
                      "split": r["data"].get("split"), "metric": "fid",
                      "extractor": r["feature_extractor"]["name"], "value": r["value"], "n": r["n"],
                      "seed": None, "test_steps": None, "noise": None, "batchnorm": None,

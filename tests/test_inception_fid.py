@@ -93,7 +93,7 @@ def test_inception_fid_between_real_mnist_sets_three_ways(weights: Path, tmp_pat
     train, test = load_split(data, "train").head(N), load_split(data, "test").head(N)
     spec = ExtractorSpec.create(INCEPTION, weights)
     for split, images in (("train", train), ("test", test)):
-        write_reference_statistics(images, spec, "cpu", tmp_path / f"{split}.npz")
+        write_reference_statistics(images, data, spec, "cpu", tmp_path / f"{split}.npz")
     (s_train, meta), (s_test, _) = (
         load_statistics(tmp_path / f"{s}.npz") for s in ("train", "test")
     )

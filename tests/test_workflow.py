@@ -45,6 +45,25 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     assert (measured["digit1_ci"] == "bootstrap").all()
     assert gen.loc[gen["model"].str.startswith("real test images"),
                    "mnist_fid[lsnf-domain-cnn]_mean"].notna().all()  # fmt: skip
+    # tiny_anomaly and tiny_generation share MNIST but not their splits: the generation FIDs'
+    # reference is the generation training split (fid.reference_n = 300 of it) and their floor
+    # its test split (fid.n_samples = 64), never the anomaly protocol's
+    import json
+
+    from lsnf.config import load_config
+    from lsnf.data import load_split
+
+    cfg = load_config(tiny_run / "results/configs/tiny_generation/flow-seed0.yaml")
+    data = cfg.data.model_copy(update={"limit": None})
+    fid = json.loads((tiny_run / "results/eval/tiny_generation/flow-seed0/fid.json").read_text())
+    train = load_split(data, "train").head(300).describe()
+    assert (fid["data"]["n"], fid["data"]["images_sha256"]) == (300, train["images_sha256"])
+    assert fid["data_key"] == data.key and fid["data_identity"]["protocol"] == "standard"
+    (floor_file,) = (tiny_run / "results" / "fid").glob("*/floor-lsnf-domain-cnn.json")
+    floor = json.loads(floor_file.read_text())
+    test = load_split(data, "test").head(64).describe()
+    assert floor["data"]["images_sha256"] == test["images_sha256"] and floor["data_key"] == data.key
+    assert len(list((tiny_run / "results" / "data").glob("*.json"))) == 2  # one per identity
     comparison = pd.read_csv(tables / "comparison.csv")
     assert set(comparison["task"]) == {"anomaly", "reconstruction", "generation", "inpainting",
                                        "recovery"}  # fmt: skip

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from lsnf.config import DataConfig
 from lsnf.data import ImageSplit
 from lsnf.errors import MissingFileError, UserError
 from lsnf.io import atomic_write_bytes, sha256
@@ -242,11 +243,14 @@ def load_statistics(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
 
 
 def write_reference_statistics(
-    data: ImageSplit, spec: ExtractorSpec, device: str, out: str | Path
+    data: ImageSplit, data_cfg: DataConfig, spec: ExtractorSpec, device: str, out: str | Path
 ) -> None:
-    """Statistics of a data split's features, saved with what they describe."""
+    """Statistics of a data split's features, saved with what they describe: the split's
+    provenance (SHA-256 of its images included) and the identity of the data it comes from
+    (``data_cfg``, :meth:`lsnf.config.DataConfig.identity`), which every FID checks."""
     stats = feature_statistics(extract_features(data.images, spec, device))
-    save_statistics(out, stats, {"data": data.meta, "n": len(data),
+    save_statistics(out, stats, {"data": data.describe(), "n": len(data),
+                                 "data_key": data_cfg.key, "identity": data_cfg.identity(),
                                  "feature_extractor": spec.describe()})  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from lsnf import plan, tracking as lsnf_tracking
 from lsnf.results import examples_file
-from lsnf.config import MaskSpec, evaluation_args
+from lsnf.config import DATA_KEY_PATTERN, MaskSpec, evaluation_args
 
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
@@ -29,7 +29,7 @@ shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.e
 wildcard_constraints:
     exp="[a-z0-9_]+",
     run=plan.RUN_PATTERN,
-    data="[a-z0-9_]+-[a-z]+",
+    data=DATA_KEY_PATTERN,
     split="train|test",
     extractor="lsnf-domain-cnn|inception-v3-compat",
     mask=plan.MASK_TAG_PATTERN,

@@ -1,7 +1,8 @@
 # Data preparation (download or check), the domain FID extractor, FID reference statistics and
 # the FID floor (real held-out images against that reference).
-# All three are per dataset and shared by every model trained on it. prepare_data reruns when
-# the resolved data config changes (its SHA-256 is a param), and the other two follow it.
+# Each is per data identity ({data} = lsnf.config.DataConfig.key: the images an experiment's
+# splits hold, docs/protocols.md §1), shared by the experiments on those images. prepare_data
+# reruns when the resolved data config changes (its SHA-256 is a param); the others follow it.
 
 
 rule prepare_data:
