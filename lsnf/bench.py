@@ -50,23 +50,24 @@ __all__ = [
     "straightforward_steps",
 ]
 
-# generator, d, ngf, channels, image size, K (docs/method.md §4-§6)
+# shape (its generator's name too): d, ngf, channels, image size, K (docs/method.md §4-§6)
+_SHAPES = {
+    "mnist": (20, 64, 1, 28, 20),
+    "svhn": (100, 64, 3, 32, 20),
+    "cifar10": (128, 128, 3, 32, 40),
+    "celeba64": (100, 128, 3, 64, 20),
+}
 PAPER_SHAPES: dict[str, dict[str, int | str]] = {
-    "mnist": {"generator": "mnist", "latent_dim": 20, "ngf": 64, "channels": 1, "image_size": 28,
-              "K": 20},
-    "svhn": {"generator": "svhn", "latent_dim": 100, "ngf": 64, "channels": 3, "image_size": 32,
-             "K": 20},
-    "cifar10": {"generator": "cifar10", "latent_dim": 128, "ngf": 128, "channels": 3,
-                "image_size": 32, "K": 40},
-    "celeba64": {"generator": "celeba64", "latent_dim": 100, "ngf": 128, "channels": 3,
-                 "image_size": 64, "K": 20},
-}  # fmt: skip
+    name: {"generator": name, "latent_dim": d, "ngf": f, "channels": c, "image_size": s, "K": k}
+    for name, (d, f, c, s, k) in _SHAPES.items()
+}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 assert tuple(DTYPES) == PRECISIONS, "a dtype per precision of lsnf.config"
 
 
-def _interleaved_min(fns: list[Callable[[], object]], blocks: int,
-                     burn_in: bool = True) -> list[float]:  # fmt: skip
+def _interleaved_min(
+    fns: list[Callable[[], object]], blocks: int, burn_in: bool = True
+) -> list[float]:
     """Time several functions in alternation, block after block (the same conditions for
     all); the minimum per function."""
     if burn_in:
@@ -105,8 +106,11 @@ def _layer_inputs(model: LatentModel, z: Tensor) -> list[tuple[nn.Module, Tensor
     """Every convolution / linear layer of the generator with the input it sees at ``z``."""
     seen: list[tuple[nn.Module, Tensor]] = []
     layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-    hooks = [m.register_forward_hook(lambda m, args, out: seen.append((m, args[0].detach())))
-             for m in model.generator.modules() if isinstance(m, layers)]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda m, args, out: seen.append((m, args[0].detach())))
+        for m in model.generator.modules()
+        if isinstance(m, layers)
+    ]
     try:
         with torch.no_grad():
             model.generator(z)
@@ -148,8 +152,9 @@ def research_copy(model: LatentModel) -> LatentModel:
     return research
 
 
-def straightforward_steps(model: LatentModel, x: Tensor, z0: Tensor, steps: int, s: float,
-                          rng: torch.Generator) -> Tensor:  # fmt: skip
+def straightforward_steps(
+    model: LatentModel, x: Tensor, z0: Tensor, steps: int, s: float, rng: torch.Generator
+) -> Tensor:
     """The research-code form of docs/method.md eq. 5.1: two gradient calls per step (generator,
     then prior), parameters left requiring grad; run on an NCHW copy of the model, as theirs."""
     z = z0
@@ -175,8 +180,12 @@ def _shape_config(shape: dict[str, int | str], precision: str) -> RunConfig:
 
 
 def bench_shape(
-    name: str, precisions: tuple[str, ...], batch_size: int, blocks: int, steps_per_block: int,
-) -> list[dict[str, float]]:  # fmt: skip
+    name: str,
+    precisions: tuple[str, ...],
+    batch_size: int,
+    blocks: int,
+    steps_per_block: int,
+) -> list[dict[str, float]]:
     """One shape in every precision: step and iteration times, ours over the straightforward
     form, the step's FLOPs, each precision's ceiling, and the layers-only bound.
 
@@ -202,19 +211,23 @@ def bench_shape(
         layers = layer_fns(model, z0, precision)
         with frozen(model):
             work.append([gemm_flops, *(_flops(fn) for fn in layers)])
-        groups.append([lambda m=model: infer_posterior(m, x, steps_per_block, 0.1, True, rng,
-                                                       z0=z0),
-                       lambda r=research: straightforward_steps(r, x, z0, steps_per_block, 0.1,
-                                                                rng),
-                       gemm, *layers])  # fmt: skip
+        groups.append(
+            [
+                lambda m=model: infer_posterior(m, x, steps_per_block, 0.1, True, rng, z0=z0),
+                lambda r=research: straightforward_steps(r, x, z0, steps_per_block, 0.1, rng),
+                gemm,
+                *layers,
+            ]
+        )
     with frozen(*models):
         times = iter(_interleaved_min([fn for group in groups for fn in group], blocks))
     iterations = []
     for model in models:
         opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
         opt_p = torch.optim.Adam(model.prior.parameters(), lr=1e-4, betas=(0.5, 0.999))
-        iterations.append(lambda m=model, og=opt_g, op=opt_p:
-                          learning_iteration(m, x, og, op, k, 0.1, rng))  # fmt: skip
+        iterations.append(
+            lambda m=model, og=opt_g, op=opt_p: learning_iteration(m, x, og, op, k, 0.1, rng)
+        )
     t_iters = _interleaved_min(iterations, blocks=2, burn_in=False)  # warm; K steps each
     step_flops = _step_flops(models[0], x, z0)  # the same work in every precision
 
@@ -224,14 +237,22 @@ def bench_shape(
     ):
         t_ours, t_naive, t_gemm, *t_layers = (next(times) for _ in group)
         layer_ceiling = max(f / t for f, t in zip(layer_flops, t_layers, strict=True))
-        rows.append({
-            "shape": name, "precision": precision, "K": k,
-            "step_s": t_ours / steps_per_block, "naive_step_s": t_naive / steps_per_block,
-            "iter_s": t_iter, "flops": step_flops, "gemm": gemm_flops / t_gemm,
-            "ceiling": max(gemm_flops / t_gemm, layer_ceiling), "layer_ceiling": layer_ceiling,
-            "layers_s": sum(t_layers[1::2]),  # every layer's forward + input-gradient, alone
-            "layers_flops": sum(layer_flops[1::2]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "shape": name,
+                "precision": precision,
+                "K": k,
+                "step_s": t_ours / steps_per_block,
+                "naive_step_s": t_naive / steps_per_block,
+                "iter_s": t_iter,
+                "flops": step_flops,
+                "gemm": gemm_flops / t_gemm,
+                "ceiling": max(gemm_flops / t_gemm, layer_ceiling),
+                "layer_ceiling": layer_ceiling,
+                "layers_s": sum(t_layers[1::2]),  # every layer's forward + input-gradient, alone
+                "layers_flops": sum(layer_flops[1::2]),
+            }
+        )
     return rows
 
 
@@ -241,25 +262,39 @@ def _print_machine() -> None:
     m = describe()
     flags = " ".join(f"{f}{'+' if on else '-'}" for f, on in m["flags"].items())
     print(f"machine: {m['cpu']}; {flags}; native bf16: {'yes' if m['native_bf16'] else 'NO'}")
-    print(f"torch {m['torch']}: CPU capability {m['cpu_capability']}, {m['threads']} threads, "
-          f"oneDNN {'on' if m['mkldnn'] else 'off'}, MKL {'on' if m['mkl'] else 'off'}, "
-          f"CUDA {m['cuda'] or 'none'}")  # fmt: skip
+    print(
+        f"torch {m['torch']}: CPU capability {m['cpu_capability']}, {m['threads']} threads, "
+        f"oneDNN {'on' if m['mkldnn'] else 'off'}, MKL {'on' if m['mkl'] else 'off'}, "
+        f"CUDA {m['cuda'] or 'none'}"
+    )
 
 
 def run_bench(
-    shapes: list[str], batch_size: int, blocks: int, steps_per_block: int,
+    shapes: list[str],
+    batch_size: int,
+    blocks: int,
+    steps_per_block: int,
     precisions: tuple[str, ...] = PRECISIONS,
-) -> list[dict[str, float]]:  # fmt: skip
+) -> list[dict[str, float]]:
     """Run and print the benchmark for each named shape and precision; return the raw figures
     (torch's thread count is the caller's: ``lsnf --threads N bench``)."""
     unknown = [s for s in shapes if s not in PAPER_SHAPES]
     if unknown:
         raise UserError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
     _print_machine()
-    print(f"batch {batch_size}, burn-in 1 block, min over {blocks} interleaved blocks of "
-          f"{steps_per_block} steps")  # fmt: skip
-    cols = ["step img/s", "% ceiling", "layers %", "ceiling GF/s", "GEMM GF/s", "ours/naive",
-            "iter img/s"]  # fmt: skip
+    print(
+        f"batch {batch_size}, burn-in 1 block, min over {blocks} interleaved blocks of "
+        f"{steps_per_block} steps"
+    )
+    cols = [
+        "step img/s",
+        "% ceiling",
+        "layers %",
+        "ceiling GF/s",
+        "GEMM GF/s",
+        "ours/naive",
+        "iter img/s",
+    ]
     print(f"{'shape':9} {'prec':4} " + " ".join(f"{c:>12}" for c in cols) + f" {'vs fp32':>8}")
     rows = []
     for name in shapes:
@@ -267,10 +302,16 @@ def run_bench(
         fp32_step = next((r["step_s"] for r in shape_rows if r["precision"] == "fp32"), None)
         for r in shape_rows:
             r["speedup"] = fp32_step / r["step_s"] if fp32_step else float("nan")
-            values = [batch_size / r["step_s"], 100 * r["flops"] / r["step_s"] / r["ceiling"],
-                      100 * r["layers_flops"] / r["layers_s"] / r["ceiling"], r["ceiling"] / 1e9,
-                      r["gemm"] / 1e9, r["naive_step_s"] / r["step_s"],
-                      batch_size / r["iter_s"], r["speedup"]]  # fmt: skip
+            values = [
+                batch_size / r["step_s"],
+                100 * r["flops"] / r["step_s"] / r["ceiling"],
+                100 * r["layers_flops"] / r["layers_s"] / r["ceiling"],
+                r["ceiling"] / 1e9,
+                r["gemm"] / 1e9,
+                r["naive_step_s"] / r["step_s"],
+                batch_size / r["iter_s"],
+                r["speedup"],
+            ]
             formats = ("12.1f", "12.1f", "12.1f", "12.0f", "12.0f", "12.2f", "12.1f", "7.2f")
             cells = " ".join(f"{v:{f}}" for v, f in zip(values, formats, strict=True))
             print(f"{name:9} {r['precision']:4} {cells}x", flush=True)

@@ -24,27 +24,39 @@ def _add_fields(p: Any, model: Any, flags: dict[str, str], prefix: str = "") -> 
     for name, flag in flags.items():
         field = model.model_fields[name]
         types = [t for t in get_args(field.annotation) or [field.annotation] if t is not type(None)]
-        typed = ({"choices": types} if isinstance(types[0], str) else
-                 {"type": yaml.safe_load if types[0] is bool else types[0]})  # fmt: skip
+        typed = (
+            {"choices": types}
+            if isinstance(types[0], str)
+            else {"type": yaml.safe_load if types[0] is bool else types[0]}
+        )
         p.add_argument(flag, dest=prefix + name, help=field.description, **typed)
 
 
 def _tracking_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("MLflow tracking (best effort; result files are the truth)")
     g.add_argument("--run-key", help="MLflow run tag lsnf.run_key; enables tracking")
-    g.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                   help="tracking URI (default $MLFLOW_TRACKING_URI)")  # fmt: skip
+    g.add_argument(
+        "--mlflow-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="tracking URI (default $MLFLOW_TRACKING_URI)",
+    )
     g.add_argument("--mlflow-experiment", default="lsnf")
-    g.add_argument("--mlflow-failure-log", type=Path,
-                   help="append a JSON line here if tracking fails")  # fmt: skip
+    g.add_argument(
+        "--mlflow-failure-log", type=Path, help="append a JSON line here if tracking fails"
+    )
 
 
 def _config_options(p: argparse.ArgumentParser, out: str | None = None) -> None:
     if out is not None:
         p.add_argument("--out", required=True, help=out)
     p.add_argument("config", help="run config YAML")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key, e.g. --set train.epochs=3 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. --set train.epochs=3 (repeatable)",
+    )
 
 
 def _eval_parser(evs: Any, name: str, text: str) -> Any:
@@ -64,15 +76,20 @@ def _eval_parser(evs: Any, name: str, text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lsnf", description="Latent-space normalizing-flow "
-                                     "prior models (LFBM) and baselines (ABP, LEBM).")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="lsnf",
+        description="Latent-space normalizing-flow prior models (LFBM) and baselines (ABP, LEBM).",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a run config (resumes if interrupted)")
     _config_options(p, out="run directory (checkpoint.pt, model.pt, ...)")
-    p.add_argument("--restart-if-changed", action="store_true", help="discard, not refuse, a "
-                   "checkpoint.pt made with another config")  # fmt: skip
+    p.add_argument(
+        "--restart-if-changed",
+        action="store_true",
+        help="discard, not refuse, a checkpoint.pt made with another config",
+    )
     _tracking_options(p)
     _config_options(sub.add_parser("show-config", help="print the validated, resolved config"))
 
@@ -92,13 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_parser(evs, "recover", "recovery error on the hidden pixels of training images")
     _eval_parser(evs, "samples", "PNG grid of ancestral samples")
 
-    for name, text in (("fid-stats", "FID reference statistics of a data split"),
-                       ("fid-floor", "FID of real held-out images against reference statistics"
-                        " (the floor of a model's FID)")):  # fmt: skip
+    for name, text in (
+        ("fid-stats", "FID reference statistics of a data split"),
+        (
+            "fid-floor",
+            "FID of real held-out images against reference statistics (the floor of a model's FID)",
+        ),
+    ):
         p = sub.add_parser(name, help=text)
         _config_options(p, out=".npz to write" if name == "fid-stats" else "result JSON to write")
-        p.add_argument("--split", choices=["train", "test"],
-                       default="train" if name == "fid-stats" else "test")  # fmt: skip
+        p.add_argument(
+            "--split", choices=["train", "test"], default="train" if name == "fid-stats" else "test"
+        )
         p.add_argument("--n", type=int, help="first N images (default all)")
         p.add_argument("--device", default="cpu")
         p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
@@ -124,10 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", required=True, help="published numbers (YAML)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--floors", nargs="*", default=[], help="FID floor JSONs (`lsnf fid-floor`)")
-    p.add_argument("--results-dir", default="results", help="where models/ and benchmarks/ are "
-                   "(the cost table)")  # fmt: skip
-    p.add_argument("--versus", action="append", default=[], metavar="A:B",
-                   help="also tabulate experiment A - experiment B (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--results-dir",
+        default="results",
+        help="where models/ and benchmarks/ are (the cost table)",
+    )
+    p.add_argument(
+        "--versus",
+        action="append",
+        default=[],
+        metavar="A:B",
+        help="also tabulate experiment A - experiment B (repeatable)",
+    )
 
     p = sub.add_parser("track", help="MLflow: `lsnf track sync` logs the results on disk")
     p.add_argument("action", choices=["sync"])
@@ -143,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shapes", default="mnist,svhn,cifar10,celeba64", help="comma-separated")
     p.add_argument("--precisions", default=",".join(config.PRECISIONS), help="comma-separated")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--blocks", type=int, default=10, help="timed blocks, interleaved (min is "
-                   "reported)")  # fmt: skip
+    p.add_argument(
+        "--blocks", type=int, default=10, help="timed blocks, interleaved (min is reported)"
+    )
     p.add_argument("--steps-per-block", type=int, default=2)
     return parser
 
@@ -153,8 +184,9 @@ def _tracker(args: argparse.Namespace) -> Any:
     """A :class:`lsnf.tracking.Tracker` if ``--run-key`` asks for tracking, else None."""
     from lsnf.tracking import open_tracker
 
-    return open_tracker(args.run_key, args.mlflow_uri, args.mlflow_experiment,
-                        args.mlflow_failure_log)  # fmt: skip
+    return open_tracker(
+        args.run_key, args.mlflow_uri, args.mlflow_experiment, args.mlflow_failure_log
+    )
 
 
 def _given(args: argparse.Namespace, model: Any, prefix: str = "") -> dict[str, Any]:
@@ -177,12 +209,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
         mask = _given(args, config.MaskSpec, prefix="mask_")
         extra["mask"] = config.validated(config.MaskSpec, mask, "--mask options")
     if args.metric == "fid":
-        extra.update(extractor=args.extractor, weights=args.weights, download=args.download,
-                     stats=args.stats, n=args.n_samples)  # fmt: skip
+        extra.update(
+            extractor=args.extractor,
+            weights=args.weights,
+            download=args.download,
+            stats=args.stats,
+            n=args.n_samples,
+        )
     outcome = evaluate.EVALUATIONS[args.metric](trained, ev, **extra)
     samples = args.metric == "samples"  # its --out is the grid
-    files = save_outcome(outcome, None if samples else args.out,
-                         args.out if samples else getattr(args, "grid", None))  # fmt: skip
+    files = save_outcome(
+        outcome, None if samples else args.out, args.out if samples else getattr(args, "grid", None)
+    )
     if (tracker := _tracker(args)) is not None:
         tracker.log_outcome(outcome.record, files)
     print(f"[lsnf] {outcome.summary}")
@@ -194,8 +232,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = config.load_config(args.config, args.set)
     if (tracker := _tracker(args)) is not None:
         tracker.log_run_config(cfg)
-    fit(cfg, args.out, None if tracker is None else tracker.log_epoch,
-        restart_if_changed=args.restart_if_changed)  # fmt: skip
+    fit(
+        cfg,
+        args.out,
+        None if tracker is None else tracker.log_epoch,
+        restart_if_changed=args.restart_if_changed,
+    )
     if tracker is not None:
         tracker.log_training_end(Path(args.out))
     print(f"[lsnf] trained: {Path(args.out) / MODEL_NAME}")
@@ -225,8 +267,17 @@ def cmd_data(args: argparse.Namespace) -> None:
         ev = config.validated(config.EvaluationConfig, _given(args, config.EvaluationConfig), "")
         if args.n is None:
             raise UserError("fid-floor needs --n: the number of samples of the FIDs it floors")
-        outcome = fid_floor(cfg.data, ev, args.extractor, args.weights, args.stats, args.n,
-                            args.split, args.device, args.download)  # fmt: skip
+        outcome = fid_floor(
+            cfg.data,
+            ev,
+            args.extractor,
+            args.weights,
+            args.stats,
+            args.n,
+            args.split,
+            args.device,
+            args.download,
+        )
         save_outcome(outcome, args.out, None)
         print(f"[lsnf] {outcome.summary}")
     else:
@@ -243,8 +294,9 @@ def cmd_other(args: argparse.Namespace) -> None:
         versus = [tuple(v.split(":", 1)) for v in args.versus]
         if any(len(v) != 2 for v in versus):
             raise UserError("--versus takes A:B, two experiment names")
-        written = write_tables(args.results, args.reference, args.out_dir, args.floors,
-                               args.results_dir, versus)  # fmt: skip
+        written = write_tables(
+            args.results, args.reference, args.out_dir, args.floors, args.results_dir, versus
+        )
         print("\n".join(f"[lsnf] wrote {p}" for p in written))
     elif args.command == "curves":
         from lsnf.curves import plot_curves
@@ -264,8 +316,9 @@ def cmd_other(args: argparse.Namespace) -> None:
         precisions = tuple(args.precisions.split(","))
         if not set(precisions) <= set(config.PRECISIONS):
             raise UserError(f"--precisions: choose from {', '.join(config.PRECISIONS)}")
-        run_bench(args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block,
-                  precisions)  # fmt: skip
+        run_bench(
+            args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block, precisions
+        )
 
 
 _DATA_COMMANDS = ["show-config", "prepare-data", "fid-stats", "fid-floor", "train-extractor"]

@@ -28,13 +28,23 @@ COMPARED: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
     "anomaly_auprc": ("anomaly", "held_out_digit", [("value", "AUPRC"), ("auroc", "AUROC")]),
     "reconstruction_mse": ("reconstruction", "dataset", [("value", "MSE")]),
     "fid": ("generation", "extractor", [("value", "FID")]),
-    "inpainting_mse": ("inpainting", "mask",
-                       [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")]),
-    "recovery_mse": ("recovery", "mask",
-                     [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")]),
-}  # fmt: skip
-_CONDITION = {"held_out_digit": "digit {}", "dataset": "{}", "extractor": "FID[{}]",
-              "mask": "mask {}"}  # fmt: skip
+    "inpainting_mse": (
+        "inpainting",
+        "mask",
+        [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")],
+    ),
+    "recovery_mse": (
+        "recovery",
+        "mask",
+        [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")],
+    ),
+}
+_CONDITION = {
+    "held_out_digit": "digit {}",
+    "dataset": "{}",
+    "extractor": "FID[{}]",
+    "mask": "mask {}",
+}
 
 
 def _condition(col: str, value: Any) -> str:
@@ -52,9 +62,11 @@ def _check_same_examples(reps: Replicates, files: list[str]) -> None:
             if c in first
         )
         if not same:
-            raise UserError(f"{f} and {files[0]} were not scored on the same test examples, so "
-                            f"they cannot be compared pairwise; rerun both with the same "
-                            f"evaluation settings")  # fmt: skip
+            raise UserError(
+                f"{f} and {files[0]} were not scored on the same test examples, so "
+                f"they cannot be compared pairwise; rerun both with the same "
+                f"evaluation settings"
+            )
 
 
 def _compare(
@@ -72,24 +84,40 @@ def _compare(
     higher = stat.higher_is_better if stat is not None else False  # FID: lower is better
     d = difference_interval(ra, rb, pa, pb, higher)
     n = int(flow["n"].iloc[0])
-    how = (f"paired bootstrap over the same {n} test examples" if paired else
-           f"bootstrap over each model's {n} generated samples")  # fmt: skip
+    how = (
+        f"paired bootstrap over the same {n} test examples"
+        if paired
+        else f"bootstrap over each model's {n} generated samples"
+    )
     if len(flow) > 1 or len(base) > 1:
         how += " and over seeds"
-    return {"a": float(pa.mean()), "b": float(pb.mean()), "difference": d.estimate,
-            "lo": d.lo, "hi": d.hi, "verdict": d.verdict,
-            "seeds": f"{len(flow)} vs {len(base)}",
-            "interval": f"95% CI, {how} ({ra.shape[1]} resamples)",
-            "better": "higher" if higher else "lower"}  # fmt: skip
+    return {
+        "a": float(pa.mean()),
+        "b": float(pb.mean()),
+        "difference": d.estimate,
+        "lo": d.lo,
+        "hi": d.hi,
+        "verdict": d.verdict,
+        "seeds": f"{len(flow)} vs {len(base)}",
+        "interval": f"95% CI, {how} ({ra.shape[1]} resamples)",
+        "better": "higher" if higher else "lower",
+    }
 
 
 def _rows(
-    reps: Replicates, metric: str, values: list[tuple[str, str]], a: pd.DataFrame,
-    b: pd.DataFrame, head: dict[str, Any], setting: str,
-) -> list[dict[str, Any]]:  # fmt: skip
+    reps: Replicates,
+    metric: str,
+    values: list[tuple[str, str]],
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    head: dict[str, Any],
+    setting: str,
+) -> list[dict[str, Any]]:
     """One row per value column of ``metric``: ``head``, the metric, ``a − b`` and ``setting``."""
-    return [{**head, "metric": label, **_compare(reps, metric, col, a, b), "setting": setting}
-            for col, label in values]  # fmt: skip
+    return [
+        {**head, "metric": label, **_compare(reps, metric, col, a, b), "setting": setting}
+        for col, label in values
+    ]
 
 
 def comparison_table(
@@ -106,13 +134,19 @@ def comparison_table(
                 base = g[g["prior"] == kind].sort_values("seed")
                 if flow.empty or base.empty:
                     continue
-                head = {"task": task, "experiment": exp, "condition": _condition(cond_col, cond),
-                        "comparison": f"LFBM − {short}"}  # fmt: skip
-                numeric += _rows(reps, metric, values, flow, base, head,
-                                 setting(pd.concat([flow, base])))  # fmt: skip
+                head = {
+                    "task": task,
+                    "experiment": exp,
+                    "condition": _condition(cond_col, cond),
+                    "comparison": f"LFBM − {short}",
+                }
+                numeric += _rows(
+                    reps, metric, values, flow, base, head, setting(pd.concat([flow, base]))
+                )
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
-    return num, _display(num, ["task", "experiment", "condition"],
-                         {"flow": "LFBM", "baseline": "baseline"})  # fmt: skip
+    return num, _display(
+        num, ["task", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}
+    )
 
 
 def versus_table(
@@ -130,10 +164,15 @@ def versus_table(
                 b = g[g["experiment"] == exp_b].sort_values("seed")
                 if a.empty or b.empty:
                     continue
-                head = {"task": task, "prior": prior, "condition": _condition(cond_col, cond),
-                        "comparison": f"{exp_a} − {exp_b}"}  # fmt: skip
-                numeric += _rows(reps, metric, values, a, b, head,
-                                 f"A: {setting(a)} | B: {setting(b)}")  # fmt: skip
+                head = {
+                    "task": task,
+                    "prior": prior,
+                    "condition": _condition(cond_col, cond),
+                    "comparison": f"{exp_a} − {exp_b}",
+                }
+                numeric += _rows(
+                    reps, metric, values, a, b, head, f"A: {setting(a)} | B: {setting(b)}"
+                )
     num = pd.DataFrame(numeric)
     return num, _display(num, ["task", "prior", "condition"], {"a": "A", "b": "B"})
 
@@ -145,14 +184,25 @@ def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.D
         return num
     digits = num["metric"].map(lambda x: 4 if "MSE" in x else 2 if x in ("FID", "hole PSNR") else 3)
     fmt = lambda v, k: f"{v:+.{k}f}"
-    shown = {title: [f"{v:.{k}f}" for v, k in zip(num[col], digits, strict=True)]
-             for col, title in values.items()}  # fmt: skip
-    return pd.DataFrame({
-        **{h: num[h] for h in head},
-        "metric": num["metric"] + " (" + num["better"] + " is better)",
-        "comparison": num["comparison"], **shown,
-        "difference [95% CI]": [f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]" for d, lo, hi, k in
-                                zip(num["difference"], num["lo"], num["hi"], digits, strict=True)],
-        f"verdict for {next(iter(values.values()))}": num["verdict"], "seeds": num["seeds"],
-        "interval": num["interval"], "setting": num["setting"],
-    })  # fmt: skip
+    shown = {
+        title: [f"{v:.{k}f}" for v, k in zip(num[col], digits, strict=True)]
+        for col, title in values.items()
+    }
+    return pd.DataFrame(
+        {
+            **{h: num[h] for h in head},
+            "metric": num["metric"] + " (" + num["better"] + " is better)",
+            "comparison": num["comparison"],
+            **shown,
+            "difference [95% CI]": [
+                f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]"
+                for d, lo, hi, k in zip(
+                    num["difference"], num["lo"], num["hi"], digits, strict=True
+                )
+            ],
+            f"verdict for {next(iter(values.values()))}": num["verdict"],
+            "seeds": num["seeds"],
+            "interval": num["interval"],
+            "setting": num["setting"],
+        }
+    )

@@ -167,8 +167,11 @@ class MaskSpec(_Strict):
 
     def cli_args(self) -> list[str]:
         """The ``lsnf eval inpaint`` flags of this setting (every field, explicitly)."""
-        return [arg for name, value in self.model_dump().items()
-                for arg in (mask_flag(name), str(value))]  # fmt: skip
+        return [
+            arg
+            for name, value in self.model_dump().items()
+            for arg in (mask_flag(name), str(value))
+        ]
 
 
 def mask_flag(field: str) -> str:
@@ -314,17 +317,29 @@ EVALUATION_FIELDS: dict[str, tuple[str, ...]] = {
     "fid": ("batch_size", "seed", "bootstrap"),
     "samples": ("grid_samples", "seed"),
 }
-EVALUATION_FLAGS = {"test_steps": "--steps", "step_size": "--step-size", "n_test": "--n",
-                    "batch_size": "--batch-size", "seed": "--seed", "completions": "--completions",
-                    "grid_samples": "--n", "noise": "--noise",
-                    "batchnorm": "--batchnorm", "bootstrap": "--bootstrap"}  # fmt: skip
+EVALUATION_FLAGS = {
+    "test_steps": "--steps",
+    "step_size": "--step-size",
+    "n_test": "--n",
+    "batch_size": "--batch-size",
+    "seed": "--seed",
+    "completions": "--completions",
+    "grid_samples": "--n",
+    "noise": "--noise",
+    "batchnorm": "--batchnorm",
+    "bootstrap": "--bootstrap",
+}
 
 
 def evaluation_args(name: str, settings: dict[str, Any]) -> list[str]:
     """The ``lsnf eval <name>`` flags of an ``evaluation:`` block's settings (nulls left out:
     they mean the run config's value)."""
-    return [arg for field in EVALUATION_FIELDS[name] if settings.get(field) is not None
-            for arg in (EVALUATION_FLAGS[field], yaml_scalar(settings[field]))]  # fmt: skip
+    return [
+        arg
+        for field in EVALUATION_FIELDS[name]
+        if settings.get(field) is not None
+        for arg in (EVALUATION_FLAGS[field], yaml_scalar(settings[field]))
+    ]
 
 
 def yaml_scalar(value: Any) -> str:

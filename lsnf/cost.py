@@ -53,8 +53,11 @@ def cost_table(models: pd.DataFrame, results_dir: str | Path) -> tuple[pd.DataFr
             row[f"{rule}{suffix}_s"] = _benchmark(bench)["s"]
         numeric.append(row)
     num = pd.DataFrame(numeric)
-    titles = {"train_s": "training (s)", "train_images_per_s": "training images/s",
-              "train_peak_rss_mb": "training peak RSS (MB)"}  # fmt: skip
+    titles = {
+        "train_s": "training (s)",
+        "train_images_per_s": "training images/s",
+        "train_peak_rss_mb": "training peak RSS (MB)",
+    }
     display = pd.DataFrame({"model": num["model"], "epochs": num["epochs"].astype(str)})
     for col in num.columns[2:]:
         title = titles.get(col, f"{col.removesuffix('_s')} wall (s)")

@@ -45,8 +45,7 @@ def plot_curves(files: list[str | Path], out: str | Path) -> None:
         if rows and "loss_p" in rows[0]:
             ax_p.plot(epochs, [r["loss_p"] for r in rows], marker="o", label=label)
     ax_g.set(xlabel="epoch", ylabel="training MSE per pixel ([-1, 1])", title="generator")
-    ax_p.set(xlabel="epoch", ylabel="prior loss (flow: -log p(z); EBM: contrastive)",
-             title="prior")  # fmt: skip
+    ax_p.set(xlabel="epoch", ylabel="prior loss (flow: -log p(z); EBM: contrastive)", title="prior")
     _save(fig, [ax_g, ax_p], out)
 
 
@@ -58,6 +57,10 @@ def plot_test_steps(result_files: list[str | Path], out: str | Path) -> None:
         by_steps = read_json(f)["mse_by_test_steps"]
         steps = sorted(int(k) for k in by_steps)
         ax.plot(steps, [by_steps[str(k)] for k in steps], marker="o", label=f.parent.name)
-    ax.set(xscale="log", xlabel="K_test (noise-free test-time Langevin steps)",
-           ylabel="test MSE per pixel ([-1, 1])", title="reconstruction vs K_test")  # fmt: skip
+    ax.set(
+        xscale="log",
+        xlabel="K_test (noise-free test-time Langevin steps)",
+        ylabel="test MSE per pixel ([-1, 1])",
+        title="reconstruction vs K_test",
+    )
     _save(fig, [ax], out)

@@ -65,20 +65,34 @@ def reconstruction(
     stops = step_counts(settings.steps)  # the error is read along the way: K_test sensitivity
     errors = reconstruction_errors(model, data.images, settings, stops)
     mse = float(errors[settings.steps].mean())
-    examples = pd.DataFrame({"example": np.arange(len(data)), "mse": errors[settings.steps].numpy(),
-                             **{f"mse_k{k}": e.numpy() for k, e in errors.items()}})  # fmt: skip
-    record = make_result("reconstruction_mse", mse, len(data), trained, data.describe(),
-                         scale="[-1, 1] per pixel", inference=settings.describe(),
-                         mse_by_test_steps={str(k): float(e.mean()) for k, e in errors.items()},
-                         mlflow_metrics={f"reconstruction_mse.{split}": mse})  # fmt: skip
+    examples = pd.DataFrame(
+        {
+            "example": np.arange(len(data)),
+            "mse": errors[settings.steps].numpy(),
+            **{f"mse_k{k}": e.numpy() for k, e in errors.items()},
+        }
+    )
+    record = make_result(
+        "reconstruction_mse",
+        mse,
+        len(data),
+        trained,
+        data.describe(),
+        scale="[-1, 1] per pixel",
+        inference=settings.describe(),
+        mse_by_test_steps={str(k): float(e.mean()) for k, e in errors.items()},
+        mlflow_metrics={f"reconstruction_mse.{split}": mse},
+    )
     pairs = None
     if grid:
         x, zs = next(infer_split(model, data.images[:GRID_IMAGES], settings))
         with torch.no_grad():
             x_hat = model.decode(zs[settings.steps])  # (50, C, H, W)
         pairs = Grid(reconstruction_pairs(x, x_hat), nrow=10)  # originals beside reconstructions
-    summary = (f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
-               f"images, K_test={settings.steps}")  # fmt: skip
+    summary = (
+        f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
+        f"images, K_test={settings.steps}"
+    )
     return Outcome(record, pairs, summary, examples)
 
 
@@ -92,16 +106,31 @@ def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") ->
     scores = anomaly_scores(trained.model, data.images, settings)  # (N,)
     value, roc = auprc(scores, data.labels), auroc(scores, data.labels)
     unnormalised = " (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""
-    record = make_result("anomaly_auprc", value, len(data), trained, data.describe(), auroc=roc,
-                         n_anomalous=int(data.labels.sum()), inference=settings.describe(),
-                         reference_scores=reference_scores(data.images, data.labels),
-                         mlflow_metrics={"anomaly_auprc": value, "anomaly_auroc": roc},
-                         score=ANOMALY_SCORE + unnormalised)  # fmt: skip
-    summary = (f"AUPRC {value:.4f}, AUROC {roc:.4f} (held-out digit "
-               f"{cfg.data.held_out_digit}, n={len(data)})")  # fmt: skip
-    examples = pd.DataFrame({"example": np.arange(len(data)), "label": data.labels.numpy(),
-                             "score": scores.double().numpy(),
-                             "ink": data.images.flatten(1).double().sum(1).numpy()})  # fmt: skip
+    record = make_result(
+        "anomaly_auprc",
+        value,
+        len(data),
+        trained,
+        data.describe(),
+        auroc=roc,
+        n_anomalous=int(data.labels.sum()),
+        inference=settings.describe(),
+        reference_scores=reference_scores(data.images, data.labels),
+        mlflow_metrics={"anomaly_auprc": value, "anomaly_auroc": roc},
+        score=ANOMALY_SCORE + unnormalised,
+    )
+    summary = (
+        f"AUPRC {value:.4f}, AUROC {roc:.4f} (held-out digit "
+        f"{cfg.data.held_out_digit}, n={len(data)})"
+    )
+    examples = pd.DataFrame(
+        {
+            "example": np.arange(len(data)),
+            "label": data.labels.numpy(),
+            "score": scores.double().numpy(),
+            "ink": data.images.flatten(1).double().sum(1).numpy(),
+        }
+    )
     return Outcome(record, None, summary, examples)
 
 
@@ -117,15 +146,24 @@ def inpainting(
         trained.model, data.images, masks, ev.completions, settings, init="prior"
     )
     record = make_result(
-        "inpainting_mse", metrics["mse"], len(data), trained, data.describe(), psnr=metrics["psnr"],
-        ssim=metrics["ssim"], completions=ev.completions, scale="[0, 1], hidden pixels only",
+        "inpainting_mse",
+        metrics["mse"],
+        len(data),
+        trained,
+        data.describe(),
+        psnr=metrics["psnr"],
+        ssim=metrics["ssim"],
+        completions=ev.completions,
+        scale="[0, 1], hidden pixels only",
         inference={**settings.describe(), "init": "prior sample"},
         mask=mask.model_dump(mode="json"),
         mlflow_metrics={f"inpainting_{k}.{mask.tag}": metrics[k] for k in ("mse", "psnr", "ssim")},
-    )  # fmt: skip
+    )
     grid = _completion_grid(data, masks, first)
-    summary = (f"inpainting ({mask.tag}) on {len(data)} images: hole MSE {metrics['mse']:.5f}, "
-               f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}")  # fmt: skip
+    summary = (
+        f"inpainting ({mask.tag}) on {len(data)} images: hole MSE {metrics['mse']:.5f}, "
+        f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
+    )
     return Outcome(record, grid, summary, _completion_examples(values))
 
 
@@ -139,14 +177,22 @@ def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
     masks = corruption_masks(cfg.data, truth)
     assert masks is not None
     truth, masks = truth.head(ev.n_test), masks[: ev.n_test]
-    metrics, first, values = evaluate_completion(trained.model, truth.images, masks, 1, settings,
-                                                 "normal")  # fmt: skip
+    metrics, first, values = evaluate_completion(
+        trained.model, truth.images, masks, 1, settings, "normal"
+    )
     record = make_result(
-        "recovery_mse", metrics["mse"], len(truth), trained, truth.describe(), psnr=metrics["psnr"],
-        ssim=metrics["ssim"], scale="[0, 1], hidden pixels only",
-        mask=cfg.data.corruption.model_dump(mode="json"), inference=settings.describe(),
+        "recovery_mse",
+        metrics["mse"],
+        len(truth),
+        trained,
+        truth.describe(),
+        psnr=metrics["psnr"],
+        ssim=metrics["ssim"],
+        scale="[0, 1], hidden pixels only",
+        mask=cfg.data.corruption.model_dump(mode="json"),
+        inference=settings.describe(),
         mlflow_metrics={f"recovery_{k}": metrics[k] for k in ("mse", "psnr", "ssim")},
-    )  # fmt: skip
+    )
     summary = f"recovery: hidden-pixel MSE {metrics['mse']:.5f} on {len(truth)} training images"
     grid = _completion_grid(truth, masks, first)
     return Outcome(record, grid, summary, _completion_examples(values))
@@ -162,29 +208,48 @@ def _completion_examples(values: dict[str, torch.Tensor]) -> pd.DataFrame:
 
 
 def fid(
-    trained: TrainedModel, ev: EvaluationConfig, extractor: str, weights: str | None,
-    stats: str | Path, n: int, download: bool = False,
-) -> Outcome:  # fmt: skip
+    trained: TrainedModel,
+    ev: EvaluationConfig,
+    extractor: str,
+    weights: str | None,
+    stats: str | Path,
+    n: int,
+    download: bool = False,
+) -> Outcome:
     """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3), with
     ``ev.bootstrap`` replicates over the generated samples (§9)."""
     spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download, trained.config.data)
     images = sample_images(trained, n, ev.seed, ev.batch_size)
     value, examples = _fid_of(images, spec, ref, ev, str(trained.device))
     record = make_result(
-        "fid", value, n, trained, {**ref_meta["data"], "n": ref_meta["n"]},
-        data_key=ref_meta["data_key"], data_identity=ref_meta["identity"],
-        feature_extractor=spec.describe(), reference=str(stats),
-        samples=f"ancestral, seed {ev.seed}", bootstrap_replicates=ev.bootstrap,
+        "fid",
+        value,
+        n,
+        trained,
+        {**ref_meta["data"], "n": ref_meta["n"]},
+        data_key=ref_meta["data_key"],
+        data_identity=ref_meta["identity"],
+        feature_extractor=spec.describe(),
+        reference=str(stats),
+        samples=f"ancestral, seed {ev.seed}",
+        bootstrap_replicates=ev.bootstrap,
         mlflow_metrics={f"fid.{spec.name}": value},
-    )  # fmt: skip
+    )
     summary = f"FID {value:.3f} ({spec.name}, {n} samples vs {ref_meta['n']} images)"
     return Outcome(record, None, summary, examples)
 
 
 def fid_floor(
-    data_cfg: DataConfig, ev: EvaluationConfig, extractor: str, weights: str | None,
-    stats: str | Path, n: int, split: str = "test", device: str = "cpu", download: bool = False,
-) -> Outcome:  # fmt: skip
+    data_cfg: DataConfig,
+    ev: EvaluationConfig,
+    extractor: str,
+    weights: str | None,
+    stats: str | Path,
+    n: int,
+    split: str = "test",
+    device: str = "cpu",
+    download: bool = False,
+) -> Outcome:
     """The FID of ``n`` real held-out images against the same reference, extractor and n as a
     model's FID: what "as good as the data" reads (docs/method.md §9). Model-free. A split with
     fewer than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is
@@ -193,17 +258,26 @@ def fid_floor(
     data = load_split(data_cfg, split).head(n)
     value, examples = _fid_of(data.images, spec, ref, ev, device)
     record = {
-        "metric": "fid_floor", "value": value, "n": len(data), "n_requested": n,
-        "dataset": data.meta["dataset"], "data_key": data_cfg.key,
+        "metric": "fid_floor",
+        "value": value,
+        "n": len(data),
+        "n_requested": n,
+        "dataset": data.meta["dataset"],
+        "data_key": data_cfg.key,
         "data_identity": data_cfg.identity(),
-        "data": data.describe(), "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
-        "feature_extractor": spec.describe(), "reference": str(stats),
-        "samples": f"the first {n} real {split} images", "bootstrap_replicates": ev.bootstrap,
+        "data": data.describe(),
+        "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
+        "feature_extractor": spec.describe(),
+        "reference": str(stats),
+        "samples": f"the first {n} real {split} images",
+        "bootstrap_replicates": ev.bootstrap,
         **stamp(),
-    }  # fmt: skip
-    summary = (f"FID floor {value:.3f} ({spec.name}, {len(data)} real {split} images vs "
-               f"{ref_meta['n']})" + (f"; only {len(data)} of the {n} asked for: biased upwards"
-                                      if len(data) < n else ""))  # fmt: skip
+    }
+    summary = (
+        f"FID floor {value:.3f} ({spec.name}, {len(data)} real {split} images vs "
+        f"{ref_meta['n']})"
+        + (f"; only {len(data)} of the {n} asked for: biased upwards" if len(data) < n else "")
+    )
     return Outcome(record, None, summary, examples)
 
 
@@ -229,9 +303,12 @@ def _fid_reference(
 
 
 def _fid_of(
-    images_u8: torch.Tensor, spec: Any, ref: dict[str, np.ndarray], ev: EvaluationConfig,
+    images_u8: torch.Tensor,
+    spec: Any,
+    ref: dict[str, np.ndarray],
+    ev: EvaluationConfig,
     device: str,
-) -> tuple[float, dict[str, np.ndarray]]:  # fmt: skip
+) -> tuple[float, dict[str, np.ndarray]]:
     """FID of uint8 images (n, C, H, W) against ``ref``, and its arrays: the images' feature
     mean and covariance and ``ev.bootstrap`` bootstrap replicates of the FID."""
     from lsnf.metrics.fid import (
@@ -258,8 +335,9 @@ def samples(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
 def sample_images(trained: TrainedModel, n: int, seed: int, batch_size: int) -> torch.Tensor:
     """``n`` ancestral samples as uint8 (n, C, H, W), drawn in batches from one generator."""
     rng = torch.Generator(device=trained.device).manual_seed(seed)
-    chunks = [to_uint8(trained.model.sample(min(batch_size, n - i), rng))
-              for i in range(0, n, batch_size)]  # fmt: skip
+    chunks = [
+        to_uint8(trained.model.sample(min(batch_size, n - i), rng)) for i in range(0, n, batch_size)
+    ]
     return torch.cat(chunks)
 
 

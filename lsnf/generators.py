@@ -41,9 +41,16 @@ CONV_STACKS: dict[str, tuple[ConvLayer, ...]] = {
     "svhn": ((8, 4, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (0, 4, 2, 1)),  # 4, 8, 16, 32
     "cifar10": ((8, 8, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (0, 3, 1, 1)),  # 8, 16, 32, 32
     "celeba64": ((8, 4, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (1, 4, 2, 1), (0, 4, 2, 1)),  # 4..64
-    "celebahq256": ((16, 4, 1, 0), (8, 4, 2, 1), (4, 4, 2, 1), (2, 4, 2, 1), (1, 4, 2, 1),
-                    (1, 4, 2, 1), (0, 4, 2, 1)),  # 4, 8, 16, 32, 64, 128, 256
-}  # fmt: skip
+    "celebahq256": (
+        (16, 4, 1, 0),
+        (8, 4, 2, 1),
+        (4, 4, 2, 1),
+        (2, 4, 2, 1),
+        (1, 4, 2, 1),
+        (1, 4, 2, 1),
+        (0, 4, 2, 1),
+    ),  # 4, 8, 16, 32, 64, 128, 256
+}
 
 
 def project_1x1(z: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -74,10 +81,16 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     through :func:`project_1x1`; every other input goes to torch's convolution."""
 
     def _projects(self, x: Tensor, output_size: list[int] | None) -> bool:
-        return (x.dim() == 4 and x.shape[-2:] == (1, 1) and output_size is None
-                and self.padding == (0, 0) and self.output_padding == (0, 0)
-                and self.dilation == (1, 1) and self.groups == 1
-                and self.padding_mode == "zeros")  # fmt: skip
+        return (
+            x.dim() == 4
+            and x.shape[-2:] == (1, 1)
+            and output_size is None
+            and self.padding == (0, 0)
+            and self.output_padding == (0, 0)
+            and self.dilation == (1, 1)
+            and self.groups == 1
+            and self.padding_mode == "zeros"
+        )
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if self._projects(x, output_size):
@@ -126,8 +139,7 @@ def conv_stack(layers: tuple[ConvLayer, ...], cfg: ModelConfig) -> nn.Module:
     for i, (mult, k, s, p) in enumerate(layers):
         c_out = mult * f if mult else c
         last = i == len(layers) - 1
-        modules += [ConvTranspose2d(c_in, c_out, k, s, p),
-                    nn.Tanh() if last else nn.LeakyReLU(0.2)]  # fmt: skip
+        modules += [ConvTranspose2d(c_in, c_out, k, s, p), nn.Tanh() if last else nn.LeakyReLU(0.2)]
         c_in = c_out
     return ConvGenerator(d, nn.Sequential(*modules))
 
@@ -138,12 +150,19 @@ def _mnist(cfg: ModelConfig) -> nn.Module:
     1024 / 128 / 64 widths."""
     d, f, c = cfg.latent_dim, cfg.ngf, cfg.channels
     body = nn.Sequential(
-        nn.Linear(d, 16 * f), nn.BatchNorm1d(16 * f), nn.ReLU(),  # (B, 16f)
-        nn.Linear(16 * f, 2 * f * 7 * 7), nn.BatchNorm1d(2 * f * 7 * 7), nn.ReLU(),  # (B, 98f)
+        nn.Linear(d, 16 * f),
+        nn.BatchNorm1d(16 * f),
+        nn.ReLU(),  # (B, 16f)
+        nn.Linear(16 * f, 2 * f * 7 * 7),
+        nn.BatchNorm1d(2 * f * 7 * 7),
+        nn.ReLU(),  # (B, 98f)
         _Reshape(2 * f, 7, 7),  # (B, 2f, 7, 7)
-        ConvTranspose2d(2 * f, f, 2, 2), nn.BatchNorm2d(f), nn.ReLU(),  # (B, f, 14, 14)
-        ConvTranspose2d(f, c, 2, 2), nn.Tanh(),  # (B, C, 28, 28)
-    )  # fmt: skip
+        ConvTranspose2d(2 * f, f, 2, 2),
+        nn.BatchNorm2d(f),
+        nn.ReLU(),  # (B, f, 14, 14)
+        ConvTranspose2d(f, c, 2, 2),
+        nn.Tanh(),  # (B, C, 28, 28)
+    )
     return ConvGenerator(d, body, flat_input=True)
 
 

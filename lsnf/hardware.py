@@ -27,8 +27,9 @@ def _cpuinfo_lines() -> tuple[str, ...]:
 
 def _cpuinfo(key: str) -> str:
     """The first ``key`` field of ``/proc/cpuinfo`` ('' if absent)."""
-    return next((line.split(":", 1)[1].strip() for line in _cpuinfo_lines()
-                 if line.startswith(key)), "")  # fmt: skip
+    return next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo_lines() if line.startswith(key)), ""
+    )
 
 
 def cpu_flags() -> frozenset[str]:
@@ -69,7 +70,9 @@ def apply_precision(cfg: RunConfig, device: torch.device) -> None:
     if cfg.precision == "bf16" and not native_bf16(device):
         import sys
 
-        print(f"[lsnf] WARNING: precision bf16 on {device}, which has no native bf16 "
-              f"(CPU: no avx512_bf16 / amx_bf16): it runs slower than fp32 here. Set "
-              f"precision: fp32 (or --set precision=fp32) to run at full speed.",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"[lsnf] WARNING: precision bf16 on {device}, which has no native bf16 "
+            f"(CPU: no avx512_bf16 / amx_bf16): it runs slower than fp32 here. Set "
+            f"precision: fp32 (or --set precision=fp32) to run at full speed.",
+            file=sys.stderr,
+        )

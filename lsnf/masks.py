@@ -26,8 +26,15 @@ from lsnf.errors import UserError
 __all__ = ["MASKS", "center_square", "make_masks", "random_square", "salt_pepper"]
 
 
-def center_square(n: int, size: int, seed: int = 0, hole: int = 40, top: int = 20,
-                  left: int = 12, reference_size: int = 64) -> Tensor:  # fmt: skip
+def center_square(
+    n: int,
+    size: int,
+    seed: int = 0,
+    hole: int = 40,
+    top: int = 20,
+    left: int = 12,
+    reference_size: int = 64,
+) -> Tensor:
     """The paper's fixed inpainting hole: ``hole`` pixels square at (``top``, ``left``) of a
     ``reference_size`` image, scaled to ``size``. Same for every image (seed unused)."""
     scale = size / reference_size

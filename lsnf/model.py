@@ -92,8 +92,9 @@ def infer_posterior(
     to observed pixels (inpainting, recovery).
     """
     if z0 is None:
-        z0 = torch.randn(x.shape[0], model.latent_dim, generator=generator, device=x.device,
-                         dtype=x.dtype)  # (B, d)  # fmt: skip
+        z0 = torch.randn(
+            x.shape[0], model.latent_dim, generator=generator, device=x.device, dtype=x.dtype
+        )  # (B, d)
     with frozen(model), batchnorm_statistics_kept(model), torch.enable_grad():
         return langevin(
             z0, lambda z: model.energy(z, x, mask), steps, step_size, noise, generator, record

@@ -107,8 +107,9 @@ def parse_run(run_id: str) -> Run:
     if m is None:
         raise ValueError(f"malformed run id {run_id!r}")
     digit = m.group("digit")
-    return Run(m.group("prior"), int(m.group("seed")), int(digit) if digit else None,
-               m.group("mask"))  # fmt: skip
+    return Run(
+        m.group("prior"), int(m.group("seed")), int(digit) if digit else None, m.group("mask")
+    )
 
 
 def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[str]:
@@ -119,8 +120,13 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     sets = [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items()]
     per_prior = exp["prior_set"].get(run.prior, {})
     sets += [f"{k}={yaml_scalar(v)}" for k, v in per_prior.items()]
-    sets += [f"prior.kind={run.prior}", f"seed={run.seed}", f"device={config['device']}",
-             f"data.root={config['data_root']}", "train.progress=false"]  # fmt: skip
+    sets += [
+        f"prior.kind={run.prior}",
+        f"seed={run.seed}",
+        f"device={config['device']}",
+        f"data.root={config['data_root']}",
+        "train.progress=false",
+    ]
     if run.digit is not None:
         sets.append(f"data.held_out_digit={run.digit}")
     if run.mask is not None:  # learning from incomplete data: the corruption of this run
@@ -195,8 +201,11 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
     out = []
     for name, exp in enabled_experiments(config).items():
         tags = [m.tag for m in mask_specs(exp)]
-        files = [f.format(mask=tag) for f in EVALUATIONS[exp["task"]]
-                 for tag in (tags if "{mask}" in f else [""])]  # fmt: skip
+        files = [
+            f.format(mask=tag)
+            for f in EVALUATIONS[exp["task"]]
+            for tag in (tags if "{mask}" in f else [""])
+        ]
         for run in runs(exp):
             out += [f"results/eval/{name}/{run.id}/{f}" for f in files]
     return out

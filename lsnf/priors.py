@@ -43,8 +43,9 @@ class Prior(nn.Module):
         """``N(0, I)`` draws (n, d) on this prior's device and in its dtype (the anchor buffer
         follows ``.to()``, ``.double()`` and ``.cuda()``)."""
         anchor = self._device_anchor
-        return torch.randn(n, self.dim, generator=generator, device=anchor.device,
-                           dtype=anchor.dtype)  # fmt: skip
+        return torch.randn(
+            n, self.dim, generator=generator, device=anchor.device, dtype=anchor.dtype
+        )
 
 
 class FlowPrior(Prior):

@@ -136,12 +136,16 @@ def read_examples(result_path: str | Path, record: dict[str, Any] | None = None)
     record = record if record is not None else read_json(result_path)
     ref = record.get("examples")
     if ref is None:
-        raise UserError(f"{result_path} names no per-example file: it was written by an older "
-                        f"lsnf; rerun its evaluation")  # fmt: skip
+        raise UserError(
+            f"{result_path} names no per-example file: it was written by an older "
+            f"lsnf; rerun its evaluation"
+        )
     path = result_path.parent / ref["file"]
     if not path.is_file() or sha256(path) != ref["sha256"]:
-        raise UserError(f"{path} is missing or is not the file {result_path} was computed with "
-                        f"(SHA-256 differs); rerun that evaluation")  # fmt: skip
+        raise UserError(
+            f"{path} is missing or is not the file {result_path} was computed with "
+            f"(SHA-256 differs); rerun that evaluation"
+        )
     if path.suffix == ".parquet":
         import pandas as pd
 

@@ -126,14 +126,16 @@ class Statistic:
 
 
 STATISTICS: dict[str, Statistic] = {
-    "auprc": Statistic("AUPRC", ("score", "label"), True,
-                       lambda v, w: weighted_auprc(v["score"], v["label"], w)),
-    "auroc": Statistic("AUROC", ("score", "label"), True,
-                       lambda v, w: weighted_auroc(v["score"], v["label"], w)),
+    "auprc": Statistic(
+        "AUPRC", ("score", "label"), True, lambda v, w: weighted_auprc(v["score"], v["label"], w)
+    ),
+    "auroc": Statistic(
+        "AUROC", ("score", "label"), True, lambda v, w: weighted_auroc(v["score"], v["label"], w)
+    ),
     "mse": Statistic("MSE", ("mse",), False, _mean_of("mse")),
     "psnr": Statistic("PSNR", ("psnr",), True, _mean_of("psnr")),
     "ssim": Statistic("SSIM", ("ssim",), True, _mean_of("ssim")),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -158,8 +160,9 @@ def bootstrap_interval(
 ) -> Interval:
     """Percentile bootstrap interval of ``stat`` over the examples of one run."""
     n = len(values[stat.columns[0]])
-    return Interval(*percentile_interval(stat(values, resample_weights(n, replicates, seed))),
-                    "bootstrap")  # fmt: skip
+    return Interval(
+        *percentile_interval(stat(values, resample_weights(n, replicates, seed))), "bootstrap"
+    )
 
 
 def seed_interval(values: Sequence[float]) -> tuple[float, float, Interval | None]:
@@ -195,9 +198,13 @@ def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
 
 
 def difference_interval(
-    a: np.ndarray, b: np.ndarray, a_point: np.ndarray, b_point: np.ndarray,
-    higher_is_better: bool, seed: int = SEED,
-) -> Difference:  # fmt: skip
+    a: np.ndarray,
+    b: np.ndarray,
+    a_point: np.ndarray,
+    b_point: np.ndarray,
+    higher_is_better: bool,
+    seed: int = SEED,
+) -> Difference:
     """The difference of seed means, from replicates ``a`` (R_a, B) and ``b`` (R_b, B) of each
     seed's statistic (row = seed, column = bootstrap replicate, shared by both when paired) and
     the seeds' point values (R,). Each replicate also resamples each side's seeds."""
@@ -217,9 +224,12 @@ def difference_interval(
 
 
 def paired_difference(
-    stat: Statistic, a: Sequence[Columns], b: Sequence[Columns],
-    replicates: int = REPLICATES, seed: int = SEED,
-) -> Difference:  # fmt: skip
+    stat: Statistic,
+    a: Sequence[Columns],
+    b: Sequence[Columns],
+    replicates: int = REPLICATES,
+    seed: int = SEED,
+) -> Difference:
     """Paired bootstrap of ``stat(a) - stat(b)``: ``a``, ``b`` are the per-seed runs of two
     priors, all on the same n test examples in the same order (docs/method.md §9)."""
     n = len(a[0][stat.columns[0]])

@@ -33,8 +33,11 @@ __all__ = [
     "write_tables",
 ]
 
-PRIOR_NAMES = {"flow": "LFBM (flow prior)", "gaussian": "ABP (Gaussian prior)",
-               "ebm": "LEBM (EBM prior)"}  # fmt: skip
+PRIOR_NAMES = {
+    "flow": "LFBM (flow prior)",
+    "gaussian": "ABP (Gaussian prior)",
+    "ebm": "LEBM (EBM prior)",
+}
 assert tuple(PRIOR_NAMES) == PRIOR_KINDS, "a table label per prior kind of lsnf.config"
 
 
@@ -45,40 +48,50 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
         r = read_json(p)
         extractor = r.get("feature_extractor", {}).get("name")
         mask = r.get("mask")
-        references = {f"ref_{kind}_{k}": v for kind, cell in r.get("reference_scores", {}).items()
-                      for k, v in cell.items()}  # fmt: skip
-        rows.append({
-            "experiment": p.parts[-3],
-            "run": p.parts[-2],
-            "prior": r["model"]["prior"],
-            "seed": r["seed"],
-            "precision": r.get("precision"),
-            "tf32": r.get("tf32"),
-            "dataset": r["dataset"],
-            "source": r["data"].get("source"),
-            "held_out_digit": r["data"].get("held_out_digit"),
-            "data_key": r.get("data_key"),
-            "metric": r["metric"],
-            "extractor": extractor,
-            "value": r["value"],
-            "auroc": r.get("auroc"),
-            "n": r["n"],
-            "test_steps": r.get("inference", {}).get("steps"),
-            "noise": r.get("inference", {}).get("noise"),
-            "batchnorm": r.get("inference", {}).get("batchnorm"),
-            "mask": MaskSpec(**mask).tag if mask else None,
-            "psnr": r.get("psnr"),
-            "ssim": r.get("ssim"),
-            "checkpoint_sha256": r["checkpoint_sha256"],
-            "config_sha256": r.get("config_sha256"),
-            "file": str(p),
-            **references,
-        })  # fmt: skip
+        references = {
+            f"ref_{kind}_{k}": v
+            for kind, cell in r.get("reference_scores", {}).items()
+            for k, v in cell.items()
+        }
+        rows.append(
+            {
+                "experiment": p.parts[-3],
+                "run": p.parts[-2],
+                "prior": r["model"]["prior"],
+                "seed": r["seed"],
+                "precision": r.get("precision"),
+                "tf32": r.get("tf32"),
+                "dataset": r["dataset"],
+                "source": r["data"].get("source"),
+                "held_out_digit": r["data"].get("held_out_digit"),
+                "data_key": r.get("data_key"),
+                "metric": r["metric"],
+                "extractor": extractor,
+                "value": r["value"],
+                "auroc": r.get("auroc"),
+                "n": r["n"],
+                "test_steps": r.get("inference", {}).get("steps"),
+                "noise": r.get("inference", {}).get("noise"),
+                "batchnorm": r.get("inference", {}).get("batchnorm"),
+                "mask": MaskSpec(**mask).tag if mask else None,
+                "psnr": r.get("psnr"),
+                "ssim": r.get("ssim"),
+                "checkpoint_sha256": r["checkpoint_sha256"],
+                "config_sha256": r.get("config_sha256"),
+                "file": str(p),
+                **references,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _fmt(mean: float | None, std: float | None, digits: int = 3,
-         lo: float | None = None, hi: float | None = None) -> str:  # fmt: skip
+def _fmt(
+    mean: float | None,
+    std: float | None,
+    digits: int = 3,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> str:
     """``mean [lo, hi]`` (one run) or ``mean ± std [lo, hi]`` (seeds); '' for no value."""
     missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
     if missing(mean):
@@ -117,8 +130,14 @@ def _cell(cell: pd.DataFrame, col: str, source: IntervalSource | None) -> dict[s
     two or more, else the bootstrap of the one run (docs/method.md §9)."""
     values = cell[col].dropna()
     n = int(values.count())
-    out = {"mean": float("nan"), "std": float("nan"), "seeds": n, "lo": float("nan"),
-           "hi": float("nan"), "ci": ""}  # fmt: skip
+    out = {
+        "mean": float("nan"),
+        "std": float("nan"),
+        "seeds": n,
+        "lo": float("nan"),
+        "hi": float("nan"),
+        "ci": "",
+    }
     if n == 0:
         return out
     mean, std, interval = seed_interval(values.to_numpy())
@@ -195,8 +214,9 @@ def _measured_rows(
                 c = _cell(cell, col, source)
                 cells.append(c)
                 num.update({f"{name}_{part}": c[part] for part in c})
-                disp[title] = _fmt(c["mean"] if c["seeds"] else None, c["std"], digits, c["lo"],
-                                   c["hi"])  # fmt: skip
+                disp[title] = _fmt(
+                    c["mean"] if c["seeds"] else None, c["std"], digits, c["lo"], c["hi"]
+                )
         ci = _ci_text(cells, g, num["setting"].startswith("model-free"))
         for row in (num, disp):
             row["setting"] += f"; {ci}" if ci else ""
@@ -242,9 +262,11 @@ def _frames(*parts: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # model-free scores on the same test split (lsnf.metrics.inference.reference_scores)
-REFERENCE_SCORES = {"random": "random score (anomaly share)",
-                    "less_ink": "total ink, less = anomalous",
-                    "more_ink": "total ink, more = anomalous"}  # fmt: skip
+REFERENCE_SCORES = {
+    "random": "random score (anomaly share)",
+    "less_ink": "total ink, less = anomalous",
+    "more_ink": "total ink, more = anomalous",
+}
 
 
 def _floor_rows(
@@ -255,15 +277,26 @@ def _floor_rows(
     if m.empty or "ref_random_auprc" not in m:
         return [], []
     split = m.drop_duplicates(["experiment", "held_out_digit", "n"])
-    long = pd.concat([
-        split.assign(reference=kind, value=split[f"ref_{kind}_auprc"],
-                     auroc=split[f"ref_{kind}_auroc"])
-        for kind in REFERENCE_SCORES
-    ])  # fmt: skip
+    long = pd.concat(
+        [
+            split.assign(
+                reference=kind, value=split[f"ref_{kind}_auprc"], auroc=split[f"ref_{kind}_auroc"]
+            )
+            for kind in REFERENCE_SCORES
+        ]
+    )
     head = lambda group: {"model": f"{REFERENCE_SCORES[group[1]]} [floor: {group[0]}]"}
     model_free = lambda g: _setting(g, model_free=True)
-    return _measured_rows(long, ["experiment", "reference"], head, "held_out_digit", digits,
-                          cells, model_free, _floors(reps))  # fmt: skip
+    return _measured_rows(
+        long,
+        ["experiment", "reference"],
+        head,
+        "held_out_digit",
+        digits,
+        cells,
+        model_free,
+        _floors(reps),
+    )
 
 
 def anomaly_table(
@@ -275,10 +308,19 @@ def anomaly_table(
     digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
     name, title, places = (lambda d: f"digit{d}"), (lambda d: f"digit {d}"), (lambda d: 3)
     published = lambda cells, d: tuple(cells.get(d) or (None, None))
-    cells = lambda d: [("value", name(d), title(d), 3),
-                       ("auroc", f"digit{d}_auroc", f"digit {d} AUROC", 3)]  # fmt: skip
-    measured = _measured_rows(m, ["experiment", "prior"], _by_model, "held_out_digit", digits,
-                              cells, source=_measured(reps))  # fmt: skip
+    cells = lambda d: [
+        ("value", name(d), title(d), 3),
+        ("auroc", f"digit{d}_auroc", f"digit {d} AUROC", 3),
+    ]
+    measured = _measured_rows(
+        m,
+        ["experiment", "prior"],
+        _by_model,
+        "held_out_digit",
+        digits,
+        cells,
+        source=_measured(reps),
+    )
     return _frames(
         measured,
         _floor_rows(m, digits, cells, reps),
@@ -315,11 +357,23 @@ def generation_table(
     cells = lambda c: [("value", c, c, measured_places(c))]
     # one floor per data identity (lsnf.config.DataConfig.key): the images its models learned
     floor_head = lambda group: {"model": f"real {group[1]} images [floor: {group[0]}]"}
-    floor_rows = _measured_rows(f, ["data_key", "split"], floor_head, "column", columns, cells,
-                                lambda g: _setting(g, model_free=True),
-                                _measured(reps)) if len(f) else ([], [])  # fmt: skip
-    measured = _measured_rows(m, ["experiment", "prior"], _by_model, "column", columns, cells,
-                              source=_measured(reps))  # fmt: skip
+    floor_rows = (
+        _measured_rows(
+            f,
+            ["data_key", "split"],
+            floor_head,
+            "column",
+            columns,
+            cells,
+            lambda g: _setting(g, model_free=True),
+            _measured(reps),
+        )
+        if len(f)
+        else ([], [])
+    )
+    measured = _measured_rows(
+        m, ["experiment", "prior"], _by_model, "column", columns, cells, source=_measured(reps)
+    )
     return _frames(
         measured,
         floor_rows,
@@ -331,11 +385,15 @@ def inpainting_table(df: pd.DataFrame, reps: Replicates) -> tuple[pd.DataFrame, 
     """Hole MSE / PSNR / SSIM ([0, 1] scale) per model and test mask (no published numbers:
     the paper shows inpainting as figures)."""
     m = df[df["metric"] == "inpainting_mse"]
-    cells = lambda t: [("value", f"{t}_mse", f"{t} MSE", 4), ("psnr", f"{t}_psnr", f"{t} PSNR", 2),
-                       ("ssim", f"{t}_ssim", f"{t} SSIM", 3)]  # fmt: skip
+    cells = lambda t: [
+        ("value", f"{t}_mse", f"{t} MSE", 4),
+        ("psnr", f"{t}_psnr", f"{t} PSNR", 2),
+        ("ssim", f"{t}_ssim", f"{t} SSIM", 3),
+    ]
     masks = list(dict.fromkeys(m["mask"]))
-    rows = _measured_rows(m, ["experiment", "prior"], _by_model, "mask", masks, cells,
-                          source=_measured(reps))  # fmt: skip
+    rows = _measured_rows(
+        m, ["experiment", "prior"], _by_model, "mask", masks, cells, source=_measured(reps)
+    )
     return _frames(rows)
 
 
@@ -345,8 +403,9 @@ def recovery_table(df: pd.DataFrame, reps: Replicates) -> tuple[pd.DataFrame, pd
     head = lambda group: {"mask": group[1], "experiment": group[0]}
     cells = lambda prior: [("value", prior, PRIOR_NAMES[prior], 4)]
     priors = list(dict.fromkeys(m["prior"]))
-    rows = _measured_rows(m, ["experiment", "mask"], head, "prior", priors, cells,
-                          source=_measured(reps))  # fmt: skip
+    rows = _measured_rows(
+        m, ["experiment", "mask"], head, "prior", priors, cells, source=_measured(reps)
+    )
     return _frames(rows)
 
 
@@ -355,12 +414,23 @@ def load_floors(paths: list[str | Path]) -> pd.DataFrame:
     rows = []
     for p in map(Path, paths):
         r = read_json(p)
-        rows.append({"dataset": r["dataset"], "data_key": r["data_key"],
-                     "source": r["data"].get("source"),
-                     "split": r["data"].get("split"), "metric": "fid",
-                     "extractor": r["feature_extractor"]["name"], "value": r["value"], "n": r["n"],
-                     "seed": None, "test_steps": None, "noise": None, "batchnorm": None,
-                     "file": str(p)})  # fmt: skip
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "data_key": r["data_key"],
+                "source": r["data"].get("source"),
+                "split": r["data"].get("split"),
+                "metric": "fid",
+                "extractor": r["feature_extractor"]["name"],
+                "value": r["value"],
+                "n": r["n"],
+                "seed": None,
+                "test_steps": None,
+                "noise": None,
+                "batchnorm": None,
+                "file": str(p),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -396,15 +466,21 @@ def write_tables(
     builders = {
         "comparison": (lambda d: comparison_table(d, reps, _setting), set(df.get("metric", []))),
         "anomaly": (lambda d: anomaly_table(d, reference["anomaly"], reps), {"anomaly_auprc"}),
-        "generation": (lambda d: generation_table(d, reference["generation"], reps, floors),
-                       {"reconstruction_mse", "fid"}),
+        "generation": (
+            lambda d: generation_table(d, reference["generation"], reps, floors),
+            {"reconstruction_mse", "fid"},
+        ),
         "inpainting": (lambda d: inpainting_table(d, reps), {"inpainting_mse"}),
         "recovery": (lambda d: recovery_table(d, reps), {"recovery_mse"}),
-        "cost": (lambda d: cost_table(d.assign(model=d.apply(_model_label, axis=1)), results_dir),
-                 set(df.get("metric", []))),
-        "versus": (lambda d: versus_table(d, reps, list(versus), _setting),
-                   set(df.get("metric", [])) if versus else set()),
-    }  # fmt: skip
+        "cost": (
+            lambda d: cost_table(d.assign(model=d.apply(_model_label, axis=1)), results_dir),
+            set(df.get("metric", [])),
+        ),
+        "versus": (
+            lambda d: versus_table(d, reps, list(versus), _setting),
+            set(df.get("metric", [])) if versus else set(),
+        ),
+    }
     for name, (build, metrics) in builders.items():
         if df.empty or not set(df["metric"]) & metrics:
             continue

@@ -106,21 +106,45 @@ _MNIST_OFFLINE = (
 )
 
 TORCHVISION: dict[str, TorchvisionSpec] = {
-    "mnist": TorchvisionSpec(1, 28, ("train", "test"), _mnist_like("MNIST"),
-                             _mnist_placement("MNIST", _MNIST_OFFLINE)),
-    "fashion_mnist": TorchvisionSpec(1, 28, ("train", "test"), _mnist_like("FashionMNIST"),
-                                     _mnist_placement("FashionMNIST")),
-    "svhn": TorchvisionSpec(3, 32, ("train", "test"), _load_svhn, lambda root: (
-        f"put train_32x32.mat and test_32x32.mat (SVHN format 2) into {Path(root) / 'svhn'}/")),
-    "cifar10": TorchvisionSpec(3, 32, ("train", "test"), _load_cifar10, lambda root: (
-        f"extract cifar-10-python.tar.gz into {root}/ so that {Path(root) / 'cifar-10-batches-py'}"
-        f"/ holds data_batch_1 .. data_batch_5, test_batch and batches.meta")),
-    "celeba64": TorchvisionSpec(3, 64, ("train", "valid", "test"), _load_celeba64, lambda root: (
-        f"put the aligned images in {Path(root) / 'celeba' / 'img_align_celeba'}/ (*.jpg) and "
-        f"list_eval_partition.txt, list_attr_celeba.txt, identity_CelebA.txt, "
-        f"list_bbox_celeba.txt, list_landmarks_align_celeba.txt in {Path(root) / 'celeba'}/ "
-        f"(CelebA's download is often refused: place them by hand)")),
-}  # fmt: skip
+    "mnist": TorchvisionSpec(
+        1, 28, ("train", "test"), _mnist_like("MNIST"), _mnist_placement("MNIST", _MNIST_OFFLINE)
+    ),
+    "fashion_mnist": TorchvisionSpec(
+        1, 28, ("train", "test"), _mnist_like("FashionMNIST"), _mnist_placement("FashionMNIST")
+    ),
+    "svhn": TorchvisionSpec(
+        3,
+        32,
+        ("train", "test"),
+        _load_svhn,
+        lambda root: (
+            f"put train_32x32.mat and test_32x32.mat (SVHN format 2) into {Path(root) / 'svhn'}/"
+        ),
+    ),
+    "cifar10": TorchvisionSpec(
+        3,
+        32,
+        ("train", "test"),
+        _load_cifar10,
+        lambda root: (
+            f"extract cifar-10-python.tar.gz into {root}/ so that "
+            f"{Path(root) / 'cifar-10-batches-py'}/ holds data_batch_1 .. data_batch_5, "
+            f"test_batch and batches.meta"
+        ),
+    ),
+    "celeba64": TorchvisionSpec(
+        3,
+        64,
+        ("train", "valid", "test"),
+        _load_celeba64,
+        lambda root: (
+            f"put the aligned images in {Path(root) / 'celeba' / 'img_align_celeba'}/ (*.jpg) and "
+            f"list_eval_partition.txt, list_attr_celeba.txt, identity_CelebA.txt, "
+            f"list_bbox_celeba.txt, list_landmarks_align_celeba.txt in {Path(root) / 'celeba'}/ "
+            f"(CelebA's download is often refused: place them by hand)"
+        ),
+    ),
+}
 
 
 def load_torchvision_split(name: str, root: str, split: str, download: bool) -> Loaded:

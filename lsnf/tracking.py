@@ -88,8 +88,13 @@ def dataset_input(meta: dict[str, Any], context: str) -> Any:
         name += f"/digit{meta['held_out_digit']}"
     digest = str(meta.get("images_sha256", ""))[:16] or "unknown"
     source = json.dumps({k: v for k, v in meta.items() if k != "images_sha256"}, sort_keys=True)
-    dataset = Dataset(name=name, digest=digest, source_type="lsnf", source=source,
-                      profile=json.dumps({"num_rows": meta.get("n")}))  # fmt: skip
+    dataset = Dataset(
+        name=name,
+        digest=digest,
+        source_type="lsnf",
+        source=source,
+        profile=json.dumps({"num_rows": meta.get("n")}),
+    )
     return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])
 
 
@@ -125,8 +130,11 @@ class Tracker:
                     client = self._client()
                     rid = self._find_or_create_run(client)
                     existing = client.get_run(rid).data.tags
-                    tags = [RunTag(k, v) for k, v in run_tags(self.run_key).items()
-                            if existing.get(k) != v]  # fmt: skip
+                    tags = [
+                        RunTag(k, v)
+                        for k, v in run_tags(self.run_key).items()
+                        if existing.get(k) != v
+                    ]
                     if tags:  # runs of an older store get the tags too
                         client.log_batch(rid, tags=tags)
                     self._cached = (client, rid)
@@ -155,16 +163,24 @@ class Tracker:
         )
         self.disabled = True
         if self.failure_log is not None:
-            line = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "uri": self.uri,
-                    "experiment": self.experiment, "run_key": self.run_key, "what": what,
-                    "error": error, "command": " ".join(sys.argv)}  # fmt: skip
+            line = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "uri": self.uri,
+                "experiment": self.experiment,
+                "run_key": self.run_key,
+                "what": what,
+                "error": error,
+                "command": " ".join(sys.argv),
+            }
             try:
                 self.failure_log.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.failure_log, "a") as f:  # one short O_APPEND write per job
                     f.write(json.dumps(line) + "\n")
             except OSError as log_err:
-                print(f"[lsnf] WARNING: could not append to {self.failure_log}: {log_err}",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"[lsnf] WARNING: could not append to {self.failure_log}: {log_err}",
+                    file=sys.stderr,
+                )
 
     def _client(self) -> Any:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls home from jobs
@@ -221,8 +237,11 @@ class Tracker:
 
             client, rid = self._handle()
             ts = int(time.time() * 1000)
-            batch = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()
-                     if isinstance(v, (int, float)) and math.isfinite(v)]  # fmt: skip
+            batch = [
+                Metric(k, float(v), ts, step or 0)
+                for k, v in metrics.items()
+                if isinstance(v, (int, float)) and math.isfinite(v)
+            ]
             logged = client.get_run(rid).data.metrics  # latest value per key
             new = []
             for m in batch:  # a value already logged at this step is not logged again
@@ -239,8 +258,9 @@ class Tracker:
     def log_run_config(self, cfg: Any) -> None:
         """A training run's resolved config (a :class:`lsnf.config.RunConfig`) as params,
         with its prior and dataset as tags."""
-        self.log_params(cfg.to_dict(), tags={"lsnf.prior": cfg.prior.kind,
-                                             "lsnf.dataset": cfg.data.name})  # fmt: skip
+        self.log_params(
+            cfg.to_dict(), tags={"lsnf.prior": cfg.prior.kind, "lsnf.dataset": cfg.data.name}
+        )
 
     def log_outcome(self, record: dict[str, Any] | None, files: list[Path]) -> None:
         """An evaluation's metrics (``record["mlflow_metrics"]``), its test split as a dataset
@@ -338,8 +358,10 @@ def failure_report(path: str | Path, offset: int = 0) -> str:
         f"Their result files are on disk, and the tables are built from those; their MLflow "
         f"logging is missing. Details: {path}"
     ]
-    lines += [f"  {f.get('run_key') or '(store)'}: {f.get('what', '?')}: {f.get('error', '?')}"
-              for f in failures]  # fmt: skip
+    lines += [
+        f"  {f.get('run_key') or '(store)'}: {f.get('what', '?')}: {f.get('error', '?')}"
+        for f in failures
+    ]
     return "\n".join(lines)
 
 
@@ -354,8 +376,14 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
     if not uri:
         raise UserError("lsnf track sync needs --mlflow-uri or $MLFLOW_TRACKING_URI")
     root = Path(results_dir)
-    keys = sorted({f"{p.parent.name}/{p.name}" for base in ("models", "eval")
-                   for p in (root / base).glob("*/*") if p.is_dir()})  # fmt: skip
+    keys = sorted(
+        {
+            f"{p.parent.name}/{p.name}"
+            for base in ("models", "eval")
+            for p in (root / base).glob("*/*")
+            if p.is_dir()
+        }
+    )
     if not keys:
         raise UserError(f"{root} holds no models/ or eval/ runs to sync")
     failed = []

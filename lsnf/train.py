@@ -120,8 +120,10 @@ def _without_timings(stats: dict[str, float]) -> dict[str, float]:
 def _with_timings(history: list[dict[str, float]], metrics: Path) -> list[dict[str, float]]:
     """The checkpoint's history with the wall-clock figures that ``metrics.jsonl`` kept for the
     same epochs (a resumed run keeps the timings of the epochs before the interruption)."""
-    timings = {row["epoch"]: {k: row[k] for k in TIMING_KEYS if k in row}
-               for row in read_json_lines(metrics)}  # fmt: skip
+    timings = {
+        row["epoch"]: {k: row[k] for k in TIMING_KEYS if k in row}
+        for row in read_json_lines(metrics)
+    }
     return [{**h, **timings.get(h["epoch"], {})} for h in history]
 
 
@@ -198,8 +200,11 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
         diff = _config_diff(state["config"], self.cfg.to_dict())
         if diff and self.restart_if_changed:
-            print(f"[lsnf] {self.checkpoint_path} was made with another config "
-                  f"({'; '.join(diff)}); starting over", file=sys.stderr)  # fmt: skip
+            print(
+                f"[lsnf] {self.checkpoint_path} was made with another config "
+                f"({'; '.join(diff)}); starting over",
+                file=sys.stderr,
+            )
             self.checkpoint_path.unlink()
             (self.run_dir / METRICS_NAME).unlink(missing_ok=True)
             return
@@ -255,9 +260,15 @@ class Trainer:
                 x = to_model_scale(self.data.images[idx]).to(self.device)  # (B, C, H, W)
                 mask = None if self.masks is None else self.masks[idx].to(self.device)
                 out = learning_iteration(
-                    self.model, x, self.opt_g, self.opt_p,
-                    cfg.inference.steps, cfg.inference.step_size, self.rng, mask,
-                )  # fmt: skip
+                    self.model,
+                    x,
+                    self.opt_g,
+                    self.opt_p,
+                    cfg.inference.steps,
+                    cfg.inference.step_size,
+                    self.rng,
+                    mask,
+                )
                 # the logged scalars and the finiteness of z in one host sync per iteration
                 finite_z = torch.isfinite(out["z"]).all().to(out["loss_g"].dtype)
                 loss_g, loss_p, z_ok = torch.stack(

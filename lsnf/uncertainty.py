@@ -29,9 +29,12 @@ STATISTIC_OF: dict[tuple[str, str], str] = {
     ("anomaly_auprc", "auroc"): "auroc",
     ("reconstruction_mse", "value"): "mse",
     ("fid", "value"): "fid",
-    **{(m, c): s for m in ("inpainting_mse", "recovery_mse")
-       for c, s in (("value", "mse"), ("psnr", "psnr"), ("ssim", "ssim"))},
-}  # fmt: skip
+    **{
+        (m, c): s
+        for m in ("inpainting_mse", "recovery_mse")
+        for c, s in (("value", "mse"), ("psnr", "psnr"), ("ssim", "ssim"))
+    },
+}
 
 
 def statistic_of(metric: str, column: str) -> Statistic | None:
@@ -87,9 +90,11 @@ class Replicates:
             n = len(values[stat.columns[0]])
             out = (float(stat(values)[0]), stat(values, self.weights(n)))
             if not math.isclose(out[0], recorded, rel_tol=1e-4, abs_tol=1e-6):
-                raise UserError(f"{file}: {column} recomputed from its per-example file is "
-                                f"{out[0]!r}, the result records {recorded!r}; rerun that "
-                                f"evaluation")  # fmt: skip
+                raise UserError(
+                    f"{file}: {column} recomputed from its per-example file is "
+                    f"{out[0]!r}, the result records {recorded!r}; rerun that "
+                    f"evaluation"
+                )
         self._cache[key] = out
         return out
 

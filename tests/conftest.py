@@ -32,11 +32,14 @@ def tiny_config(**over: Any) -> RunConfig:
             "synthetic": {"n_train": 64, "n_test": 32, "channels": 1, "image_size": 16},
         },
         "model": {"generator": "linear", "latent_dim": 4, "channels": 1, "image_size": 16},
-        "prior": {"kind": "flow", "flow": {"depth": 2, "hidden": 16},
-                  "ebm": {"hidden": 16, "langevin_steps": 5}},
+        "prior": {
+            "kind": "flow",
+            "flow": {"depth": 2, "hidden": 16},
+            "ebm": {"hidden": 16, "langevin_steps": 5},
+        },
         "inference": {"steps": 5, "test_steps": 10},
         "train": {"epochs": 2, "batch_size": 16, "progress": False},
-    }  # fmt: skip
+    }
     return config_from_dict(_merge(base, over))
 
 

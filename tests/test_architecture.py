@@ -4,6 +4,7 @@ input in one line and keeps the traceback of a bug, and the repository cites onl
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,16 @@ PACKAGE = ROOT / "lsnf"
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 EXPERIMENT = SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]
 # the model and its maths: no files, no tracking, no tables
-CORE = {"lsnf.config", "lsnf.errors", "lsnf.flow", "lsnf.priors", "lsnf.generators",
-        "lsnf.langevin", "lsnf.model", "lsnf.pixels"}  # fmt: skip
+CORE = {
+    "lsnf.config",
+    "lsnf.errors",
+    "lsnf.flow",
+    "lsnf.priors",
+    "lsnf.generators",
+    "lsnf.langevin",
+    "lsnf.model",
+    "lsnf.pixels",
+}
 
 
 def lsnf_imports() -> dict[str, set[str]]:
@@ -38,8 +47,9 @@ def lsnf_imports() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lsnf"):
                 names = [f"{node.module}.{a.name}" for a in node.names]
-                found |= {n for n in names if (PACKAGE.parent / f"{n.replace('.', '/')}.py")
-                          .exists()} or {node.module}  # fmt: skip
+                found |= {
+                    n for n in names if (PACKAGE.parent / f"{n.replace('.', '/')}.py").exists()
+                } or {node.module}
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("lsnf")}
         graph[name] = found - {name, "lsnf"}
@@ -77,13 +87,9 @@ def test_imports_have_no_cycle_and_the_core_does_no_io() -> None:
 
 
 def test_prior_kinds_have_one_home() -> None:
-    import re
-
     from lsnf.plan import RUN_PATTERN
-    from lsnf.tables import PRIOR_NAMES
 
     assert tuple(EXPERIMENT["priors"]["items"]["enum"]) == PRIOR_KINDS
-    assert tuple(PRIOR_NAMES) == PRIOR_KINDS
     for kind in PRIOR_KINDS:
         assert re.fullmatch(RUN_PATTERN, f"{kind}-seed0")
     assert not re.fullmatch(RUN_PATTERN, "glow-seed0")
@@ -100,8 +106,18 @@ def test_schema_blocks_are_the_config_models() -> None:
     assert set(masks) == set(MaskSpec.model_fields)
     assert tuple(masks["kind"]["enum"]) == MASK_KINDS
     assert SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]["masks"][
-        "default"] == [{"kind": MaskSpec().kind}]  # fmt: skip
-    assert MASK_TAG_PATTERN  # the wildcard constraint of {mask} (workflow/rules/common.smk)
+        "default"
+    ] == [{"kind": MaskSpec().kind}]
+    # the wildcard constraint of {mask} (workflow/rules/common.smk) takes every tag, and only tags
+    specs = [
+        MaskSpec(),
+        MaskSpec(kind="salt_pepper", p=0.3, patch=4, seed=2),
+        MaskSpec(kind="random_square", hole=10, seed=1),
+    ]
+    for spec in specs:
+        assert re.fullmatch(MASK_TAG_PATTERN, spec.tag) and MaskSpec.from_tag(spec.tag) == spec
+    for junk in ("sp", "centre", "sq", "sp30x", "flow-seed0"):
+        assert not re.fullmatch(MASK_TAG_PATTERN, junk), junk
 
 
 def test_no_tracked_file_cites_a_file_outside_the_repository() -> None:
@@ -121,8 +137,12 @@ def test_no_tracked_file_cites_a_file_outside_the_repository() -> None:
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch) -> None:
     from lsnf import cli
 
-    r = subprocess.run([sys.executable, "-m", "lsnf.cli", "eval", "recon", "nope.pt", "--out",
-                        "x.json"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "lsnf.cli", "eval", "recon", "nope.pt", "--out", "x.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
     assert r.stderr.startswith("lsnf: error: checkpoint 'nope.pt' does not exist")
 

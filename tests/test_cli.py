@@ -15,8 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _lsnf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "lsnf.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lsnf.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_help_lists_subcommands(tmp_path) -> None:
@@ -28,13 +34,33 @@ def test_help_lists_subcommands(tmp_path) -> None:
 
 def test_train_and_evaluate_every_metric(tmp_path) -> None:
     cfg = ROOT / "config" / "models" / "mnist_anomaly.yaml"
-    small = ["--set", "data.limit=300", "--set", "model.ngf=8", "--set", "train.epochs=1",
-             "--set", "train.progress=false", "--set", "model.latent_dim=8"]  # fmt: skip
+    small = [
+        "--set",
+        "data.limit=300",
+        "--set",
+        "model.ngf=8",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "model.latent_dim=8",
+    ]
     r = _lsnf("train", str(cfg), "--out", "run", *small, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     ckpt = "run/model.pt"
-    r = _lsnf("eval", "anomaly", ckpt, "--out", "anomaly.json", "--steps", "5", "--n", "1000",
-              cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "eval",
+        "anomaly",
+        ckpt,
+        "--out",
+        "anomaly.json",
+        "--steps",
+        "5",
+        "--n",
+        "1000",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "anomaly.json").read_text())
     assert res["metric"] == "anomaly_auprc" and 0 < res["value"] <= 1
@@ -54,8 +80,20 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     assert STATISTICS["auroc"](cols)[0] == pytest.approx(res["auroc"], rel=1e-9)
     assert len(res["data"]["images_sha256"]) == 64
 
-    r = _lsnf("eval", "recon", ckpt, "--out", "recon.json", "--steps", "5", "--n", "100",
-              "--grid", "recon.png", cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "eval",
+        "recon",
+        ckpt,
+        "--out",
+        "recon.json",
+        "--steps",
+        "5",
+        "--n",
+        "100",
+        "--grid",
+        "recon.png",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "recon.json").read_text())
     assert res["metric"] == "reconstruction_mse" and res["n"] == 100 and res["value"] > 0
@@ -63,11 +101,36 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
 
     r = _lsnf("train-extractor", str(cfg), "--out", "cnn.pt", "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _lsnf("fid-stats", str(cfg), "--extractor", "lsnf-domain-cnn", "--weights", "cnn.pt",
-              "--out", "ref.npz", "--n", "500", cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "fid-stats",
+        str(cfg),
+        "--extractor",
+        "lsnf-domain-cnn",
+        "--weights",
+        "cnn.pt",
+        "--out",
+        "ref.npz",
+        "--n",
+        "500",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
-    r = _lsnf("eval", "fid", ckpt, "--extractor", "lsnf-domain-cnn", "--weights", "cnn.pt",
-              "--stats", "ref.npz", "--n", "200", "--out", "fid.json", cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "eval",
+        "fid",
+        ckpt,
+        "--extractor",
+        "lsnf-domain-cnn",
+        "--weights",
+        "cnn.pt",
+        "--stats",
+        "ref.npz",
+        "--n",
+        "200",
+        "--out",
+        "fid.json",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "fid.json").read_text())
     assert res["metric"] == "fid" and res["value"] > 0 and res["n"] == 200
@@ -76,17 +139,45 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     arrays = read_examples(tmp_path / "fid.json")
     assert arrays["sigma"].shape == (arrays["mu"].shape[0],) * 2
     assert arrays["bootstrap_fid"].shape == (200,) and (arrays["bootstrap_fid"] > 0).all()
-    r = _lsnf("fid-floor", str(cfg), "--extractor", "lsnf-domain-cnn", "--weights", "cnn.pt",
-              "--stats", "ref.npz", "--n", "200", "--bootstrap", "20", "--out", "floor.json",
-              cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "fid-floor",
+        str(cfg),
+        "--extractor",
+        "lsnf-domain-cnn",
+        "--weights",
+        "cnn.pt",
+        "--stats",
+        "ref.npz",
+        "--n",
+        "200",
+        "--bootstrap",
+        "20",
+        "--out",
+        "floor.json",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     floor = json.loads((tmp_path / "floor.json").read_text())
     assert floor["metric"] == "fid_floor" and floor["n"] == 200 and floor["data"]["split"] == "test"
     assert 0 < floor["value"] < res["value"]  # real images beat an untrained model's samples
     assert read_examples(tmp_path / "floor.json")["bootstrap_fid"].shape == (20,)
-    r = _lsnf("fid-floor", str(cfg), "--extractor", "lsnf-domain-cnn", "--weights", "cnn.pt",
-              "--stats", "ref.npz", "--n", "99999", "--out", "f.json", "--bootstrap", "5",
-              cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "fid-floor",
+        str(cfg),
+        "--extractor",
+        "lsnf-domain-cnn",
+        "--weights",
+        "cnn.pt",
+        "--stats",
+        "ref.npz",
+        "--n",
+        "99999",
+        "--out",
+        "f.json",
+        "--bootstrap",
+        "5",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0 and "biased upwards" in r.stdout  # a smaller split: all of it, said
     small = json.loads((tmp_path / "f.json").read_text())
     assert small["n_requested"] == 99999 and small["n"] == small["data"]["n"] < 99999

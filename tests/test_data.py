@@ -43,9 +43,10 @@ def test_anomaly_protocol_holds_out_one_digit() -> None:
 
 def test_synthetic_source_any_shape_and_limit() -> None:
     cfg = DataConfig(
-        source="synthetic", limit=10,
+        source="synthetic",
+        limit=10,
         synthetic=SyntheticConfig(n_train=20, n_test=5, channels=3, image_size=64),
-    )  # fmt: skip
+    )
     train = load_split(cfg, "train")
     assert train.images.shape == (10, 3, 64, 64) and train.meta["dataset"] == "synthetic-mnist"
     assert load_split(cfg, "test").images.shape == (5, 3, 64, 64)

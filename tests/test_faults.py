@@ -72,16 +72,19 @@ def _same_parameters(a: Path, b: Path) -> None:
 def test_sigkilled_training_resumes_to_the_uninterrupted_parameters(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(RUN_CONFIG))
-    subprocess.run(_train_cmd(config, tmp_path / "full"), env=ENV, check=True, timeout=600,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        _train_cmd(config, tmp_path / "full"), env=ENV, check=True, timeout=600, capture_output=True
+    )
     killed = tmp_path / "killed"
-    with started(_train_cmd(config, killed), env=ENV, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+    with started(
+        _train_cmd(config, killed), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
         _kill_after_first_checkpoint(proc, killed / "checkpoint.pt")
     assert not (killed / "model.pt").exists()  # a partial run never looks complete
     assert not list(killed.glob(".*.tmp"))  # no half-written checkpoint lying around
-    r = subprocess.run(_train_cmd(config, killed), env=ENV, timeout=600, capture_output=True,
-                       text=True)  # fmt: skip
+    r = subprocess.run(
+        _train_cmd(config, killed), env=ENV, timeout=600, capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
     _same_parameters(tmp_path / "full" / "model.pt", killed / "model.pt")
@@ -95,9 +98,15 @@ def _workflow_copy(dest: Path, run_config: dict) -> Path:
     scenario = {
         "device": "cpu",
         "mlflow": {"enabled": False},
-        "experiments": {"fault": {"task": "generation", "run_config": "config/models/fault.yaml",
-                                  "priors": ["flow"], "seeds": [0]}},
-    }  # fmt: skip
+        "experiments": {
+            "fault": {
+                "task": "generation",
+                "run_config": "config/models/fault.yaml",
+                "priors": ["flow"],
+                "seeds": [0],
+            }
+        },
+    }
     (dest / "fault.yaml").write_text(yaml.safe_dump(scenario))
     return dest
 
@@ -112,8 +121,13 @@ def _snakemake_cmd(*args: str) -> list[str]:
 
 def _snakemake(cwd: Path, *args: str, timeout: float = 600) -> int:
     """Run the fault scenario's workflow to its end; its exit status."""
-    with started(_snakemake_cmd(*args), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL) as proc:  # fmt: skip
+    with started(
+        _snakemake_cmd(*args),
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
         return proc.wait(timeout=timeout)
 
 
@@ -124,14 +138,20 @@ def test_killed_training_job_resumes_when_the_workflow_is_rerun(tmp_path: Path) 
     assert _snakemake(full, MODEL) == 0
     work = _workflow_copy(tmp_path / "killed", RUN_CONFIG | {"seed": 0})
     ckpt = work / "results/models/fault/flow-seed0/checkpoint.pt"
-    with started(_snakemake_cmd(MODEL), cwd=work, env=ENV, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL) as smk:  # fmt: skip
+    with started(
+        _snakemake_cmd(MODEL),
+        cwd=work,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as smk:
         wait_until(lambda: _epoch_done(ckpt), 300, f"the epoch-1 checkpoint {ckpt}", smk)
         # kill the training process itself (the job), as an OOM killer or a node failure would
         train = [
-            c for c in psutil.Process(smk.pid).children(recursive=True)
+            c
+            for c in psutil.Process(smk.pid).children(recursive=True)
             if "lsnf" in " ".join(c.cmdline()) and "train" in c.cmdline()
-        ]  # fmt: skip
+        ]
         assert train, "training job not found"
         for proc in train:
             proc.send_signal(signal.SIGKILL)
@@ -178,9 +198,22 @@ def _answers(url: str) -> bool:
 
 def _mlflow_server_cmd(workdir: Path, port: int) -> list[str]:
     """A real MLflow tracking server on 127.0.0.1."""
-    return [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'server.db'}",
-            "--artifacts-destination", str(workdir / "server-artifacts")]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{workdir / 'server.db'}",
+        "--artifacts-destination",
+        str(workdir / "server-artifacts"),
+    ]
 
 
 @pytest.mark.slow
@@ -193,11 +226,17 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
     work = copy_project(tmp_path / "work")
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
-    config = one_model_config(work, mlflow={"enabled": True, "tracking_uri": uri,
-                                            "experiment": "lsnf-fault"})  # fmt: skip
+    config = one_model_config(
+        work, mlflow={"enabled": True, "tracking_uri": uri, "experiment": "lsnf-fault"}
+    )
     server_log = open(tmp_path / "mlflow-server.log", "w")
-    with started(_mlflow_server_cmd(tmp_path, port), cwd=tmp_path, env=ENV, stdout=server_log,
-                 stderr=subprocess.STDOUT) as server:  # fmt: skip
+    with started(
+        _mlflow_server_cmd(tmp_path, port),
+        cwd=tmp_path,
+        env=ENV,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+    ) as server:
         wait_until(lambda: _answers(f"{uri}/health"), 120, "the MLflow server", server)
         model = "results/models/tiny_generation/flow-seed0/model.pt"
         r = snakemake(work, model, "--cores", "2", "--configfile", config)
@@ -220,8 +259,9 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
     assert "lsnf: tiny_generation" in gen
     # ... and the workflow names every job whose MLflow logging is missing
     assert "MLflow tracking failed in" in log and uri in log
-    failures = [json.loads(x) for x in (results / "logs" / "mlflow-failures.jsonl").read_text()
-                .splitlines()]  # fmt: skip
+    failures = [
+        json.loads(x) for x in (results / "logs" / "mlflow-failures.jsonl").read_text().splitlines()
+    ]
     tracked_jobs = {"eval recon", "eval fid", "eval samples"}
     failed = {" ".join(f["command"].split()[3:5]) for f in failures if f["run_key"]}
     assert tracked_jobs <= failed, failures

@@ -107,8 +107,11 @@ def test_batch_of_one_and_sampling_shapes() -> None:
 
 def _block(kind: str, d: int):
     torch.manual_seed(6)
-    block = {"actnorm": lambda: ActNorm(d), "linear": lambda: InvertibleLinear(d),
-             "coupling": lambda: AffineCoupling(d, hidden=8)}[kind]().double()  # fmt: skip
+    block = {
+        "actnorm": lambda: ActNorm(d),
+        "linear": lambda: InvertibleLinear(d),
+        "coupling": lambda: AffineCoupling(d, hidden=8),
+    }[kind]().double()
     with torch.no_grad():  # off the zero-initialised coupling output, so the test can tell
         for p in block.parameters():
             p.add_(0.2 * torch.randn_like(p))

@@ -51,8 +51,11 @@ def test_projection_of_a_1x1_input_equals_torchs_transposed_convolution(
 def test_other_inputs_go_to_torchs_convolution_unchanged() -> None:
     """A 2x2 input, or a 1x1 input with padding, is torch's own forward, to the bit."""
     g = torch.Generator().manual_seed(1)
-    for layer, size in ((ConvTranspose2d(4, 3, 4, 2, 1), 2), (ConvTranspose2d(4, 3, 4, 1, 1), 1),
-                        (ConvTranspose2d(4, 3, 4, 2, 1), 1)):  # fmt: skip
+    for layer, size in (
+        (ConvTranspose2d(4, 3, 4, 2, 1), 2),
+        (ConvTranspose2d(4, 3, 4, 1, 1), 1),
+        (ConvTranspose2d(4, 3, 4, 2, 1), 1),
+    ):
         x = torch.randn(2, 4, size, size, generator=g)
         assert not layer._projects(x, None)
         assert torch.equal(layer(x), nn.ConvTranspose2d.forward(layer, x))
@@ -78,9 +81,15 @@ def test_conv_generators_keep_torchs_parameters_and_project_their_first_layer(
 ) -> None:
     """Checkpoints of torch's layers load unchanged (same state-dict keys and shapes), and the
     first layer of every conv stack takes the projection (the 1x1 latent)."""
-    cfg = make_config(model={"generator": name, "latent_dim": 8, "ngf": 2, "channels": 3,
-                             "image_size": 256 if name == "celebahq256" else
-                             64 if name == "celeba64" else 32})  # fmt: skip
+    cfg = make_config(
+        model={
+            "generator": name,
+            "latent_dim": 8,
+            "ngf": 2,
+            "channels": 3,
+            "image_size": 256 if name == "celebahq256" else 64 if name == "celeba64" else 32,
+        }
+    )
     ours = build_generator(cfg.model)
     plain = with_torch_layers(build_generator(cfg.model))
     keys = {k: v.shape for k, v in ours.state_dict().items()}
@@ -108,8 +117,9 @@ def test_benchmark_research_copy_runs_torchs_layers_in_nchw(make_config) -> None
     from lsnf.bench import research_copy
     from lsnf.model import build_model
 
-    cfg = make_config(model={"generator": "svhn", "latent_dim": 8, "ngf": 2, "channels": 3,
-                             "image_size": 32})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "svhn", "latent_dim": 8, "ngf": 2, "channels": 3, "image_size": 32}
+    )
     model = build_model(cfg)
     research = research_copy(model)
     layers = [m for m in research.modules() if isinstance(m, nn.ConvTranspose2d)]
@@ -131,8 +141,18 @@ def test_benchmark_runs_and_reports_every_figure(capsys) -> None:
     assert "machine:" in out and "layers %" in out and out.count("\nmnist ") == 2
     assert [r["precision"] for r in rows] == ["fp32", "bf16"] and rows[0]["speedup"] == 1.0
     for row in rows:
-        for key in ("step_s", "naive_step_s", "iter_s", "flops", "gemm", "ceiling", "layers_s",
-                    "layers_flops", "layer_ceiling", "speedup"):  # fmt: skip
+        for key in (
+            "step_s",
+            "naive_step_s",
+            "iter_s",
+            "flops",
+            "gemm",
+            "ceiling",
+            "layers_s",
+            "layers_flops",
+            "layer_ceiling",
+            "speedup",
+        ):
             assert 0 < row[key] < float("inf"), key
         assert row["ceiling"] == max(row["gemm"], row["layer_ceiling"])
         assert 0 < row["layers_flops"] < row["flops"]  # the step also runs the flow prior

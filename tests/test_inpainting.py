@@ -17,8 +17,9 @@ from lsnf.model import build_model
 
 @pytest.fixture
 def celeba_like(make_config):
-    cfg = make_config(model={"generator": "celeba64", "latent_dim": 4, "ngf": 2, "channels": 3,
-                             "image_size": 64})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "celeba64", "latent_dim": 4, "ngf": 2, "channels": 3, "image_size": 64}
+    )
     return build_model(cfg).eval()
 
 
@@ -81,9 +82,13 @@ def _mnist_test_images(n: int = 64) -> torch.Tensor:
     return to_model_scale(load_split(DataConfig(), "test").head(n).images)  # (n, 1, 28, 28)
 
 
-MASK_FAMILIES = [MaskSpec(kind="center_square"), MaskSpec(kind="salt_pepper", p=0.1),
-                 MaskSpec(kind="salt_pepper", p=0.5), MaskSpec(kind="salt_pepper", p=0.5, patch=2),
-                 MaskSpec(kind="random_square", hole=10)]  # fmt: skip
+MASK_FAMILIES = [
+    MaskSpec(kind="center_square"),
+    MaskSpec(kind="salt_pepper", p=0.1),
+    MaskSpec(kind="salt_pepper", p=0.5),
+    MaskSpec(kind="salt_pepper", p=0.5, patch=2),
+    MaskSpec(kind="random_square", hole=10),
+]
 
 
 @pytest.mark.parametrize("spec", MASK_FAMILIES, ids=lambda s: s.tag)

@@ -14,10 +14,15 @@ D_LATENT = 2
 
 def _linear_model(make_config, prior: str, sigma: float = 1.0) -> LatentModel:
     cfg = make_config(
-        model={"generator": "linear", "latent_dim": D_LATENT, "channels": 3, "image_size": 1,
-               "sigma": sigma},
+        model={
+            "generator": "linear",
+            "latent_dim": D_LATENT,
+            "channels": 3,
+            "image_size": 1,
+            "sigma": sigma,
+        },
         prior={"kind": prior, "flow": {"depth": 2, "hidden": 8}},
-    )  # fmt: skip
+    )
     model = build_model(cfg).double()
     with torch.no_grad():
         lin = model.generator.body[0]
@@ -51,8 +56,15 @@ def test_langevin_recovers_analytic_posterior(make_config, prior: str) -> None:
     n_chains = 4000
     rng = torch.Generator().manual_seed(0)
     z0 = torch.randn(n_chains, D_LATENT, generator=rng, dtype=torch.float64)
-    z, _ = infer_posterior(model, x.expand(n_chains, -1, -1, -1), steps=1500, step_size=0.1,
-                           noise=True, generator=rng, z0=z0)  # fmt: skip
+    z, _ = infer_posterior(
+        model,
+        x.expand(n_chains, -1, -1, -1),
+        steps=1500,
+        step_size=0.1,
+        noise=True,
+        generator=rng,
+        z0=z0,
+    )
     emp_mean = z.mean(0)
     emp_cov = torch.cov(z.T)
     assert torch.allclose(emp_mean, mean, atol=0.04), (emp_mean, mean)
@@ -60,13 +72,15 @@ def test_langevin_recovers_analytic_posterior(make_config, prior: str) -> None:
 
 
 def test_noise_free_langevin_descends_the_energy(make_config) -> None:
-    cfg = make_config(model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1,
-                             "image_size": 28})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1, "image_size": 28}
+    )
     model = build_model(cfg).eval()
     x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     z0 = torch.randn(3, 4, generator=torch.Generator().manual_seed(1))
-    _, trace = infer_posterior(model, x, steps=30, step_size=0.02, noise=False, generator=None,
-                               z0=z0, record=True)  # fmt: skip
+    _, trace = infer_posterior(
+        model, x, steps=30, step_size=0.02, noise=False, generator=None, z0=z0, record=True
+    )
     e = torch.tensor(trace.energies)
     assert e[-1] < e[0]
     assert bool((e[1:] <= e[:-1] + 1e-4).all()), e
@@ -98,8 +112,10 @@ def test_each_example_gets_its_own_gradient(make_config) -> None:
 
 
 def test_posterior_energy_gradient_matches_finite_differences(make_config) -> None:
-    cfg = make_config(model={"generator": "svhn", "latent_dim": 4, "ngf": 2, "channels": 3,
-                             "image_size": 32}, prior={"kind": "flow"})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "svhn", "latent_dim": 4, "ngf": 2, "channels": 3, "image_size": 32},
+        prior={"kind": "flow"},
+    )
     model = build_model(cfg).double()
     x = torch.rand(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     z = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
@@ -108,8 +124,9 @@ def test_posterior_energy_gradient_matches_finite_differences(make_config) -> No
 
 
 def test_mask_ignores_hidden_pixels(make_config) -> None:
-    cfg = make_config(model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1,
-                             "image_size": 28})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1, "image_size": 28}
+    )
     model = build_model(cfg).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 28, 28, generator=g) * 2 - 1
@@ -127,8 +144,10 @@ def test_benchmark_reference_step_equals_infer_posterior(make_config, prior: str
     the generator, another through the prior): from the same z0 and noise they give one z."""
     from lsnf.bench import straightforward_steps
 
-    cfg = make_config(model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1,
-                             "image_size": 28}, prior={"kind": prior})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1, "image_size": 28},
+        prior={"kind": prior},
+    )
     model = build_model(cfg).double().train()
     g = torch.Generator().manual_seed(0)
     x = torch.rand(8, 1, 28, 28, generator=g, dtype=torch.float64) * 2 - 1
@@ -146,8 +165,9 @@ def test_reading_the_error_along_the_way_does_not_change_it(make_config, noise: 
     from lsnf.metrics.inference import InferenceSettings, reconstruction_errors, step_counts
 
     model = build_model(make_config()).eval()
-    images = torch.randint(0, 256, (12, 1, 16, 16), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+    images = torch.randint(
+        0, 256, (12, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     settings = InferenceSettings(steps=20, step_size=0.1, batch_size=5, seed=3, noise=noise)
     assert step_counts(20) == (1, 2, 5, 10, 20) and step_counts(3) == (1, 2, 3)
     along = reconstruction_errors(model, images, settings, step_counts(20))

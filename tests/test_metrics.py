@@ -143,8 +143,10 @@ def test_fid_reference_of_other_images_is_refused(tmp_path, mnist_extractor) -> 
     weights = str(mnist_extractor.weights)
     _, _, meta = _fid_reference(DOMAIN, weights, tmp_path / "gen.npz", False, generation)
     assert meta["data_key"] == generation.key and meta["data"]["n"] == 50
-    assert meta["data"]["images_sha256"] == load_split(generation, "train").head(50).describe()[
-        "images_sha256"]  # fmt: skip
+    assert (
+        meta["data"]["images_sha256"]
+        == load_split(generation, "train").head(50).describe()["images_sha256"]
+    )
     # where the files are, how many images a model saw and its corruption are not the images
     seen_fewer = generation.model_copy(update={"limit": 10, "root": "/elsewhere"})
     _fid_reference(DOMAIN, weights, tmp_path / "gen.npz", False, seen_fewer)

@@ -25,9 +25,13 @@ def _config(**exp) -> dict:
 
 
 def test_runs_and_overrides() -> None:
-    cfg = _config(priors=["flow", "ebm"], seeds=[0, 1], held_out_digits=[1, 9],
-                  set={"train.epochs": 3, "model.ngf": 8},
-                  prior_set={"ebm": {"prior.lr": 2.0e-5}})  # fmt: skip
+    cfg = _config(
+        priors=["flow", "ebm"],
+        seeds=[0, 1],
+        held_out_digits=[1, 9],
+        set={"train.epochs": 3, "model.ngf": 8},
+        prior_set={"ebm": {"prior.lr": 2.0e-5}},
+    )
     runs = plan.runs(cfg["experiments"]["e"])
     assert len(runs) == 8 and runs[0].id == "flow-digit1-seed0"
     assert plan.parse_run("ebm-digit9-seed1") == plan.Run("ebm", 1, 9)
@@ -47,10 +51,15 @@ def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
 
     gen_config = str(ROOT / "config/models/mnist_generation.yaml")
     cfg = _config(set={"train.epochs": 1})
-    cfg["experiments"]["gen"] = {**cfg["experiments"]["e"], "task": "generation",
-                                 "run_config": gen_config}  # fmt: skip
-    cfg["experiments"]["gen_small"] = {**cfg["experiments"]["gen"],  # same images, fewer seen
-                                       "set": {"data.limit": 100, "model.ngf": 8}}  # fmt: skip
+    cfg["experiments"]["gen"] = {
+        **cfg["experiments"]["e"],
+        "task": "generation",
+        "run_config": gen_config,
+    }
+    cfg["experiments"]["gen_small"] = {
+        **cfg["experiments"]["gen"],  # same images, fewer seen
+        "set": {"data.limit": 100, "model.ngf": 8},
+    }
     key_a, key_g = plan.data_key(cfg, "e"), plan.data_key(cfg, "gen")
     assert key_a != key_g and plan.data_key(cfg, "gen_small") == key_g
     assert plan.experiment_for_data(cfg, key_g) == "gen"
@@ -58,8 +67,10 @@ def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
     model_data = plan.resolved_run_config(cfg, "gen", "flow-seed0").data
     assert data.identity() == model_data.identity() and data.protocol == "standard"
     assert plan.resolved_data_config(cfg, key_a).protocol == "anomaly"
-    gen_train, anomaly_train = load_split(data, "train"), load_split(
-        plan.resolved_data_config(cfg, key_a), "train")  # fmt: skip
+    gen_train, anomaly_train = (
+        load_split(data, "train"),
+        load_split(plan.resolved_data_config(cfg, key_a), "train"),
+    )
     assert set(gen_train.labels.tolist()) == set(range(10))  # every digit, 1 included
     assert 1 not in set(anomaly_train.labels.tolist())
     # the data-level jobs see every image of the splits, whichever experiment comes first
@@ -69,8 +80,11 @@ def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
 
 
 def test_recovery_runs_carry_their_corruption() -> None:
-    masks = [{"kind": "salt_pepper", "p": 0.3}, {"kind": "random_square", "hole": 32},
-             {"kind": "center_square"}]  # fmt: skip
+    masks = [
+        {"kind": "salt_pepper", "p": 0.3},
+        {"kind": "random_square", "hole": 32},
+        {"kind": "center_square"},
+    ]
     cfg = _config(task="recovery", priors=["flow"], masks=masks)
     ids = [r.id for r in plan.runs(cfg["experiments"]["e"])]
     assert ids == ["flow-sp30-seed0", "flow-sq32-seed0", "flow-center-seed0"]
@@ -79,14 +93,18 @@ def test_recovery_runs_carry_their_corruption() -> None:
     assert "data.corruption.kind=random_square" in sets and "data.corruption.hole=32" in sets
     assert plan.mask_specs(cfg["experiments"]["e"])[0] == MaskSpec(kind="salt_pepper", p=0.3)
     # the training run gets exactly the experiment's mask, every parameter included
-    patched = _config(task="recovery", priors=["flow"], masks=[
-        {"kind": "salt_pepper", "p": 0.2, "patch": 4, "seed": 3}])  # fmt: skip
+    patched = _config(
+        task="recovery",
+        priors=["flow"],
+        masks=[{"kind": "salt_pepper", "p": 0.2, "patch": 4, "seed": 3}],
+    )
     (run,) = plan.runs(patched["experiments"]["e"])
     assert run.id == "flow-sp20b4s3-seed0"
     from lsnf.config import load_config
 
-    resolved = load_config(ROOT / "config/models/mnist_anomaly.yaml",
-                           plan.train_overrides(patched, "e", run.id))  # fmt: skip
+    resolved = load_config(
+        ROOT / "config/models/mnist_anomaly.yaml", plan.train_overrides(patched, "e", run.id)
+    )
     assert resolved.data.corruption == MaskSpec(kind="salt_pepper", p=0.2, patch=4, seed=3)
     inpaint = _config(task="inpainting", priors=["ebm"], masks=masks[:2])
     targets = plan.evaluation_targets(inpaint)

@@ -14,8 +14,9 @@ from lsnf.priors import PRIORS, EBMPrior, build_prior
 
 
 def _prior(kind: str, dim: int = 2, **over):
-    cfg = PriorConfig(kind=kind, flow={"depth": 2, "hidden": 8},
-                      ebm={"hidden": 8, "langevin_steps": 5, **over})  # fmt: skip
+    cfg = PriorConfig(
+        kind=kind, flow={"depth": 2, "hidden": 8}, ebm={"hidden": 8, "langevin_steps": 5, **over}
+    )
     torch.manual_seed(0)
     return build_prior(cfg, dim)
 
@@ -32,8 +33,15 @@ def test_registry_has_one_factory_per_prior_kind() -> None:
     assert tuple(PRIORS) == PRIOR_KINDS
 
 
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device on this machine"))]  # fmt: skip
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(
+            not torch.cuda.is_available(), reason="no CUDA device on this machine"
+        ),
+    ),
+]
 
 
 @pytest.mark.parametrize("kind", PRIOR_KINDS)

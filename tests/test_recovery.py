@@ -26,16 +26,18 @@ def test_recovery_training_never_reads_hidden_pixels(make_config, tmp_path, monk
     def poisoned_load_split(data_cfg, split):
         data = load_split(data_cfg, split)
         masks = corruption_masks(data_cfg, data)
-        noise = torch.randint(0, 256, data.images.shape, dtype=torch.uint8,
-                              generator=torch.Generator().manual_seed(1))  # fmt: skip
+        noise = torch.randint(
+            0, 256, data.images.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+        )
         images = torch.where(masks.bool().expand_as(data.images), data.images, noise)
         assert not torch.equal(images, data.images)
         return ImageSplit(images, data.labels, data.meta)
 
     monkeypatch.setattr(lsnf.train, "load_split", poisoned_load_split)
     poisoned = fit(cfg, tmp_path / "poisoned")
-    for (name, a), (_, b) in zip(clean.state_dict().items(), poisoned.state_dict().items(),
-                                 strict=True):  # fmt: skip
+    for (name, a), (_, b) in zip(
+        clean.state_dict().items(), poisoned.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 
@@ -48,20 +50,47 @@ def test_masks_change_training(make_config, tmp_path):
 
 def _lsnf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "lsnf.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "lsnf.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_inpaint_and_recover_cli(tmp_path):
     cfg = str(ROOT / "config" / "models" / "mnist_generation.yaml")
-    sets = ["data.limit=200", "model.ngf=4", "model.latent_dim=4", "train.epochs=1",
-            "inference.steps=3", "train.progress=false"]  # fmt: skip
+    sets = [
+        "data.limit=200",
+        "model.ngf=4",
+        "model.latent_dim=4",
+        "train.epochs=1",
+        "inference.steps=3",
+        "train.progress=false",
+    ]
     tiny = [arg for s in sets for arg in ("--set", s)]
     r = _lsnf("train", cfg, "--out", "complete", *tiny, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _lsnf("eval", "inpaint", "complete/model.pt", "--out", "inpaint.json", "--n", "20",
-              "--completions", "2", "--steps", "5", "--step-size", "0.05", "--grid", "inpaint.png",
-              cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "eval",
+        "inpaint",
+        "complete/model.pt",
+        "--out",
+        "inpaint.json",
+        "--n",
+        "20",
+        "--completions",
+        "2",
+        "--steps",
+        "5",
+        "--step-size",
+        "0.05",
+        "--grid",
+        "inpaint.png",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "inpaint.json").read_text())
     assert res["metric"] == "inpainting_mse" and 0 < res["value"] < 1 and res["n"] == 20
@@ -69,11 +98,31 @@ def test_inpaint_and_recover_cli(tmp_path):
     assert res["inference"]["init"] == "prior sample" and 0 < res["ssim"] <= 1
     assert (tmp_path / "inpaint.png").stat().st_size > 0
 
-    r = _lsnf("train", cfg, "--out", "corrupt", *tiny, "--set", "data.corruption.kind=salt_pepper",
-              "--set", "data.corruption.p=0.3", cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "train",
+        cfg,
+        "--out",
+        "corrupt",
+        *tiny,
+        "--set",
+        "data.corruption.kind=salt_pepper",
+        "--set",
+        "data.corruption.p=0.3",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
-    r = _lsnf("eval", "recover", "corrupt/model.pt", "--out", "recover.json", "--n", "50",
-              "--steps", "5", cwd=tmp_path)  # fmt: skip
+    r = _lsnf(
+        "eval",
+        "recover",
+        "corrupt/model.pt",
+        "--out",
+        "recover.json",
+        "--n",
+        "50",
+        "--steps",
+        "5",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "recover.json").read_text())
     assert res["metric"] == "recovery_mse" and 0 < res["value"] < 1 and res["n"] == 50
@@ -86,8 +135,10 @@ def test_masked_path_with_nothing_hidden_equals_complete_training(make_config, t
     """salt_pepper with p = 0 hides nothing: the masked likelihood and loss must then give
     exactly the parameters of complete-data training."""
     complete = fit(make_config(), tmp_path / "complete")
-    masked = fit(make_config(data={"corruption": {"kind": "salt_pepper", "p": 0.0}}),
-                 tmp_path / "masked")  # fmt: skip
-    for (name, a), (_, b) in zip(complete.state_dict().items(), masked.state_dict().items(),
-                                 strict=True):  # fmt: skip
+    masked = fit(
+        make_config(data={"corruption": {"kind": "salt_pepper", "p": 0.0}}), tmp_path / "masked"
+    )
+    for (name, a), (_, b) in zip(
+        complete.state_dict().items(), masked.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name

@@ -28,9 +28,14 @@ from workflow_helpers import TASK_TABLES, TINY, copy_project, one_model_config, 
 
 # A cluster without an accounting database (like the CI one) needs squeue for job states
 # (README "Running on SLURM"); short intervals keep the test quick.
-NO_ACCOUNTING = ["--slurm-status-command", "squeue",
-                 "--slurm-init-seconds-before-status-checks", "2",
-                 "--seconds-between-status-checks", "2"]  # fmt: skip
+NO_ACCOUNTING = [
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--seconds-between-status-checks",
+    "2",
+]
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
@@ -39,8 +44,7 @@ def _slurm_unavailable() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "no SLURM client (sinfo, sbatch) on PATH; start one with `bash .ci/slurm-up`"
     try:
-        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                           timeout=15)  # fmt: skip
+        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=15)
     except subprocess.TimeoutExpired:
         return "sinfo did not answer within 15 s"
     states = set(r.stdout.split())
@@ -64,8 +68,13 @@ def _job_states(ids: list[str]) -> dict[str, tuple[str, str]]:
     """SLURM's own record of jobs: id -> (state, memory requested); every job it knows if
     ``ids`` is empty."""
     select = ["-j", ",".join(ids)] if ids else []
-    r = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i %T %m", *select],
-                       capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    r = subprocess.run(
+        ["squeue", "--states=all", "-h", "-o", "%i %T %m", *select],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return {i: (state, mem) for i, state, mem in (line.split() for line in r.stdout.splitlines())}
 
 
@@ -86,8 +95,17 @@ def test_tiny_scenario_on_slurm_equals_the_local_run(slurm, tiny_run: Path, tmp_
     import torch
 
     work = copy_project(tmp_path)
-    r = snakemake(work, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
-                  "--configfile", TINY, timeout=1800)  # fmt: skip
+    r = snakemake(
+        work,
+        "--cores",
+        "all",
+        "--profile",
+        "slurm",
+        *NO_ACCOUNTING,
+        "--configfile",
+        TINY,
+        timeout=1800,
+    )
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-4000:]
     assert "Using profiles slurm" in log
@@ -126,8 +144,18 @@ def test_out_of_memory_training_is_retried_with_more_memory(slurm, tmp_path: Pat
     work = copy_project(tmp_path)
     config = one_model_config(work, train={"mem_mb": 600, "runtime": 10})
     model = "results/models/tiny_generation/flow-seed0/model.pt"
-    r = snakemake(work, model, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
-                  "--configfile", config, timeout=900)  # fmt: skip
+    r = snakemake(
+        work,
+        model,
+        "--cores",
+        "all",
+        "--profile",
+        "slurm",
+        *NO_ACCOUNTING,
+        "--configfile",
+        config,
+        timeout=900,
+    )
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-4000:]
     assert (work / model).exists()
@@ -146,8 +174,17 @@ def test_config_error_is_reported_before_any_job_is_submitted(slurm, tmp_path: P
     bad = (work / TINY).read_text().replace("n_samples:", "n_sampels:")
     (work / "bad.yaml").write_text(bad)
     before = _job_states([])
-    r = snakemake(work, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
-                  "--configfile", "bad.yaml", timeout=300)  # fmt: skip
+    r = snakemake(
+        work,
+        "--cores",
+        "all",
+        "--profile",
+        "slurm",
+        *NO_ACCOUNTING,
+        "--configfile",
+        "bad.yaml",
+        timeout=300,
+    )
     after = _job_states([])
     assert r.returncode != 0
     assert "n_sampels" in r.stdout + r.stderr

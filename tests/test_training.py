@@ -135,11 +135,16 @@ def test_paper_shapes_train_through_the_dataset_factory(
     shape through the same factory, trainer and generator architecture."""
     cfg = make_config(
         data={"name": name, "synthetic": {"channels": None, "image_size": None, "n_train": 32}},
-        model={"generator": generator, "latent_dim": 4, "ngf": 2, "channels": 3,
-               "image_size": size},
+        model={
+            "generator": generator,
+            "latent_dim": 4,
+            "ngf": 2,
+            "channels": 3,
+            "image_size": size,
+        },
         train={"epochs": 1, "batch_size": 16},
         inference={"steps": 2},
-    )  # fmt: skip
+    )
     fit(cfg, tmp_path)
     state = load_checkpoint(tmp_path / MODEL_NAME)
     assert state["data"]["dataset"] == f"synthetic-{name}" and state["epoch"] == 1
@@ -176,8 +181,10 @@ def test_batchnorm_running_statistics_come_from_the_learning_step_only(make_conf
 
     from lsnf.train import learning_iteration
 
-    cfg = make_config(model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1,
-                             "image_size": 28}, prior={"kind": "gaussian"})  # fmt: skip
+    cfg = make_config(
+        model={"generator": "mnist", "latent_dim": 4, "ngf": 4, "channels": 1, "image_size": 28},
+        prior={"kind": "gaussian"},
+    )
     model = build_model(cfg).train()
     before = copy.deepcopy(model)
     x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1

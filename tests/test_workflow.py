@@ -43,8 +43,11 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     # every cell carries its interval; the floors and the comparison are there
     assert measured["digit1_lo"].le(measured["digit1_mean"]).all()
     assert (measured["digit1_ci"] == "bootstrap").all()
-    assert gen.loc[gen["model"].str.startswith("real test images"),
-                   "mnist_fid[lsnf-domain-cnn]_mean"].notna().all()  # fmt: skip
+    assert (
+        gen.loc[gen["model"].str.startswith("real test images"), "mnist_fid[lsnf-domain-cnn]_mean"]
+        .notna()
+        .all()
+    )
     # tiny_anomaly and tiny_generation share MNIST but not their splits: the generation FIDs'
     # reference is the generation training split (fid.reference_n = 300 of it) and their floor
     # its test split (fid.n_samples = 64), never the anomaly protocol's
@@ -65,8 +68,13 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     assert floor["data"]["images_sha256"] == test["images_sha256"] and floor["data_key"] == data.key
     assert len(list((tiny_run / "results" / "data").glob("*.json"))) == 2  # one per identity
     comparison = pd.read_csv(tables / "comparison.csv")
-    assert set(comparison["task"]) == {"anomaly", "reconstruction", "generation", "inpainting",
-                                       "recovery"}  # fmt: skip
+    assert set(comparison["task"]) == {
+        "anomaly",
+        "reconstruction",
+        "generation",
+        "inpainting",
+        "recovery",
+    }
     assert set(comparison["verdict"]) <= {"better", "worse", "indistinguishable"}
     assert (comparison["lo"] <= comparison["hi"]).all()
     cost = pd.read_csv(tables / "cost.csv")
@@ -121,12 +129,16 @@ def _mlflow_snapshot(uri: str, experiment: str) -> dict:
     out = {}
     for r in client.search_runs([exp.experiment_id], max_results=1000):
         rid = r.info.run_id
-        history = sorted((k, m.step, m.value) for k in r.data.metrics
-                         for m in client.get_metric_history(rid, k))  # fmt: skip
-        artifacts = sorted(a.path for d in ("results", "grids", "training")
-                           for a in client.list_artifacts(rid, d))  # fmt: skip
-        inputs = sorted((d.dataset.name, d.dataset.digest, tuple(t.value for t in d.tags))
-                        for d in r.inputs.dataset_inputs)  # fmt: skip
+        history = sorted(
+            (k, m.step, m.value) for k in r.data.metrics for m in client.get_metric_history(rid, k)
+        )
+        artifacts = sorted(
+            a.path for d in ("results", "grids", "training") for a in client.list_artifacts(rid, d)
+        )
+        inputs = sorted(
+            (d.dataset.name, d.dataset.digest, tuple(t.value for t in d.tags))
+            for d in r.inputs.dataset_inputs
+        )
         tags = {k: v for k, v in r.data.tags.items() if k.startswith("lsnf.")}
         out[r.data.tags["lsnf.run_key"]] = {
             "history": history,
@@ -142,14 +154,26 @@ def _mlflow_snapshot(uri: str, experiment: str) -> dict:
 def test_mlflow_runs_carry_tags_datasets_and_artifacts(tiny_run: Path) -> None:
     runs = _mlflow_snapshot(f"sqlite:///{tiny_run / 'results' / 'mlflow.db'}", "lsnf-tiny")
     flow = runs["tiny_anomaly/flow-digit1-seed0"]
-    assert flow["tags"] | {"lsnf.prior": "flow", "lsnf.seed": "0", "lsnf.held_out_digit": "1",
-                           "lsnf.experiment": "tiny_anomaly"} == flow["tags"]  # fmt: skip
+    assert (
+        flow["tags"]
+        | {
+            "lsnf.prior": "flow",
+            "lsnf.seed": "0",
+            "lsnf.held_out_digit": "1",
+            "lsnf.experiment": "tiny_anomaly",
+        }
+        == flow["tags"]
+    )
     assert runs["tiny_recovery/gaussian-sp30-seed0"]["tags"]["lsnf.mask"] == "sp30"
     names = {(name, context) for name, _, (context,) in flow["inputs"]}
     assert names == {("mnist/train/digit1", "training"), ("mnist/test/digit1", "evaluation")}
     assert all(len(digest) == 16 for _, digest, _ in flow["inputs"])
-    assert {"results/anomaly.json", "results/anomaly.examples.parquet", "grids/samples.png",
-            "training/data.json"} <= set(flow["artifacts"])  # fmt: skip
+    assert {
+        "results/anomaly.json",
+        "results/anomaly.examples.parquet",
+        "grids/samples.png",
+        "training/data.json",
+    } <= set(flow["artifacts"])
     assert {k for k, _, _ in flow["history"]} >= {"anomaly_auprc", "anomaly_auroc", "loss_g"}
     gen = runs["tiny_generation/ebm-seed0"]
     assert "results/fid.features.npz" in gen["artifacts"]
@@ -221,8 +245,9 @@ def _planned_jobs(work: Path, configfile: str) -> set[tuple[str, str]]:
 
 
 def _downstream_of_training(exp: str, runs: list[str], evals: list[str]) -> set[tuple[str, str]]:
-    jobs = {(rule, f"exp={exp}, run={run}") for run in runs
-            for rule in ("run_config", "train", *evals)}  # fmt: skip
+    jobs = {
+        (rule, f"exp={exp}, run={run}") for run in runs for rule in ("run_config", "train", *evals)
+    }
     return jobs | {("curves", f"exp={exp}"), ("tables", ""), ("all", "")}
 
 
@@ -240,7 +265,8 @@ def test_content_of_the_configs_decides_what_reruns(tiny_run: Path) -> None:
         run_config.write_text(original.replace("sigma: 0.3", "sigma: 0.5"))
         anomaly_runs = [f"{p}-digit1-seed0" for p in ("flow", "gaussian", "ebm")]
         assert _planned_jobs(tiny_run, tiny) == _downstream_of_training(
-            "tiny_anomaly", anomaly_runs, ["eval_anomaly", "sample_grid"])  # fmt: skip
+            "tiny_anomaly", anomaly_runs, ["eval_anomaly", "sample_grid"]
+        )
     finally:
         run_config.write_text(original)
     # 2. one experiment's `set:` (its own copy: the scenario shares one block by a YAML alias)
@@ -281,8 +307,9 @@ def test_slurm_profile_as_documented_dry_runs(tmp_path: Path) -> None:
     """`snakemake --cores all --profile slurm` from the repo root finds ./slurm (a link to
     profiles/slurm) and plans SLURM jobs with the GPU request for training."""
     work = _copy_project(tmp_path)
-    r = _snakemake(work, "-n", "--cores", "all", "--profile", "slurm",
-                   "--configfile", "config/paper.yaml")  # fmt: skip
+    r = _snakemake(
+        work, "-n", "--cores", "all", "--profile", "slurm", "--configfile", "config/paper.yaml"
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
     assert "gpu=1" in out and "mem_mb=32000" in out and "runtime=1440" in out  # config resources
@@ -292,8 +319,9 @@ def test_lint_finds_nothing_but_the_absent_conda_environments() -> None:
     """The rules declare no conda environments on purpose (README, "Software environment");
     every other lint would fail here."""
     r = _snakemake(ROOT, "--lint")
-    lints = [line.strip() for line in (r.stdout + r.stderr).splitlines()
-             if line.strip().startswith("* ")]  # fmt: skip
+    lints = [
+        line.strip() for line in (r.stdout + r.stderr).splitlines() if line.strip().startswith("* ")
+    ]
     assert lints, r.stdout[-3000:] + r.stderr[-3000:]
     assert set(lints) == {"* Specify a conda environment or container for each rule.:"}, lints
 

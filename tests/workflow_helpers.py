@@ -31,14 +31,20 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def snakemake(cwd: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess:  # fmt: skip
+def snakemake(
+    cwd: Path, *args: str, timeout: int = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run Snakemake in ``cwd`` (put targets before ``--configfile``: it takes every following
     word as a config file)."""
-    full_env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(ROOT),
-                **(env or {})}  # fmt: skip
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+    full_env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONPATH": str(ROOT),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [*SNAKEMAKE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def one_model_config(work: Path, mlflow: dict | None = None, **resources: dict) -> str:
@@ -47,8 +53,9 @@ def one_model_config(work: Path, mlflow: dict | None = None, **resources: dict) 
     import yaml
 
     cfg = yaml.safe_load((work / TINY).read_text())
-    cfg["experiments"] = {"tiny_generation": {**cfg["experiments"]["tiny_generation"],
-                                              "priors": ["flow"]}}  # fmt: skip
+    cfg["experiments"] = {
+        "tiny_generation": {**cfg["experiments"]["tiny_generation"], "priors": ["flow"]}
+    }
     cfg["mlflow"] = mlflow or {"enabled": False}
     cfg["resources"].update(resources)
     (work / "one.yaml").write_text(yaml.safe_dump(cfg))

@@ -28,11 +28,17 @@ class DomainCNN(nn.Module):
     def __init__(self, in_channels: int, n_classes: int, width: int = 32, features: int = 128):
         super().__init__()
         self.trunk = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(2 * width * 16, features), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(2 * width * 16, features),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(features, n_classes)
 
     def features(self, x: Tensor) -> Tensor:

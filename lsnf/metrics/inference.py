@@ -65,9 +65,15 @@ class InferenceSettings:
         return torch.Generator(device=next(model.parameters()).device).manual_seed(self.seed)
 
     def describe(self) -> dict[str, object]:
-        return {"steps": self.steps, "step_size": self.step_size, "noise": self.noise,
-                "init": "N(0, I)", "seed": self.seed, "batchnorm": self.batchnorm,
-                "batch_size": self.batch_size}  # fmt: skip
+        return {
+            "steps": self.steps,
+            "step_size": self.step_size,
+            "noise": self.noise,
+            "init": "N(0, I)",
+            "seed": self.seed,
+            "batchnorm": self.batchnorm,
+            "batch_size": self.batch_size,
+        }
 
 
 def infer_split(
@@ -89,8 +95,9 @@ def infer_split(
         x = to_model_scale(images_u8[start : start + settings.batch_size]).to(device)  # (B,C,H,W)
         zs, z, done = {}, None, 0
         for k in stops:  # continuing a trajectory draws the same noise as running it at once
-            z, _ = infer_posterior(model, x, k - done, settings.step_size, settings.noise, rng,
-                                   z0=z)  # fmt: skip
+            z, _ = infer_posterior(
+                model, x, k - done, settings.step_size, settings.noise, rng, z0=z
+            )
             zs[k], done = z, k
         yield x, zs
 

@@ -11,19 +11,22 @@ from lsnf import plan, tracking as lsnf_tracking
 from lsnf.results import examples_file
 from lsnf.config import DATA_KEY_PATTERN, MaskSpec, evaluation_args
 
-
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 EXPERIMENTS = plan.enabled_experiments(config)
 for _pair in config["versus"]:  # fail before any job, naming the key
     _bad = [e for e in _pair if e not in EXPERIMENTS]
     if _bad or EXPERIMENTS[_pair[0]]["task"] != EXPERIMENTS[_pair[1]]["task"]:
-        raise ValueError(f"versus: {_pair} must name two enabled experiments of one task "
-                         f"(unknown or disabled: {_bad})")
+        raise ValueError(
+            f"versus: {_pair} must name two enabled experiments of one task "
+            f"(unknown or disabled: {_bad})"
+        )
 
 # Rules call the `lsnf` CLI of the environment that runs Snakemake (the project's .venv, also
 # on SLURM, where jobs re-run Snakemake with the submitting interpreter): put its bin/ first.
 # No conda environments: README ("Software environment") says why.
-shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; ')
+shell.prefix(
+    f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
+)
 
 
 wildcard_constraints:
@@ -41,7 +44,9 @@ EVAL = "results/eval/{exp}/{run}"
 
 # Jobs whose MLflow logging failed append a line here; the run's end names them.
 TRACKING_FAILURES = "results/logs/mlflow-failures.jsonl"
-TRACKING_FAILURES_OFFSET = os.path.getsize(TRACKING_FAILURES) if os.path.exists(TRACKING_FAILURES) else 0
+TRACKING_FAILURES_OFFSET = (
+    os.path.getsize(TRACKING_FAILURES) if os.path.exists(TRACKING_FAILURES) else 0
+)
 
 
 def tracking(wildcards):
@@ -62,7 +67,9 @@ onstart:
     # SQLite store can otherwise be set up twice at once). Never fails the workflow.
     if config["mlflow"]["enabled"]:
         m = config["mlflow"]
-        lsnf_tracking.Tracker(m["tracking_uri"], m["experiment"], "", TRACKING_FAILURES).init_store()
+        lsnf_tracking.Tracker(
+            m["tracking_uri"], m["experiment"], "", TRACKING_FAILURES
+        ).init_store()
 
 
 def report_tracking_failures():
@@ -92,7 +99,8 @@ def eval_flags(name):
     """`lsnf eval <name>` flags from the experiment's `evaluation:` block (every setting that
     command takes; lsnf.config.EVALUATION_FIELDS says which)."""
     return lambda wildcards: " ".join(
-        shlex.quote(a) for a in evaluation_args(name, config["experiments"][wildcards.exp]["evaluation"])
+        shlex.quote(a)
+        for a in evaluation_args(name, config["experiments"][wildcards.exp]["evaluation"])
     )
 
 
@@ -140,8 +148,11 @@ def all_targets():
     targets = plan.evaluation_targets(config)
     targets += table_outputs()
     targets += [f"results/figures/{exp}_curves.png" for exp in EXPERIMENTS]
-    targets += [f"results/figures/{name}_test_steps.png" for name, exp in EXPERIMENTS.items()
-                if exp["task"] == "generation"]
+    targets += [
+        f"results/figures/{name}_test_steps.png"
+        for name, exp in EXPERIMENTS.items()
+        if exp["task"] == "generation"
+    ]
     return targets
 
 
@@ -170,6 +181,11 @@ def examples_of(result, arrays=False):
 
 def fid_floors():
     """The FID floor of each dataset with FID results (real test images vs its reference)."""
-    keys = sorted({plan.data_key(config, name) for name, exp in EXPERIMENTS.items()
-                   if exp["task"] == "generation"})
+    keys = sorted(
+        {
+            plan.data_key(config, name)
+            for name, exp in EXPERIMENTS.items()
+            if exp["task"] == "generation"
+        }
+    )
     return [f"results/fid/{key}/floor-{config['fid']['extractor']}.json" for key in keys]

@@ -8,12 +8,12 @@
 rule prepare_data:
     output:
         "results/data/{data}.json",
+    log:
+        "results/logs/prepare_data/{data}.log",
     params:
         digest=lambda w: plan.resolved_data_config(config, w.data).digest(),
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
-    log:
-        "results/logs/prepare_data/{data}.log",
     shell:
         "lsnf prepare-data {params.run_config} {params.sets} --out {output} > {log} 2>&1"
 
@@ -23,17 +23,17 @@ rule train_extractor:
         "results/data/{data}.json",
     output:
         "results/extractors/{data}.pt",
-    params:
-        run_config=lambda w: data_run_config(w.data),
-        sets=lambda w: data_sets(w.data),
-        epochs=config["fid"]["extractor_epochs"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
     log:
         "results/logs/train_extractor/{data}.log",
     benchmark:
         "results/benchmarks/train_extractor/{data}.tsv"
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        run_config=lambda w: data_run_config(w.data),
+        sets=lambda w: data_sets(w.data),
+        epochs=config["fid"]["extractor_epochs"],
     shell:
         "lsnf --threads {threads} train-extractor {params.run_config} {params.sets}"
         " --epochs {params.epochs} --out {output} > {log} 2>&1"
@@ -45,19 +45,19 @@ rule fid_reference:
         weights=lambda w: extractor_weights(w.data),
     output:
         "results/fid/{data}/{split}-{extractor}.npz",
+    log:
+        "results/logs/fid_reference/{data}-{split}-{extractor}.log",
+    benchmark:
+        "results/benchmarks/fid_reference/{data}-{split}-{extractor}.tsv"
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
         n=f"--n {config['fid']['reference_n']}" if config["fid"]["reference_n"] else "",
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
         device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
-    log:
-        "results/logs/fid_reference/{data}-{split}-{extractor}.log",
-    benchmark:
-        "results/benchmarks/fid_reference/{data}-{split}-{extractor}.tsv"
     shell:
         "lsnf --threads {threads} fid-stats {params.run_config} {params.sets}"
         " --split {wildcards.split} {params.n} --extractor {wildcards.extractor} {params.weights}"
@@ -73,19 +73,19 @@ rule fid_floor:
     output:
         result="results/fid/{data}/floor-{extractor}.json",
         features=examples_of("results/fid/{data}/floor-{extractor}.json", arrays=True),
+    log:
+        "results/logs/fid_floor/{data}-{extractor}.log",
+    benchmark:
+        "results/benchmarks/fid_floor/{data}-{extractor}.tsv"
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
         n=config["fid"]["n_samples"],
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
         device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
-    log:
-        "results/logs/fid_floor/{data}-{extractor}.log",
-    benchmark:
-        "results/benchmarks/fid_floor/{data}-{extractor}.tsv"
     shell:
         "lsnf --threads {threads} fid-floor {params.run_config} {params.sets} --split test"
         " --n {params.n} --stats {input.stats} --extractor {wildcards.extractor} {params.weights}"

@@ -8,17 +8,17 @@ rule eval_anomaly:
     output:
         result=f"{EVAL}/anomaly.json",
         examples=examples_of(f"{EVAL}/anomaly.json"),
-    params:
-        flags=eval_flags("anomaly"),
-        track=tracking,
-        device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
     log:
         job_log("eval_anomaly"),
     benchmark:
         job_benchmark("eval_anomaly")
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        flags=eval_flags("anomaly"),
+        track=tracking,
+        device=config["device"],
     shell:
         "lsnf --threads {threads} eval anomaly {input} --out {output.result} {params.flags}"
         " --device {params.device} {params.track} > {log} 2>&1"

@@ -12,6 +12,13 @@ rule eval_fid:
     output:
         result=f"{EVAL}/fid.json",
         features=examples_of(f"{EVAL}/fid.json", arrays=True),
+    log:
+        job_log("eval_fid"),
+    benchmark:
+        job_benchmark("eval_fid")
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
     params:
         extractor=config["fid"]["extractor"],
         n=config["fid"]["n_samples"],
@@ -19,13 +26,6 @@ rule eval_fid:
         flags=eval_flags("fid"),
         track=tracking,
         device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
-    log:
-        job_log("eval_fid"),
-    benchmark:
-        job_benchmark("eval_fid")
     shell:
         "lsnf --threads {threads} eval fid {input.model} --stats {input.stats}"
         " --extractor {params.extractor} {params.weights} --n {params.n} {params.flags}"

@@ -12,17 +12,17 @@ rule sample_grid:
             subcategory="{exp}",
             labels={"model": "{run}"},
         ),
-    params:
-        flags=eval_flags("samples"),
-        track=tracking,
-        device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
     log:
         job_log("sample_grid"),
     benchmark:
         job_benchmark("sample_grid")
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        flags=eval_flags("samples"),
+        track=tracking,
+        device=config["device"],
     shell:
         "lsnf --threads {threads} eval samples {input} {params.flags} --device {params.device}"
         " --out {output} {params.track} > {log} 2>&1"

@@ -15,18 +15,18 @@ rule eval_inpainting:
             subcategory="{exp}",
             labels={"model": "{run}", "mask": "{mask}"},
         ),
+    log:
+        job_log("eval_inpainting", "{exp}/{run}-{mask}"),
+    benchmark:
+        job_benchmark("eval_inpainting", "{exp}/{run}-{mask}")
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
     params:
         mask=mask_flags,
         flags=eval_flags("inpaint"),
         track=tracking,
         device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
-    log:
-        job_log("eval_inpainting", "{exp}/{run}-{mask}"),
-    benchmark:
-        job_benchmark("eval_inpainting", "{exp}/{run}-{mask}")
     shell:
         "lsnf --threads {threads} eval inpaint {input} --out {output.result} --grid {output.grid}"
         " {params.mask} {params.flags} --device {params.device} {params.track} > {log} 2>&1"

@@ -15,17 +15,17 @@ rule eval_reconstruction:
             subcategory="{exp}",
             labels={"model": "{run}"},
         ),
-    params:
-        flags=eval_flags("recon"),
-        track=tracking,
-        device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
     log:
         job_log("eval_reconstruction"),
     benchmark:
         job_benchmark("eval_reconstruction")
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        flags=eval_flags("recon"),
+        track=tracking,
+        device=config["device"],
     shell:
         "lsnf --threads {threads} eval recon {input} --out {output.result} --grid {output.grid}"
         " {params.flags} --device {params.device} {params.track} > {log} 2>&1"

@@ -15,17 +15,17 @@ rule eval_recovery:
             subcategory="{exp}",
             labels={"model": "{run}"},
         ),
-    params:
-        flags=eval_flags("recover"),
-        track=tracking,
-        device=config["device"],
-    threads: config["threads"]["evaluate"]
-    resources:
-        **job_resources("evaluate"),
     log:
         job_log("eval_recovery"),
     benchmark:
         job_benchmark("eval_recovery")
+    threads: config["threads"]["evaluate"]
+    resources:
+        **job_resources("evaluate"),
+    params:
+        flags=eval_flags("recover"),
+        track=tracking,
+        device=config["device"],
     shell:
         "lsnf --threads {threads} eval recover {input} --out {output.result} --grid {output.grid}"
         " {params.flags} --device {params.device} {params.track} > {log} 2>&1"

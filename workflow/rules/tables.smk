@@ -7,21 +7,26 @@ rule tables:
     input:
         results=[p for p in plan.evaluation_targets(config) if p.endswith(".json")],
         floors=fid_floors(),
-        curves=[f"results/models/{name}/{r.id}/metrics.jsonl"
-                for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)],
+        curves=[
+            f"results/models/{name}/{r.id}/metrics.jsonl"
+            for name, exp in EXPERIMENTS.items()
+            for r in plan.runs(exp)
+        ],
         reference="config/paper_reference.yaml",
     output:
         tables=[
-            report(p, caption=f"../report/{table_caption(p)}.rst", category=table_category(p))
-            if p.endswith(".csv")
-            else p
+            (
+                report(p, caption=f"../report/{table_caption(p)}.rst", category=table_category(p))
+                if p.endswith(".csv")
+                else p
+            )
             for p in table_outputs()
         ],
         measurements="results/tables/measurements.csv",
-    params:
-        versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
     log:
         "results/logs/tables.log",
+    params:
+        versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
     shell:
         "lsnf tables --reference {input.reference} --out-dir results/tables {input.results}"
         " --floors {input.floors} --results-dir results {params.versus} > {log} 2>&1"
@@ -45,8 +50,7 @@ rule test_steps_curve:
 rule curves:
     input:
         lambda w: [
-            f"results/models/{w.exp}/{r.id}/metrics.jsonl"
-            for r in plan.runs(EXPERIMENTS[w.exp])
+            f"results/models/{w.exp}/{r.id}/metrics.jsonl" for r in plan.runs(EXPERIMENTS[w.exp])
         ],
     output:
         report(

@@ -16,10 +16,10 @@ localrules:
 rule run_config:
     output:
         RUN_CONFIG,
-    params:
-        digest=lambda w: plan.resolved_run_config(config, w.exp, w.run).digest(),
     log:
         job_log("run_config"),
+    params:
+        digest=lambda w: plan.resolved_run_config(config, w.exp, w.run).digest(),
     run:
         plan.write_run_config(config, wildcards.exp, wildcards.run, output[0])
 
@@ -31,16 +31,16 @@ rule train:
     output:
         model=MODEL,
         curve="results/models/{exp}/{run}/metrics.jsonl",
-    params:
-        track=tracking,
-        out=lambda w: f"results/models/{w.exp}/{w.run}",
-    threads: config["threads"]["train"]
-    resources:
-        **job_resources("train"),
     log:
         job_log("train"),
     benchmark:
         job_benchmark("train")
+    threads: config["threads"]["train"]
+    resources:
+        **job_resources("train"),
+    params:
+        track=tracking,
+        out=lambda w: f"results/models/{w.exp}/{w.run}",
     shell:
         "lsnf --threads {threads} train {input.config} --out {params.out} --restart-if-changed"
         " {params.track} > {log} 2>&1"
