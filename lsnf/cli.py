@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, get_args
 
@@ -33,8 +34,14 @@ def _add_fields(p: Any, model: Any, flags: dict[str, str], prefix: str = "") -> 
 
 
 def _tracking_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--run-key",
+        metavar="EXPERIMENT/RUN",
+        help="which model this is (e.g. mnist_anomaly/flow-digit1-seed0): recorded in every "
+        "result, which the tables need, and the MLflow run tag lsnf.run_key",
+    )
     g = p.add_argument_group("MLflow tracking (best effort; result files are the truth)")
-    g.add_argument("--run-key", help="MLflow run tag lsnf.run_key; enables tracking")
+    g.add_argument("--track", action="store_true", help="log into MLflow (needs --run-key)")
     g.add_argument(
         "--mlflow-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
@@ -181,9 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _tracker(args: argparse.Namespace) -> Any:
-    """A :class:`lsnf.tracking.Tracker` if ``--run-key`` asks for tracking, else None."""
+    """A :class:`lsnf.tracking.Tracker` of the run ``--run-key`` if ``--track``, else None."""
     from lsnf.tracking import open_tracker
 
+    if not args.track:
+        return None
+    if not args.run_key:
+        raise UserError("--track needs --run-key EXPERIMENT/RUN: the MLflow run to log into")
     return open_tracker(
         args.run_key, args.mlflow_uri, args.mlflow_experiment, args.mlflow_failure_log
     )
@@ -198,9 +209,10 @@ def _given(args: argparse.Namespace, model: Any, prefix: str = "") -> dict[str, 
 def cmd_eval(args: argparse.Namespace) -> None:
     from lsnf import evaluate
     from lsnf.checkpoint import load_model
-    from lsnf.results import save_outcome
+    from lsnf.results import identify, save_outcome
 
     ev = config.validated(config.EvaluationConfig, _given(args, config.EvaluationConfig), "options")
+    tracker = _tracker(args)  # before the work: a tracking flag error costs nothing
     trained = load_model(args.checkpoint, device=args.device, data_root=args.data_root)
     extra: dict[str, Any] = {"split": args.split} if hasattr(args, "split") else {}
     if args.metric == "recon":
@@ -217,17 +229,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
             n=args.n_samples,
         )
     outcome = evaluate.EVALUATIONS[args.metric](trained, ev, **extra)
+    if outcome.record is not None:
+        outcome = replace(outcome, record=identify(outcome.record, args.run_key, trained.config))
     samples = args.metric == "samples"  # its --out is the grid
     files = save_outcome(
         outcome, None if samples else args.out, args.out if samples else getattr(args, "grid", None)
     )
-    if (tracker := _tracker(args)) is not None:
+    if tracker is not None:
         tracker.log_outcome(outcome.record, files)
     print(f"[lsnf] {outcome.summary}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lsnf.train import MODEL_NAME, fit
+    from lsnf import layout
+    from lsnf.train import fit
 
     cfg = config.load_config(args.config, args.set)
     if (tracker := _tracker(args)) is not None:
@@ -240,7 +255,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     if tracker is not None:
         tracker.log_training_end(Path(args.out))
-    print(f"[lsnf] trained: {Path(args.out) / MODEL_NAME}")
+    print(f"[lsnf] trained: {Path(args.out) / layout.MODEL}")
 
 
 def cmd_data(args: argparse.Namespace) -> None:

@@ -3,18 +3,20 @@
 Per model: training time (the sum of its epochs' seconds in ``metrics.jsonl``, so a resumed run
 counts every epoch once), training throughput (images/s, mean over epochs), the training job's
 peak resident memory, and the wall time of each evaluation job. Memory and job wall times come
-from Snakemake's per-job benchmark files (``results/benchmarks/<rule>/<experiment>/<run>*.tsv``:
+from Snakemake's per-job benchmark files (:func:`lsnf.layout.benchmark`:
 the job's last attempt, on the machine that ran it); a model trained outside the workflow has
 none, and those cells stay empty.
 """
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from lsnf import layout
 from lsnf.io import read_json_lines
 
 __all__ = ["cost_table"]
@@ -31,11 +33,11 @@ def _benchmark(path: Path) -> dict[str, float]:
 def cost_table(models: pd.DataFrame, results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per model of ``models`` (columns experiment, run and its label ``model``):
     (numeric, display)."""
-    root = Path(results_dir)
+    root = str(results_dir)
     numeric = []
     for _, m in models.drop_duplicates(["experiment", "run"]).iterrows():
         exp, run = m["experiment"], m["run"]
-        epochs = read_json_lines(root / "models" / exp / run / "metrics.jsonl")
+        epochs = read_json_lines(layout.curve(exp, run, root))
         seconds = [e["seconds"] for e in epochs if "seconds" in e]
         speed = [e["images_per_s"] for e in epochs if "images_per_s" in e]
         row: dict[str, Any] = {
@@ -44,13 +46,21 @@ def cost_table(models: pd.DataFrame, results_dir: str | Path) -> tuple[pd.DataFr
             "train_s": sum(seconds) if seconds else float("nan"),
             "train_images_per_s": sum(speed) / len(speed) if speed else float("nan"),
         }
-        train = root / "benchmarks" / TRAIN_RULE / exp / f"{run}.tsv"
+        train = Path(layout.benchmark(TRAIN_RULE, f"{exp}/{run}", root))
         row["train_peak_rss_mb"] = _benchmark(train)["max_rss"] if train.is_file() else float("nan")
-        for bench in sorted((root / "benchmarks").glob(f"*/{exp}/{run}*.tsv")):
-            rule, suffix = bench.parent.parent.name, bench.stem[len(run) :]
-            if rule == TRAIN_RULE or (suffix and not suffix.startswith("-")):
-                continue  # another run whose id starts with this one's
-            row[f"{rule}{suffix}_s"] = _benchmark(bench)["s"]
+        # every other job of this model: {rule}/{exp}/{run}.tsv, column {rule}; or, a job per
+        # condition (an inpainting mask), {rule}/{exp}/{run}/{x}.tsv, column {rule}-{x}
+        jobs = {
+            b: f"{Path(b).parents[1].name}"
+            for b in glob.glob(layout.benchmark("*", f"{exp}/{run}", root))
+        }
+        jobs |= {
+            b: f"{Path(b).parents[2].name}-{Path(b).stem}"
+            for b in glob.glob(layout.benchmark("*", f"{exp}/{run}/*", root))
+        }
+        for bench, column in sorted(jobs.items()):
+            if column != TRAIN_RULE:
+                row[f"{column}_s"] = _benchmark(Path(bench))["s"]
         numeric.append(row)
     num = pd.DataFrame(numeric)
     titles = {

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from lsnf import layout
 from lsnf.config import (
     MASK_TAG_PATTERN,
     PRIOR_KINDS,
@@ -33,6 +34,7 @@ __all__ = [
     "EVALUATIONS",
     "MASK_TAG_PATTERN",
     "RUN_PATTERN",
+    "SAMPLES_GRID",
     "Run",
     "data_key",
     "data_overrides",
@@ -59,9 +61,10 @@ _RUN_RE = re.compile(
 
 # evaluation outputs (relative to results/eval/{exp}/{run}/) per task; "{mask}" expands to the
 # experiment's mask tags
+SAMPLES_GRID = "samples.png"  # a model's grid of ancestral samples
 EVALUATIONS: dict[str, list[str]] = {
-    "anomaly": ["anomaly.json", "samples.png"],
-    "generation": ["recon.json", "fid.json", "samples.png"],
+    "anomaly": ["anomaly.json", SAMPLES_GRID],
+    "generation": ["recon.json", "fid.json", SAMPLES_GRID],
     "inpainting": ["inpaint-{mask}.json", "inpaint-{mask}.png"],
     "recovery": ["recover.json", "recover.png"],
 }
@@ -207,7 +210,7 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
             for tag in (tags if "{mask}" in f else [""])
         ]
         for run in runs(exp):
-            out += [f"results/eval/{name}/{run.id}/{f}" for f in files]
+            out += [layout.result(name, run.id, f) for f in files]
     return out
 
 

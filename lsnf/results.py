@@ -3,9 +3,10 @@
 Fields: metric, value, n, dataset, data (source, split, protocol, held-out digit, ...,
 SHA-256 of the images), model (prior, generator), seed, precision (and TF32), the SHA-256 of the
 resolved run config, checkpoint path and SHA-256, lsnf version, time, plus what the evaluation
-adds (inference settings, feature extractor, mask, ...). The JSON files are the
-source of truth; MLflow and the tables copy them. :func:`save_outcome` writes an evaluation's
-result and its grid.
+adds (inference settings, feature extractor, mask, ...), and its ``identity`` (experiment, run,
+prior, seed, held-out digit, mask: :func:`identify`), by which the tables group results. The
+JSON files are the source of truth; MLflow and the tables copy them. :func:`save_outcome` writes
+an evaluation's result and its grid.
 
 Beside each JSON, its **per-example values** (``examples`` in the record: file name and
 SHA-256), from which a table cell, its interval and a paired comparison are recomputed without
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsnf import __version__
+from lsnf import __version__, layout
 from lsnf.io import atomic_write_json
 
 if TYPE_CHECKING:
@@ -36,23 +37,17 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from lsnf.checkpoint import TrainedModel
+    from lsnf.config import RunConfig
 
 __all__ = [
     "Grid",
     "Outcome",
-    "examples_file",
+    "identify",
     "make_result",
     "read_examples",
     "save_outcome",
     "stamp",
 ]
-
-
-def examples_file(result_name: str, arrays: bool = False) -> str:
-    """The per-example file beside result ``result_name``: a table (``anomaly.json`` ->
-    ``anomaly.examples.parquet``) or, for FID, arrays (``fid.json`` -> ``fid.features.npz``)."""
-    stem = result_name.removesuffix(".json")
-    return f"{stem}.features.npz" if arrays else f"{stem}.examples.parquet"
 
 
 def make_result(
@@ -87,6 +82,26 @@ def make_result(
     }
     record.update(extra)
     return record
+
+
+def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dict[str, Any]:
+    """``record`` with its ``identity``: the experiment and run of ``run_key``
+    (``{experiment}/{run}``; None when not given), the model's prior and seed, and its condition
+    (held-out digit under the anomaly protocol; the mask of an inpainting result, or the
+    corruption a recovery model learned from). The tables group results by it alone."""
+    from lsnf.config import MaskSpec
+
+    experiment, _, run = (run_key or "").partition("/")
+    mask = record.get("mask")
+    identity = {
+        "experiment": experiment or None,
+        "run": run or None,
+        "prior": cfg.prior.kind,
+        "seed": cfg.seed,
+        "held_out_digit": cfg.data.held_out_digit if cfg.data.protocol == "anomaly" else None,
+        "mask": MaskSpec(**mask).tag if mask else None,
+    }
+    return {**record, "identity": identity}
 
 
 def stamp() -> dict[str, str]:
@@ -167,7 +182,7 @@ def save_outcome(outcome: Outcome, out: str | Path | None, grid: str | Path | No
         record = outcome.record
         if outcome.examples is not None:
             arrays = isinstance(outcome.examples, dict)
-            path = Path(out).with_name(examples_file(Path(out).name, arrays))
+            path = Path(layout.examples(str(out), arrays))
             _write_examples(path, outcome.examples)
             record = {**record, "examples": {"file": path.name, "sha256": sha256(path)}}
             written.append(path)

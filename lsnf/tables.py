@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lsnf.config import PRIOR_KINDS, MaskSpec
+from lsnf import layout
+from lsnf.config import PRIOR_KINDS
+from lsnf.errors import UserError
 from lsnf.io import atomic_write_text, read_json
 from lsnf.stats import REPLICATES, percentile_interval, seed_interval
 from lsnf.uncertainty import Replicates
@@ -42,12 +44,18 @@ assert tuple(PRIOR_NAMES) == PRIOR_KINDS, "a table label per prior kind of lsnf.
 
 
 def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per result file at ``results/eval/{experiment}/{run}/{name}.json``."""
+    """One row per result file, identified by its record's ``identity``
+    (:func:`lsnf.results.identify`)."""
     rows = []
     for p in map(Path, paths):
         r = read_json(p)
+        who = r.get("identity") or {}
+        if not who.get("experiment") or not who.get("run"):
+            raise UserError(
+                f"{p} does not record its experiment and run (written by an older lsnf, or by "
+                f"`lsnf eval` without --run-key EXPERIMENT/RUN); rerun that evaluation with it"
+            )
         extractor = r.get("feature_extractor", {}).get("name")
-        mask = r.get("mask")
         references = {
             f"ref_{kind}_{k}": v
             for kind, cell in r.get("reference_scores", {}).items()
@@ -55,15 +63,15 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
         }
         rows.append(
             {
-                "experiment": p.parts[-3],
-                "run": p.parts[-2],
-                "prior": r["model"]["prior"],
-                "seed": r["seed"],
+                "experiment": who["experiment"],
+                "run": who["run"],
+                "prior": who["prior"],
+                "seed": who["seed"],
                 "precision": r.get("precision"),
                 "tf32": r.get("tf32"),
                 "dataset": r["dataset"],
                 "source": r["data"].get("source"),
-                "held_out_digit": r["data"].get("held_out_digit"),
+                "held_out_digit": who["held_out_digit"],
                 "data_key": r.get("data_key"),
                 "metric": r["metric"],
                 "extractor": extractor,
@@ -73,7 +81,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
                 "test_steps": r.get("inference", {}).get("steps"),
                 "noise": r.get("inference", {}).get("noise"),
                 "batchnorm": r.get("inference", {}).get("batchnorm"),
-                "mask": MaskSpec(**mask).tag if mask else None,
+                "mask": who["mask"],
                 "psnr": r.get("psnr"),
                 "ssim": r.get("ssim"),
                 "checkpoint_sha256": r["checkpoint_sha256"],
@@ -436,11 +444,15 @@ def load_floors(paths: list[str | Path]) -> pd.DataFrame:
 
 def _write(out_dir: Path, name: str, numeric: pd.DataFrame, display: pd.DataFrame) -> list[Path]:
     """One table as CSV (numbers), Markdown and LaTeX (display strings)."""
-    atomic_write_text(out_dir / f"{name}.csv", numeric.to_csv(index=False))
-    markdown = display.to_markdown(index=False, disable_numparse=True)
-    atomic_write_text(out_dir / f"{name}.md", markdown + "\n")
-    atomic_write_text(out_dir / f"{name}.tex", display.to_latex(index=False, escape=True))
-    return [out_dir / f"{name}.{ext}" for ext in ("csv", "md", "tex")]
+    texts = {
+        "csv": numeric.to_csv(index=False),
+        "md": display.to_markdown(index=False, disable_numparse=True) + "\n",
+        "tex": display.to_latex(index=False, escape=True),
+    }
+    assert tuple(texts) == layout.TABLE_FORMATS
+    for ext, text in texts.items():
+        atomic_write_text(out_dir / layout.table_file(name, ext), text)
+    return [out_dir / layout.table_file(name, ext) for ext in texts]
 
 
 def write_tables(
@@ -448,7 +460,7 @@ def write_tables(
     reference_path: str | Path,
     out_dir: str | Path,
     floor_files: list[str | Path] = (),  # type: ignore[assignment]
-    results_dir: str | Path = "results",
+    results_dir: str | Path = layout.ROOT,
     versus: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> list[Path]:
     """Write the comparison table, every table whose metric appears in the results, the cost
@@ -461,7 +473,7 @@ def write_tables(
     floors = load_floors(list(floor_files))
     reference = yaml.safe_load(Path(reference_path).read_text())
     reps = Replicates()
-    written = [out_dir / "measurements.csv"]
+    written = [out_dir / layout.table_file("measurements", "csv")]
     atomic_write_text(written[0], df.to_csv(index=False))
     builders = {
         "comparison": (lambda d: comparison_table(d, reps, _setting), set(df.get("metric", []))),

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lsnf import layout
+
 __all__ = [
     "Tracker",
     "dataset_input",
@@ -274,10 +276,10 @@ class Tracker:
     def log_training_end(self, run_dir: Path) -> None:
         """A finished training run: its training split as a dataset input, its curves, resolved
         config and data provenance, and the run's end."""
-        data = run_dir / "data.json"
+        data = run_dir / layout.DATA
         if data.is_file():
             self.log_inputs([dataset_input(json.loads(data.read_text()), "training")])
-        self.log_artifacts([run_dir / "metrics.jsonl", run_dir / "config.yaml", data], "training")
+        self.log_artifacts([run_dir / layout.METRICS, run_dir / layout.CONFIG, data], "training")
         self.set_terminated()
 
     def log_inputs(self, inputs: list[Any]) -> None:
@@ -372,42 +374,38 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
     from lsnf.config import load_config
     from lsnf.errors import UserError
     from lsnf.io import read_json_lines
+    from lsnf.plan import SAMPLES_GRID
 
     if not uri:
         raise UserError("lsnf track sync needs --mlflow-uri or $MLFLOW_TRACKING_URI")
-    root = Path(results_dir)
-    keys = sorted(
-        {
-            f"{p.parent.name}/{p.name}"
-            for base in ("models", "eval")
-            for p in (root / base).glob("*/*")
-            if p.is_dir()
-        }
-    )
-    if not keys:
+    root = str(results_dir)
+    runs = layout.runs_on_disk(root)
+    if not runs:
         raise UserError(f"{root} holds no models/ or eval/ runs to sync")
     failed = []
-    for key in keys:
+    for exp, run in runs:
+        key = f"{exp}/{run}"
         tracker = Tracker(uri, experiment, key)
-        model_dir = root / "models" / key
-        if (model_dir / "config.yaml").is_file():
-            tracker.log_run_config(load_config(model_dir / "config.yaml"))
-            for row in read_json_lines(model_dir / "metrics.jsonl"):
+        model_dir = Path(layout.model_dir(exp, run, root))
+        if (model_dir / layout.CONFIG).is_file():
+            tracker.log_run_config(load_config(model_dir / layout.CONFIG))
+            for row in read_json_lines(model_dir / layout.METRICS):
                 tracker.log_epoch(int(row["epoch"]), row)
-            if (model_dir / "model.pt").is_file():
+            if (model_dir / layout.MODEL).is_file():
                 tracker.log_training_end(model_dir)
-        for result in sorted((root / "eval" / key).glob("*.json")):
+        for result in sorted(Path(layout.eval_dir(exp, run, root)).glob("*.json")):
             record = json.loads(result.read_text())
             examples = result.with_name(record.get("examples", {}).get("file", result.name))
             files = [examples, result, result.with_suffix(".png")]
             tracker.log_outcome(record, list(dict.fromkeys(f for f in files if f.is_file())))
-        if (root / "eval" / key / "samples.png").is_file():
-            tracker.log_outcome(None, [root / "eval" / key / "samples.png"])
+        samples = Path(layout.result(exp, run, SAMPLES_GRID, root))
+        if samples.is_file():
+            tracker.log_outcome(None, [samples])
         if tracker.disabled:
             failed.append(key)
     if failed:
         raise UserError(
-            f"MLflow logging failed for {len(failed)} of {len(keys)} runs "
+            f"MLflow logging failed for {len(failed)} of {len(runs)} runs "
             f"({', '.join(failed)}); see the warnings above, then sync again"
         )
-    return f"[lsnf] synced {len(keys)} runs into {uri} (experiment {experiment})"
+    return f"[lsnf] synced {len(runs)} runs into {uri} (experiment {experiment})"

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lsnf import layout
 from lsnf.checkpoint import load_checkpoint, save_checkpoint
 from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
@@ -35,9 +36,6 @@ from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
 from lsnf.pixels import to_model_scale
 
 __all__ = [
-    "CHECKPOINT_NAME",
-    "DATA_NAME",
-    "MODEL_NAME",
     "NonFiniteError",
     "Trainer",
     "check_data_shape",
@@ -45,11 +43,6 @@ __all__ = [
     "learning_iteration",
 ]
 
-CHECKPOINT_NAME = "checkpoint.pt"  # rewritten every epoch
-MODEL_NAME = "model.pt"  # written once, when every epoch is done: the complete output
-METRICS_NAME = "metrics.jsonl"  # one line per completed epoch
-CONFIG_NAME = "config.yaml"  # the resolved run config
-DATA_NAME = "data.json"  # the training split's provenance and images' SHA-256
 
 # Wall-clock figures of an epoch: in metrics.jsonl only, never in a checkpoint, so that identical
 # runs write identical model.pt bytes (and identical checkpoint SHA-256s in their results).
@@ -180,7 +173,7 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.run_dir / CHECKPOINT_NAME
+        return self.run_dir / layout.CHECKPOINT
 
     def state(self) -> dict[str, Any]:
         return {
@@ -206,7 +199,7 @@ class Trainer:
                 file=sys.stderr,
             )
             self.checkpoint_path.unlink()
-            (self.run_dir / METRICS_NAME).unlink(missing_ok=True)
+            (self.run_dir / layout.METRICS).unlink(missing_ok=True)
             return
         if diff:
             raise UserError(
@@ -220,7 +213,7 @@ class Trainer:
             sched.load_state_dict(s)
         self.rng.set_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
-        self.history = _with_timings(list(state["history"]), self.run_dir / METRICS_NAME)
+        self.history = _with_timings(list(state["history"]), self.run_dir / layout.METRICS)
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
 
     def _fail(self, what: str, epoch: int, iteration: int) -> None:
@@ -305,8 +298,8 @@ class Trainer:
         import yaml
 
         config_text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        atomic_write_text(self.run_dir / CONFIG_NAME, config_text)
-        atomic_write_json(self.run_dir / DATA_NAME, self.data.describe())
+        atomic_write_text(self.run_dir / layout.CONFIG, config_text)
+        atomic_write_json(self.run_dir / layout.DATA, self.data.describe())
         while self.epoch < self.cfg.train.epochs:
             stats = self.train_epoch()
             for sched in self.schedulers:
@@ -314,11 +307,11 @@ class Trainer:
             self.epoch += 1
             self.history.append(stats)
             save_checkpoint(self.checkpoint_path, self.state())
-            atomic_write_json_lines(self.run_dir / METRICS_NAME, self.history)
+            atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.epoch, stats)
-        atomic_write_json_lines(self.run_dir / METRICS_NAME, self.history)
-        save_checkpoint(self.run_dir / MODEL_NAME, self.state())
+        atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
+        save_checkpoint(self.run_dir / layout.MODEL, self.state())
         return self.model
 
 

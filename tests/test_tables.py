@@ -33,6 +33,7 @@ def _anomaly(
     strength: float,
     n: int = 300,
     same_as: str | None = None,
+    exp: str = "x",
 ) -> Path:
     """An anomaly result of a constructed scorer: labels and ink fixed per digit (the same test
     split for every run), scores = strength * label + noise of this run (or of ``same_as``)."""
@@ -58,15 +59,22 @@ def _anomaly(
         "inference": {"steps": 50, "noise": False},
         "checkpoint_sha256": "0" * 64,
         "reference_scores": floors,
+        "identity": _who(exp, f"{prior}-digit{digit}-seed{seed}", prior, seed, digit),
     }
     examples = pd.DataFrame({"example": np.arange(n), "label": labels, "score": scores, "ink": ink})
-    path = root / f"eval/x/{prior}-digit{digit}-seed{seed}/anomaly.json"
+    path = root / f"eval/{exp}/{prior}-digit{digit}-seed{seed}/anomaly.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_outcome(Outcome(record, None, "", examples), path, None)
     return path
 
 
-def _recon(root: Path, prior: str, scale: float, n: int = 200) -> Path:
+def _who(exp: str, run: str, prior: str, seed: int, digit: int | None = None) -> dict:
+    """A result's identity (lsnf.results.identify)."""
+    keys = ("experiment", "run", "prior", "seed", "held_out_digit", "mask")
+    return dict(zip(keys, (exp, run, prior, seed, digit, None), strict=True))
+
+
+def _recon(root: Path, prior: str, scale: float, n: int = 200, exp: str = "g") -> Path:
     """A reconstruction result whose per-image errors are ``scale`` times shared ones."""
     errors = scale * np.random.default_rng(7).exponential(0.05, n)
     record = {
@@ -79,8 +87,9 @@ def _recon(root: Path, prior: str, scale: float, n: int = 200) -> Path:
         "model": {"prior": prior},
         "inference": {"steps": 50, "noise": False},
         "checkpoint_sha256": "0" * 64,
+        "identity": _who(exp, f"{prior}-seed0", prior, 0),
     }
-    path = root / f"eval/g/{prior}-seed0/recon.json"
+    path = root / f"eval/{exp}/{prior}-seed0/recon.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     examples = pd.DataFrame({"example": np.arange(n), "mse": errors})
     save_outcome(Outcome(record, None, "", examples), path, None)
@@ -99,6 +108,7 @@ def _fid(root: Path, prior: str, value: float) -> Path:
         "model": {"prior": prior},
         "feature_extractor": {"name": "lsnf-domain-cnn"},
         "checkpoint_sha256": "0" * 64,
+        "identity": _who("g", f"{prior}-seed0", prior, 0),
     }
     path = root / f"eval/g/{prior}-seed0/fid.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +217,7 @@ def test_cost_table_reads_training_metrics_and_benchmarks(tmp_path: Path) -> Non
     for rule, name, s, rss in [
         ("train", "flow-seed0", 30.5, 900.0),
         ("eval_reconstruction", "flow-seed0", 7.25, 500.0),
-        ("eval_inpainting", "flow-seed0-center", 3.0, 400.0),
+        ("eval_inpainting", "flow-seed0/center", 3.0, 400.0),  # a job per mask
         ("eval_reconstruction", "flow-seed01", 99.0, 1.0),
     ]:  # another run
         bench = tmp_path / f"benchmarks/{rule}/g/{name}.tsv"
@@ -225,15 +235,31 @@ def test_versus_compares_two_experiments_per_prior(tmp_path: Path) -> None:
     files = []
     for exp, scale in (("a", 0.8), ("b", 1.0), ("c", 1.0)):
         for prior in ("flow", "gaussian"):
-            path = _recon(tmp_path, prior, scale)
-            moved = tmp_path / f"eval/{exp}/{prior}-seed0/recon.json"
-            moved.parent.mkdir(parents=True, exist_ok=True)
-            for f in path.parent.iterdir():
-                f.rename(moved.parent / f.name)
-            files.append(moved)
+            files.append(_recon(tmp_path, prior, scale, exp=exp))
     write_tables(files, REFERENCE, tmp_path / "tables", versus=[("a", "b"), ("c", "b")])
     df = pd.read_csv(tmp_path / "tables/versus.csv").set_index(["comparison", "prior"])
     assert df.loc[("a − b", "flow"), "verdict"] == "better"  # 0.8x the errors on every image
     same = df.loc[("c − b", "gaussian")]
     assert same["difference"] == 0 and same["verdict"] == "indistinguishable"
     assert "A" in (tmp_path / "tables/versus.md").read_text()
+
+
+def test_results_are_identified_by_their_records_not_their_paths(tmp_path: Path) -> None:
+    """A result moved anywhere keeps its experiment and run; one without them is refused."""
+    moved = []
+    for prior in ("flow", "gaussian"):
+        path = _recon(tmp_path, prior, 1.0, exp="g")
+        elsewhere = tmp_path / "copied" / prior
+        elsewhere.mkdir(parents=True)
+        for f in path.parent.iterdir():
+            f.rename(elsewhere / f.name)
+        moved.append(elsewhere / path.name)
+    write_tables(moved, REFERENCE, tmp_path / "tables")
+    measurements = pd.read_csv(tmp_path / "tables/measurements.csv")
+    assert set(measurements["experiment"]) == {"g"}
+    assert set(measurements["run"]) == {"flow-seed0", "gaussian-seed0"}
+    record = json.loads(moved[0].read_text())
+    del record["identity"]
+    moved[0].write_text(json.dumps(record))
+    with pytest.raises(UserError, match="does not record its experiment and run.*--run-key"):
+        write_tables(moved, REFERENCE, tmp_path / "tables")

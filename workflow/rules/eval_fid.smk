@@ -4,14 +4,11 @@
 rule eval_fid:
     input:
         model=MODEL,
-        stats=lambda w: (
-            f"results/fid/{plan.data_key(config, w.exp)}/{config['fid']['reference_split']}-"
-            f"{config['fid']['extractor']}.npz"
-        ),
+        stats=lambda w: fid_reference(plan.data_key(config, w.exp)),
         weights=lambda w: extractor_weights(plan.data_key(config, w.exp)),
     output:
-        result=f"{EVAL}/fid.json",
-        features=examples_of(f"{EVAL}/fid.json", arrays=True),
+        result=result("fid.json"),
+        features=layout.examples(result("fid.json"), arrays=True),
     log:
         job_log("eval_fid"),
     benchmark:
@@ -24,10 +21,10 @@ rule eval_fid:
         n=config["fid"]["n_samples"],
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
         flags=eval_flags("fid"),
-        track=tracking,
+        run=run_flags,
         device=config["device"],
     shell:
         "lsnf --threads {threads} eval fid {input.model} --stats {input.stats}"
         " --extractor {params.extractor} {params.weights} --n {params.n} {params.flags}"
         f" {FID_DOWNLOAD}"
-        " --device {params.device} --out {output.result} {params.track} > {log} 2>&1"
+        " --device {params.device} --out {output.result} {params.run} > {log} 2>&1"

@@ -6,7 +6,7 @@ rule sample_grid:
         MODEL,
     output:
         report(
-            f"{EVAL}/samples.png",
+            result(plan.SAMPLES_GRID),
             caption="../report/samples.rst",
             category="Samples",
             subcategory="{exp}",
@@ -21,8 +21,8 @@ rule sample_grid:
         **job_resources("evaluate"),
     params:
         flags=eval_flags("samples"),
-        track=tracking,
+        run=run_flags,
         device=config["device"],
     shell:
         "lsnf --threads {threads} eval samples {input} {params.flags} --device {params.device}"
-        " --out {output} {params.track} > {log} 2>&1"
+        " --out {output} {params.run} > {log} 2>&1"

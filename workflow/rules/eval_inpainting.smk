@@ -6,27 +6,27 @@ rule eval_inpainting:
     input:
         MODEL,
     output:
-        result=f"{EVAL}/inpaint-{{mask}}.json",
-        examples=examples_of(f"{EVAL}/inpaint-{{mask}}.json"),
+        result=result("inpaint-{mask}.json"),
+        examples=layout.examples(result("inpaint-{mask}.json")),
         grid=report(
-            f"{EVAL}/inpaint-{{mask}}.png",
+            result("inpaint-{mask}.png"),
             caption="../report/inpainting.rst",
             category="Inpainting",
             subcategory="{exp}",
             labels={"model": "{run}", "mask": "{mask}"},
         ),
     log:
-        job_log("eval_inpainting", "{exp}/{run}-{mask}"),
+        job_log("eval_inpainting", "{exp}/{run}/{mask}"),
     benchmark:
-        job_benchmark("eval_inpainting", "{exp}/{run}-{mask}")
+        job_benchmark("eval_inpainting", "{exp}/{run}/{mask}")
     threads: config["threads"]["evaluate"]
     resources:
         **job_resources("evaluate"),
     params:
         mask=mask_flags,
         flags=eval_flags("inpaint"),
-        track=tracking,
+        run=run_flags,
         device=config["device"],
     shell:
         "lsnf --threads {threads} eval inpaint {input} --out {output.result} --grid {output.grid}"
-        " {params.mask} {params.flags} --device {params.device} {params.track} > {log} 2>&1"
+        " {params.mask} {params.flags} --device {params.device} {params.run} > {log} 2>&1"

@@ -6,10 +6,10 @@ rule eval_reconstruction:
     input:
         MODEL,
     output:
-        result=f"{EVAL}/recon.json",
-        examples=examples_of(f"{EVAL}/recon.json"),
+        result=result("recon.json"),
+        examples=layout.examples(result("recon.json")),
         grid=report(
-            f"{EVAL}/recon.png",
+            result("recon.png"),
             caption="../report/recon_grid.rst",
             category="Reconstructions",
             subcategory="{exp}",
@@ -24,8 +24,8 @@ rule eval_reconstruction:
         **job_resources("evaluate"),
     params:
         flags=eval_flags("recon"),
-        track=tracking,
+        run=run_flags,
         device=config["device"],
     shell:
         "lsnf --threads {threads} eval recon {input} --out {output.result} --grid {output.grid}"
-        " {params.flags} --device {params.device} {params.track} > {log} 2>&1"
+        " {params.flags} --device {params.device} {params.run} > {log} 2>&1"

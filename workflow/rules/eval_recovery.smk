@@ -6,10 +6,10 @@ rule eval_recovery:
     input:
         MODEL,
     output:
-        result=f"{EVAL}/recover.json",
-        examples=examples_of(f"{EVAL}/recover.json"),
+        result=result("recover.json"),
+        examples=layout.examples(result("recover.json")),
         grid=report(
-            f"{EVAL}/recover.png",
+            result("recover.png"),
             caption="../report/recovery.rst",
             category="Recovery",
             subcategory="{exp}",
@@ -24,8 +24,8 @@ rule eval_recovery:
         **job_resources("evaluate"),
     params:
         flags=eval_flags("recover"),
-        track=tracking,
+        run=run_flags,
         device=config["device"],
     shell:
         "lsnf --threads {threads} eval recover {input} --out {output.result} --grid {output.grid}"
-        " {params.flags} --device {params.device} {params.track} > {log} 2>&1"
+        " {params.flags} --device {params.device} {params.run} > {log} 2>&1"

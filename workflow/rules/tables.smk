@@ -8,9 +8,7 @@ rule tables:
         results=[p for p in plan.evaluation_targets(config) if p.endswith(".json")],
         floors=fid_floors(),
         curves=[
-            f"results/models/{name}/{r.id}/metrics.jsonl"
-            for name, exp in EXPERIMENTS.items()
-            for r in plan.runs(exp)
+            layout.curve(name, r.id) for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)
         ],
         reference="config/paper_reference.yaml",
     output:
@@ -22,43 +20,43 @@ rule tables:
             )
             for p in table_outputs()
         ],
-        measurements="results/tables/measurements.csv",
+        measurements=layout.table("measurements", "csv"),
     log:
-        "results/logs/tables.log",
+        layout.log("tables", "tables"),
     params:
         versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
+        tables=layout.tables_dir(),
+        results=layout.ROOT,
     shell:
-        "lsnf tables --reference {input.reference} --out-dir results/tables {input.results}"
-        " --floors {input.floors} --results-dir results {params.versus} > {log} 2>&1"
+        "lsnf tables --reference {input.reference} --out-dir {params.tables} {input.results}"
+        " --floors {input.floors} --results-dir {params.results} {params.versus} > {log} 2>&1"
 
 
 rule test_steps_curve:
     input:
-        lambda w: [f"results/eval/{w.exp}/{r.id}/recon.json" for r in plan.runs(EXPERIMENTS[w.exp])],
+        lambda w: [layout.result(w.exp, r.id, "recon.json") for r in plan.runs(EXPERIMENTS[w.exp])],
     output:
         report(
-            "results/figures/{exp}_test_steps.png",
+            layout.test_steps_figure("{exp}"),
             caption="../report/test_steps.rst",
             category="Reconstruction vs K_test",
         ),
     log:
-        "results/logs/test_steps_curve/{exp}.log",
+        job_log("test_steps_curve", "{exp}"),
     shell:
         "lsnf curves --out {output} {input} > {log} 2>&1"
 
 
 rule curves:
     input:
-        lambda w: [
-            f"results/models/{w.exp}/{r.id}/metrics.jsonl" for r in plan.runs(EXPERIMENTS[w.exp])
-        ],
+        lambda w: [layout.curve(w.exp, r.id) for r in plan.runs(EXPERIMENTS[w.exp])],
     output:
         report(
-            "results/figures/{exp}_curves.png",
+            layout.curves_figure("{exp}"),
             caption="../report/curves.rst",
             category="Training curves",
         ),
     log:
-        "results/logs/curves/{exp}.log",
+        job_log("curves", "{exp}"),
     shell:
         "lsnf curves --out {output} {input} > {log} 2>&1"

@@ -30,7 +30,7 @@ rule train:
         data=data_manifest,
     output:
         model=MODEL,
-        curve="results/models/{exp}/{run}/metrics.jsonl",
+        curve=layout.curve("{exp}", "{run}"),
     log:
         job_log("train"),
     benchmark:
@@ -39,8 +39,8 @@ rule train:
     resources:
         **job_resources("train"),
     params:
-        track=tracking,
-        out=lambda w: f"results/models/{w.exp}/{w.run}",
+        run=run_flags,
+        out=layout.model_dir("{exp}", "{run}"),
     shell:
         "lsnf --threads {threads} train {input.config} --out {params.out} --restart-if-changed"
-        " {params.track} > {log} 2>&1"
+        " {params.run} > {log} 2>&1"

@@ -1,0 +1,155 @@
+"""Every path under ``results/``: the one home of the layout that the workflow's rules and the
+package share (README, "What the default run leaves"; docs/protocols.md §9).
+
+Each function returns a POSIX path string, so a rule passes Snakemake wildcards
+(``model("{exp}", "{run}")`` is its output pattern) where the package passes names. ``root`` is
+the results folder (``results`` for the workflow; the tables and ``lsnf track sync`` take it as
+an option). This module imports nothing, so the workflow's and the core's use of it is free.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "DATA",
+    "METRICS",
+    "MODEL",
+    "ROOT",
+    "TABLE_FORMATS",
+    "benchmark",
+    "curve",
+    "curves_figure",
+    "data_manifest",
+    "eval_dir",
+    "examples",
+    "extractor",
+    "fid_floor",
+    "fid_reference",
+    "log",
+    "model",
+    "model_dir",
+    "result",
+    "run_config",
+    "runs_on_disk",
+    "table",
+    "table_file",
+    "tables_dir",
+    "test_steps_figure",
+    "tracking_failures",
+]
+
+ROOT = "results"
+
+# A run directory (``lsnf train --out``; results/models/<experiment>/<run>/):
+CHECKPOINT = "checkpoint.pt"  # rewritten every epoch
+MODEL = "model.pt"  # written once, when every epoch is done: the complete output
+METRICS = "metrics.jsonl"  # one line per completed epoch
+CONFIG = "config.yaml"  # the resolved run config
+DATA = "data.json"  # the training split's provenance and images' SHA-256
+
+TABLE_FORMATS = ("csv", "md", "tex")  # numbers; display strings (Markdown, LaTeX)
+_MODELS, _EVAL = "models", "eval"  # run directories: models/<experiment>/<run>/, eval/...
+
+
+def run_config(exp: str, run: str, root: str = ROOT) -> str:
+    """A model's resolved run config, written by the workflow before its training."""
+    return f"{root}/configs/{exp}/{run}.yaml"
+
+
+def model_dir(exp: str, run: str, root: str = ROOT) -> str:
+    return f"{root}/{_MODELS}/{exp}/{run}"
+
+
+def model(exp: str, run: str, root: str = ROOT) -> str:
+    return f"{model_dir(exp, run, root)}/{MODEL}"
+
+
+def curve(exp: str, run: str, root: str = ROOT) -> str:
+    """A model's per-epoch training metrics."""
+    return f"{model_dir(exp, run, root)}/{METRICS}"
+
+
+def eval_dir(exp: str, run: str, root: str = ROOT) -> str:
+    return f"{root}/{_EVAL}/{exp}/{run}"
+
+
+def runs_on_disk(root: str = ROOT) -> list[tuple[str, str]]:
+    """(experiment, run) of every model or evaluation directory under ``root``, sorted."""
+    from pathlib import Path
+
+    found = {
+        (p.parent.name, p.name)
+        for sub in (_MODELS, _EVAL)
+        for p in Path(root, sub).glob("*/*")
+        if p.is_dir()
+    }
+    return sorted(found)
+
+
+def result(exp: str, run: str, name: str, root: str = ROOT) -> str:
+    """An evaluation's output file ``name`` (result JSON or grid) of a model."""
+    return f"{eval_dir(exp, run, root)}/{name}"
+
+
+def examples(result_path: str, arrays: bool = False) -> str:
+    """The per-example file beside a result JSON: a table (``anomaly.json`` ->
+    ``anomaly.examples.parquet``) or, for FID, arrays (``fid.json`` -> ``fid.features.npz``)."""
+    stem = result_path.removesuffix(".json")
+    return f"{stem}.features.npz" if arrays else f"{stem}.examples.parquet"
+
+
+def data_manifest(key: str, root: str = ROOT) -> str:
+    """What preparing the images ``key`` (lsnf.config.DataConfig.key) checked."""
+    return f"{root}/data/{key}.json"
+
+
+def extractor(key: str, root: str = ROOT) -> str:
+    """The domain FID feature extractor trained on the images ``key``."""
+    return f"{root}/extractors/{key}.pt"
+
+
+def fid_reference(key: str, split: str, extractor: str, root: str = ROOT) -> str:
+    """FID reference statistics of a split of the images ``key``."""
+    return f"{root}/fid/{key}/{split}-{extractor}.npz"
+
+
+def fid_floor(key: str, extractor: str, root: str = ROOT) -> str:
+    """The FID floor (real test images against the reference) of the images ``key``."""
+    return f"{root}/fid/{key}/floor-{extractor}.json"
+
+
+def tables_dir(root: str = ROOT) -> str:
+    return f"{root}/tables"
+
+
+def table_file(name: str, ext: str) -> str:
+    """A table's file name (``measurements.csv`` too: every result with its provenance)."""
+    return f"{name}.{ext}"
+
+
+def table(name: str, ext: str, root: str = ROOT) -> str:
+    return f"{tables_dir(root)}/{table_file(name, ext)}"
+
+
+def curves_figure(exp: str, root: str = ROOT) -> str:
+    return f"{root}/figures/{exp}_curves.png"
+
+
+def test_steps_figure(exp: str, root: str = ROOT) -> str:
+    return f"{root}/figures/{exp}_test_steps.png"
+
+
+def log(rule: str, job: str, root: str = ROOT) -> str:
+    """A job's log; ``job`` names it within its rule (``{exp}/{run}``, ``{data}``, ...)."""
+    return f"{root}/logs/{rule}/{job}.log"
+
+
+def benchmark(rule: str, job: str, root: str = ROOT) -> str:
+    """A job's wall time and memory, written by Snakemake (read by the cost table)."""
+    return f"{root}/benchmarks/{rule}/{job}.tsv"
+
+
+def tracking_failures(root: str = ROOT) -> str:
+    """Jobs whose MLflow logging failed append a line here; a workflow's end names them."""
+    return f"{root}/logs/mlflow-failures.jsonl"
