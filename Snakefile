@@ -20,12 +20,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/eval_anomaly.smk"
-include: "workflow/rules/eval_reconstruction.smk"
-include: "workflow/rules/eval_fid.smk"
-include: "workflow/rules/eval_grids.smk"
-include: "workflow/rules/eval_inpainting.smk"
-include: "workflow/rules/eval_recovery.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 
 

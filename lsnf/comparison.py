@@ -10,45 +10,36 @@ verdict for the flow prior (better / worse / indistinguishable).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lsnf.errors import UserError
+from lsnf.registry import EVALUATIONS, Evaluation, Value
+from lsnf.replicates import Replicates, statistic_of
 from lsnf.stats import difference_interval
-from lsnf.uncertainty import Replicates, statistic_of
 
-__all__ = ["BASELINES", "COMPARED", "comparison_table", "versus_table"]
+__all__ = ["BASELINES", "comparison_table", "versus_table"]
 
 FLOW = "flow"
 BASELINES = {"gaussian": "ABP", "ebm": "LEBM"}  # baseline prior kind -> its short name
-# metric of a result -> (task, the column that says which condition, [(value column, label)])
-COMPARED: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
-    "anomaly_auprc": ("anomaly", "held_out_digit", [("value", "AUPRC"), ("auroc", "AUROC")]),
-    "reconstruction_mse": ("reconstruction", "dataset", [("value", "MSE")]),
-    "fid": ("generation", "extractor", [("value", "FID")]),
-    "inpainting_mse": (
-        "inpainting",
-        "mask",
-        [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")],
-    ),
-    "recovery_mse": (
-        "recovery",
-        "mask",
-        [("value", "hole MSE"), ("psnr", "hole PSNR"), ("ssim", "hole SSIM")],
-    ),
-}
 _CONDITION = {
     "held_out_digit": "digit {}",
     "dataset": "{}",
     "extractor": "FID[{}]",
     "mask": "mask {}",
-}
+}  # a condition column of lsnf.registry -> its text
 
 
 def _condition(col: str, value: Any) -> str:
     return _CONDITION[col].format(int(value) if col == "held_out_digit" else value)
+
+
+def _compared() -> list[Evaluation]:
+    """The evaluations with values to compare, in registry order."""
+    return [e for e in EVALUATIONS.values() if e.values]
 
 
 def _check_same_examples(reps: Replicates, files: list[str]) -> None:
@@ -70,18 +61,19 @@ def _check_same_examples(reps: Replicates, files: list[str]) -> None:
 
 
 def _compare(
-    reps: Replicates, metric: str, col: str, flow: pd.DataFrame, base: pd.DataFrame
+    reps: Replicates, evaluation: str, value: Value, flow: pd.DataFrame, base: pd.DataFrame
 ) -> dict[str, Any]:
+    col = value.column
+
     def runs(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        out = [reps.of(r["file"], metric, col, r[col]) for _, r in rows.iterrows()]
+        out = [reps.of(r["file"], evaluation, col, r[col]) for _, r in rows.iterrows()]
         return np.stack([o[1] for o in out]), np.array([o[0] for o in out])
 
-    stat = statistic_of(metric, col)
-    paired = stat is not None
+    paired = not statistic_of(evaluation, col).stored  # stored: FID, over generated samples
     if paired:
         _check_same_examples(reps, [*flow["file"], *base["file"]])
     (ra, pa), (rb, pb) = runs(flow), runs(base)
-    higher = stat.higher_is_better if stat is not None else False  # FID: lower is better
+    higher = value.higher_is_better
     d = difference_interval(ra, rb, pa, pb, higher)
     n = int(flow["n"].iloc[0])
     how = (
@@ -106,18 +98,50 @@ def _compare(
 
 def _rows(
     reps: Replicates,
-    metric: str,
-    values: list[tuple[str, str]],
+    ev: Evaluation,
     a: pd.DataFrame,
     b: pd.DataFrame,
     head: dict[str, Any],
     setting: str,
 ) -> list[dict[str, Any]]:
-    """One row per value column of ``metric``: ``head``, the metric, ``a − b`` and ``setting``."""
+    """One row per value of ``ev``: ``head``, the value's label, ``a − b`` and ``setting``."""
     return [
-        {**head, "metric": label, **_compare(reps, metric, col, a, b), "setting": setting}
-        for col, label in values
+        {
+            **head,
+            "metric": v.label,
+            **_compare(reps, ev.name, v, a, b),
+            "setting": setting,
+            "digits": v.digits,
+        }
+        for v in ev.values
     ]
+
+
+def _compare_sides(
+    reps: Replicates,
+    df: pd.DataFrame,
+    group: str,
+    side: str,
+    sides: list[tuple[Any, Any, str]],
+    setting: Callable[[pd.DataFrame, pd.DataFrame], str],
+    sort: bool,
+) -> list[dict[str, Any]]:
+    """For every evaluation with values, every (``group``, condition) of its results and every
+    (a, b, title) of ``sides`` (values of the column ``side``): the rows of a − b."""
+    numeric: list[dict[str, Any]] = []
+    for ev in _compared():
+        m = df[(df["evaluation"] == ev.name) & df[side].isin({x for s in sides for x in s[:2]})]
+        for (key, cond), g in m.groupby([group, ev.condition], sort=sort):
+            for a_side, b_side, title in sides:
+                a = g[g[side] == a_side].sort_values("seed")
+                b = g[g[side] == b_side].sort_values("seed")
+                if a.empty or b.empty:
+                    continue
+                condition = _condition(ev.condition, cond)
+                head = {"evaluation": ev.name, group: key, "condition": condition,
+                        "comparison": title}  # fmt: skip
+                numeric += _rows(reps, ev, a, b, head, setting(a, b))
+    return numeric
 
 
 def comparison_table(
@@ -125,27 +149,12 @@ def comparison_table(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Flow − Gaussian and flow − EBM for every experiment, condition and metric the results
     hold (``setting``: a group of measurements -> its setting text): (numeric, display)."""
-    numeric: list[dict[str, Any]] = []
-    for metric, (task, cond_col, values) in COMPARED.items():
-        m = df[df["metric"] == metric]
-        for (exp, cond), g in m.groupby(["experiment", cond_col], sort=True):
-            flow = g[g["prior"] == FLOW].sort_values("seed")
-            for kind, short in BASELINES.items():
-                base = g[g["prior"] == kind].sort_values("seed")
-                if flow.empty or base.empty:
-                    continue
-                head = {
-                    "task": task,
-                    "experiment": exp,
-                    "condition": _condition(cond_col, cond),
-                    "comparison": f"LFBM − {short}",
-                }
-                numeric += _rows(
-                    reps, metric, values, flow, base, head, setting(pd.concat([flow, base]))
-                )
+    sides = [(FLOW, kind, f"LFBM − {short}") for kind, short in BASELINES.items()]
+    both = lambda a, b: setting(pd.concat([a, b]))
+    numeric = _compare_sides(reps, df, "experiment", "prior", sides, both, sort=True)
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
-    return num, _display(
-        num, ["task", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}
+    return _split_digits(
+        num, ["evaluation", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}
     )
 
 
@@ -155,34 +164,30 @@ def versus_table(
     """Experiment A − experiment B for each pair, prior, condition and metric: two runs of one
     protocol that differ in a setting (precision, K_test, ...), paired over the same test
     examples and seeds (docs/method.md §9): (numeric, display)."""
-    numeric: list[dict[str, Any]] = []
-    for exp_a, exp_b in pairs:
-        for metric, (task, cond_col, values) in COMPARED.items():
-            m = df[(df["metric"] == metric) & df["experiment"].isin([exp_a, exp_b])]
-            for (prior, cond), g in m.groupby(["prior", cond_col], sort=False):
-                a = g[g["experiment"] == exp_a].sort_values("seed")
-                b = g[g["experiment"] == exp_b].sort_values("seed")
-                if a.empty or b.empty:
-                    continue
-                head = {
-                    "task": task,
-                    "prior": prior,
-                    "condition": _condition(cond_col, cond),
-                    "comparison": f"{exp_a} − {exp_b}",
-                }
-                numeric += _rows(
-                    reps, metric, values, a, b, head, f"A: {setting(a)} | B: {setting(b)}"
-                )
+    each = lambda a, b: f"A: {setting(a)} | B: {setting(b)}"
+    numeric = [
+        row
+        for exp_a, exp_b in pairs
+        for row in _compare_sides(reps, df, "prior", "experiment",
+                                  [(exp_a, exp_b, f"{exp_a} − {exp_b}")], each, sort=False)
+    ]  # fmt: skip
     num = pd.DataFrame(numeric)
-    return num, _display(num, ["task", "prior", "condition"], {"a": "A", "b": "B"})
+    return _split_digits(num, ["evaluation", "prior", "condition"], {"a": "A", "b": "B"})
+
+
+def _split_digits(
+    num: pd.DataFrame, head: list[str], values: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numeric table without the rows' digits, display table shown with them)."""
+    if num.empty:
+        return num, num
+    return num.drop(columns="digits"), _display(num, head, values)
 
 
 def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.DataFrame:
     """Display strings of a comparison table; ``values``: numeric column -> title of the two
     compared values (the first is the one the verdict is for)."""
-    if num.empty:
-        return num
-    digits = num["metric"].map(lambda x: 4 if "MSE" in x else 2 if x in ("FID", "hole PSNR") else 3)
+    digits = num["digits"]
     fmt = lambda v, k: f"{v:+.{k}f}"
     shown = {
         title: [f"{v:.{k}f}" for v, k in zip(num[col], digits, strict=True)]

@@ -23,8 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "DATA_KEY_PATTERN",
-    "EVALUATION_FIELDS",
-    "EVALUATION_FLAGS",
     "MASK_KINDS",
     "MASK_TAG_PATTERN",
     "PRIOR_KINDS",
@@ -32,6 +30,8 @@ __all__ = [
     "DataConfig",
     "EBMConfig",
     "EvaluationConfig",
+    "EvaluationSettings",
+    "FidOptions",
     "FlowConfig",
     "InferenceConfig",
     "MaskKind",
@@ -44,9 +44,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
-    "evaluation_args",
     "load_config",
-    "mask_flag",
     "validated",
 ]
 
@@ -107,9 +105,7 @@ class MaskSpec(_Strict):
 
     The one home of a mask's names: :meth:`params` gives the family's keyword arguments,
     :attr:`tag` the short name used in run ids and file names (``center``, ``sp30``,
-    ``sp30b4``, ``sq32``, ``sq32s1``) and :meth:`from_tag` parses it back; :meth:`cli_args`
-    gives the flags of ``lsnf eval inpaint`` (``--mask``, ``--mask-p``, ...), which the CLI
-    builds from these fields.
+    ``sp30b4``, ``sq32``, ``sq32s1``) and :meth:`from_tag` parses it back.
     """
 
     kind: MaskKind = Field(
@@ -164,19 +160,6 @@ class MaskSpec(_Strict):
                 fields["patch"] = int(m["patch"])
             return cls(**fields)
         return cls(kind="random_square", hole=int(m["hole"]), **fields)
-
-    def cli_args(self) -> list[str]:
-        """The ``lsnf eval inpaint`` flags of this setting (every field, explicitly)."""
-        return [
-            arg
-            for name, value in self.model_dump().items()
-            for arg in (mask_flag(name), str(value))
-        ]
-
-
-def mask_flag(field: str) -> str:
-    """CLI flag of a :class:`MaskSpec` field: ``--mask`` for the kind, ``--mask-<field>``."""
-    return "--mask" if field == "kind" else f"--mask-{field}"
 
 
 # DataConfig fields that are not part of which images a split holds: where the files are, whether
@@ -306,45 +289,34 @@ class EvaluationConfig(_Strict):
     )
 
 
-# `lsnf eval <name>` options, each an EvaluationConfig field: the CLI defines its options from
-# these, and the workflow passes an experiment's `evaluation:` block through them.
-_INFERENCE = ("test_steps", "step_size", "n_test", "batch_size", "seed", "noise", "batchnorm")
-EVALUATION_FIELDS: dict[str, tuple[str, ...]] = {
-    "recon": _INFERENCE,
-    "anomaly": _INFERENCE,
-    "inpaint": (*_INFERENCE, "completions"),
-    "recover": _INFERENCE,
-    "fid": ("batch_size", "seed", "bootstrap"),
-    "samples": ("grid_samples", "seed"),
-}
-EVALUATION_FLAGS = {
-    "test_steps": "--steps",
-    "step_size": "--step-size",
-    "n_test": "--n",
-    "batch_size": "--batch-size",
-    "seed": "--seed",
-    "completions": "--completions",
-    "grid_samples": "--n",
-    "noise": "--noise",
-    "batchnorm": "--batchnorm",
-    "bootstrap": "--bootstrap",
-}
+class FidOptions(_Strict):
+    """What an FID compares with (docs/method.md §7.3): the extractor, its weights, the
+    reference statistics (``lsnf fid-stats``) and the number of generated samples."""
+
+    extractor: str = Field(description="inception-v3-compat | lsnf-domain-cnn")
+    weights: str | None = Field(None, description="extractor weights file (null: the cache's)")
+    stats: str = Field(description="reference statistics (.npz) of the model's data")
+    n: int = Field(gt=0, description="generated samples")
+    download: bool = Field(False, description="let torch-fidelity download Inception weights")
 
 
-def evaluation_args(name: str, settings: dict[str, Any]) -> list[str]:
-    """The ``lsnf eval <name>`` flags of an ``evaluation:`` block's settings (nulls left out:
-    they mean the run config's value)."""
-    return [
-        arg
-        for field in EVALUATION_FIELDS[name]
-        if settings.get(field) is not None
-        for arg in (EVALUATION_FLAGS[field], yaml_scalar(settings[field]))
-    ]
+class EvaluationSettings(EvaluationConfig):
+    """One evaluation job's settings, the file ``lsnf eval --settings`` reads: the
+    :class:`EvaluationConfig` fields it takes, and what some evaluations need besides (the
+    registry, :mod:`lsnf.registry`, lists each one's fields)."""
+
+    split: Literal["train", "test"] = Field("test", description="the split it scores")
+    mask: MaskSpec | None = Field(None, description="inpainting: the test mask")
+    fid: FidOptions | None = Field(None, description="FID: its reference and extractor")
+
+    def inputs(self) -> list[str]:
+        """The files it reads besides the model (the workflow makes them first)."""
+        return [f for f in (self.fid.stats, self.fid.weights) if f] if self.fid else []
 
 
 def yaml_scalar(value: Any) -> str:
     """A value as a YAML scalar (``true``, ``0.5``, ``center_square``): how values travel on
-    command lines (``--set key=value``, evaluation flags) and come back with ``yaml.safe_load``."""
+    command lines (``--set key=value``) and come back with ``yaml.safe_load``."""
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 

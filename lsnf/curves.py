@@ -1,6 +1,6 @@
 """Figures of an experiment's models (matplotlib, Agg): training curves from their
 ``metrics.jsonl``, and the K_test sensitivity of the reconstruction error from their
-``recon.json`` (docs/method.md §7.1)."""
+``reconstruction.json`` (docs/method.md §7.1)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def _save(fig: Any, axes: list[Any], out: str | Path) -> None:
 
 
 def plot_curves(files: list[str | Path], out: str | Path) -> None:
-    """Training curves (``metrics.jsonl``) or, for ``recon.json`` results, K_test sensitivity."""
+    """Training curves (``metrics.jsonl``) or, for ``reconstruction.json`` results, K_test
+    sensitivity."""
     if all(Path(f).suffix == ".json" for f in files):
         return plot_test_steps(files, out)
     fig, ((ax_g, ax_p),) = _figure(2)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from lsnf.checkpoint import TrainedModel
-from lsnf.config import DataConfig, EvaluationConfig, MaskSpec
+from lsnf.config import DataConfig, EvaluationConfig, EvaluationSettings, MaskSpec
 from lsnf.data import ImageSplit, corruption_masks, load_split
 from lsnf.errors import UserError
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs
@@ -37,7 +37,6 @@ from lsnf.pixels import to_model_scale, to_uint8
 from lsnf.results import Grid, Outcome, make_result, stamp
 
 __all__ = [
-    "EVALUATIONS",
     "anomaly",
     "fid",
     "fid_floor",
@@ -55,12 +54,11 @@ def _test_images(trained: TrainedModel, ev: EvaluationConfig, split: str) -> Ima
     return load_split(trained.config.data, split).head(ev.n_test)
 
 
-def reconstruction(
-    trained: TrainedModel, ev: EvaluationConfig, split: str = "test", grid: bool = True
-) -> Outcome:
+def reconstruction(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Reconstruction MSE per pixel on [-1, 1] after test-time inference (docs/method.md §7.1),
-    and (``grid``) originals beside their reconstructions."""
+    and a grid of originals beside their reconstructions."""
     model, settings = trained.model, InferenceSettings.create(trained.config, ev)
+    split = ev.split
     data = _test_images(trained, ev, split)
     stops = step_counts(settings.steps)  # the error is read along the way: K_test sensitivity
     errors = reconstruction_errors(model, data.images, settings, stops)
@@ -73,7 +71,7 @@ def reconstruction(
         }
     )
     record = make_result(
-        "reconstruction_mse",
+        "reconstruction",
         mse,
         len(data),
         trained,
@@ -81,14 +79,11 @@ def reconstruction(
         scale="[-1, 1] per pixel",
         inference=settings.describe(),
         mse_by_test_steps={str(k): float(e.mean()) for k, e in errors.items()},
-        mlflow_metrics={f"reconstruction_mse.{split}": mse},
     )
-    pairs = None
-    if grid:
-        x, zs = next(infer_split(model, data.images[:GRID_IMAGES], settings))
-        with torch.no_grad():
-            x_hat = model.decode(zs[settings.steps])  # (50, C, H, W)
-        pairs = Grid(reconstruction_pairs(x, x_hat), nrow=10)  # originals beside reconstructions
+    x, zs = next(infer_split(model, data.images[:GRID_IMAGES], settings))
+    with torch.no_grad():
+        x_hat = model.decode(zs[settings.steps])  # (50, C, H, W)
+    pairs = Grid(reconstruction_pairs(x, x_hat), nrow=10)  # originals beside reconstructions
     summary = (
         f"reconstruction MSE {mse:.5f} on {len(data)} {data.meta['dataset']} {split} "
         f"images, K_test={settings.steps}"
@@ -96,18 +91,18 @@ def reconstruction(
     return Outcome(record, pairs, summary, examples)
 
 
-def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") -> Outcome:
+def anomaly(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Anomaly AUPRC of the score ``S(x)`` on the held-out-digit test split (docs/method.md
     §7.2, docs/protocols.md §2)."""
     cfg, settings = trained.config, InferenceSettings.create(trained.config, ev)
     if cfg.data.protocol != "anomaly":
         raise UserError(f"{trained.path} was not trained with data.protocol: anomaly")
-    data = _test_images(trained, ev, split)
+    data = _test_images(trained, ev, ev.split)
     scores = anomaly_scores(trained.model, data.images, settings)  # (N,)
     value, roc = auprc(scores, data.labels), auroc(scores, data.labels)
     unnormalised = " (EBM prior: unnormalised)" if cfg.prior.kind == "ebm" else ""
     record = make_result(
-        "anomaly_auprc",
+        "anomaly",
         value,
         len(data),
         trained,
@@ -116,7 +111,6 @@ def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") ->
         n_anomalous=int(data.labels.sum()),
         inference=settings.describe(),
         reference_scores=reference_scores(data.images, data.labels),
-        mlflow_metrics={"anomaly_auprc": value, "anomaly_auroc": roc},
         score=ANOMALY_SCORE + unnormalised,
     )
     summary = (
@@ -134,31 +128,20 @@ def anomaly(trained: TrainedModel, ev: EvaluationConfig, split: str = "test") ->
     return Outcome(record, None, summary, examples)
 
 
-def inpainting(
-    trained: TrainedModel, ev: EvaluationConfig, mask: MaskSpec, split: str = "test"
-) -> Outcome:
+def inpainting(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Supervised inpainting: hole MSE / PSNR / SSIM of ``ev.completions`` completions per test
     image from prior samples (docs/method.md §7.4), and a grid."""
     settings = InferenceSettings.create(trained.config, ev)
-    data = _test_images(trained, ev, split)
+    if ev.mask is None:
+        raise UserError("inpainting needs its test mask: `mask:` in its settings")
+    mask = ev.mask
+    data = _test_images(trained, ev, ev.split)
     masks = mask_images(mask, data)  # (N, 1, H, W)
     metrics, first, values = evaluate_completion(
         trained.model, data.images, masks, ev.completions, settings, init="prior"
     )
-    record = make_result(
-        "inpainting_mse",
-        metrics["mse"],
-        len(data),
-        trained,
-        data.describe(),
-        psnr=metrics["psnr"],
-        ssim=metrics["ssim"],
-        completions=ev.completions,
-        scale="[0, 1], hidden pixels only",
-        inference={**settings.describe(), "init": "prior sample"},
-        mask=mask.model_dump(mode="json"),
-        mlflow_metrics={f"inpainting_{k}.{mask.tag}": metrics[k] for k in ("mse", "psnr", "ssim")},
-    )
+    record = _hole_result("inpainting", metrics, data, trained, mask, completions=ev.completions,
+                          inference={**settings.describe(), "init": "prior sample"})  # fmt: skip
     grid = _completion_grid(data, masks, first)
     summary = (
         f"inpainting ({mask.tag}) on {len(data)} images: hole MSE {metrics['mse']:.5f}, "
@@ -167,7 +150,7 @@ def inpainting(
     return Outcome(record, grid, summary, _completion_examples(values))
 
 
-def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
+def recovery(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Unsupervised recovery: error on the hidden pixels of the training images the model only
     saw corrupted, after re-inferring z (docs/method.md §7.4, docs/protocols.md §5)."""
     cfg, settings = trained.config, InferenceSettings.create(trained.config, ev)
@@ -180,22 +163,26 @@ def recovery(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
     metrics, first, values = evaluate_completion(
         trained.model, truth.images, masks, 1, settings, "normal"
     )
-    record = make_result(
-        "recovery_mse",
-        metrics["mse"],
-        len(truth),
-        trained,
-        truth.describe(),
-        psnr=metrics["psnr"],
-        ssim=metrics["ssim"],
-        scale="[0, 1], hidden pixels only",
-        mask=cfg.data.corruption.model_dump(mode="json"),
-        inference=settings.describe(),
-        mlflow_metrics={f"recovery_{k}": metrics[k] for k in ("mse", "psnr", "ssim")},
-    )
+    record = _hole_result("recovery", metrics, truth, trained, cfg.data.corruption,
+                          inference=settings.describe())  # fmt: skip
     summary = f"recovery: hidden-pixel MSE {metrics['mse']:.5f} on {len(truth)} training images"
     grid = _completion_grid(truth, masks, first)
     return Outcome(record, grid, summary, _completion_examples(values))
+
+
+def _hole_result(
+    evaluation: str,
+    metrics: dict[str, float],
+    data: ImageSplit,
+    trained: TrainedModel,
+    mask: MaskSpec,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The record of a hole evaluation: MSE (its value), PSNR and SSIM on the hidden pixels."""
+    return make_result(evaluation, metrics["mse"], len(data), trained, data.describe(),
+                       psnr=metrics["psnr"], ssim=metrics["ssim"],
+                       scale="[0, 1], hidden pixels only", mask=mask.model_dump(mode="json"),
+                       **extra)  # fmt: skip
 
 
 def _completion_examples(values: dict[str, torch.Tensor]) -> pd.DataFrame:
@@ -207,18 +194,15 @@ def _completion_examples(values: dict[str, torch.Tensor]) -> pd.DataFrame:
     )
 
 
-def fid(
-    trained: TrainedModel,
-    ev: EvaluationConfig,
-    extractor: str,
-    weights: str | None,
-    stats: str | Path,
-    n: int,
-    download: bool = False,
-) -> Outcome:
-    """FID of ``n`` ancestral samples against reference statistics (docs/method.md §7.3), with
-    ``ev.bootstrap`` replicates over the generated samples (§9)."""
-    spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download, trained.config.data)
+def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
+    """FID of ``ev.fid.n`` ancestral samples against reference statistics (docs/method.md §7.3),
+    with ``ev.bootstrap`` replicates over the generated samples (§9)."""
+    if ev.fid is None:
+        raise UserError("fid needs its reference and extractor: `fid:` in its settings")
+    extractor, weights, stats, n = ev.fid.extractor, ev.fid.weights, ev.fid.stats, ev.fid.n
+    spec, ref, ref_meta = _fid_reference(
+        extractor, weights, stats, ev.fid.download, trained.config.data
+    )
     images = sample_images(trained, n, ev.seed, ev.batch_size)
     value, examples = _fid_of(images, spec, ref, ev, str(trained.device))
     record = make_result(
@@ -233,7 +217,6 @@ def fid(
         reference=str(stats),
         samples=f"ancestral, seed {ev.seed}",
         bootstrap_replicates=ev.bootstrap,
-        mlflow_metrics={f"fid.{spec.name}": value},
     )
     summary = f"FID {value:.3f} ({spec.name}, {n} samples vs {ref_meta['n']} images)"
     return Outcome(record, None, summary, examples)
@@ -258,7 +241,8 @@ def fid_floor(
     data = load_split(data_cfg, split).head(n)
     value, examples = _fid_of(data.images, spec, ref, ev, device)
     record = {
-        "metric": "fid_floor",
+        "evaluation": "fid",
+        "floor": "real images, model-free",
         "value": value,
         "n": len(data),
         "n_requested": n,
@@ -325,7 +309,7 @@ def _fid_of(
     return value, {"mu": own["mu"], "sigma": own["sigma"], "bootstrap_fid": replicates}
 
 
-def samples(trained: TrainedModel, ev: EvaluationConfig) -> Outcome:
+def samples(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """A grid of ``ev.grid_samples`` ancestral samples (docs/method.md §1)."""
     rng = torch.Generator(device=trained.device).manual_seed(ev.seed)
     images = trained.model.sample(ev.grid_samples, rng)  # (n, C, H, W)
@@ -353,13 +337,3 @@ def _completion_grid(data: ImageSplit, masks: torch.Tensor, first: torch.Tensor)
     k = first.shape[1]
     rows = completion_rows(to_model_scale(data.images[:k]), masks[:k], first)
     return Grid(rows, nrow=2 + first.shape[0])
-
-
-EVALUATIONS = {
-    "recon": reconstruction,
-    "anomaly": anomaly,
-    "fid": fid,
-    "samples": samples,
-    "inpaint": inpainting,
-    "recover": recovery,
-}

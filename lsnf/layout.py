@@ -22,6 +22,7 @@ __all__ = [
     "curves_figure",
     "data_manifest",
     "eval_dir",
+    "eval_settings",
     "examples",
     "extractor",
     "fid_floor",
@@ -90,6 +91,12 @@ def runs_on_disk(root: str = ROOT) -> list[tuple[str, str]]:
 def result(exp: str, run: str, name: str, root: str = ROOT) -> str:
     """An evaluation's output file ``name`` (result JSON or grid) of a model."""
     return f"{eval_dir(exp, run, root)}/{name}"
+
+
+def eval_settings(exp: str, stem: str, root: str = ROOT) -> str:
+    """An evaluation's resolved settings in an experiment (``stem``: its name, or
+    ``{name}-{mask}``), written by the workflow before the evaluation runs."""
+    return f"{root}/settings/{exp}/{stem}.yaml"
 
 
 def examples(result_path: str, arrays: bool = False) -> str:

@@ -24,24 +24,27 @@ from lsnf.config import (
     MASK_TAG_PATTERN,
     PRIOR_KINDS,
     DataConfig,
+    EvaluationSettings,
     MaskSpec,
     RunConfig,
     load_config,
     yaml_scalar,
 )
+from lsnf.registry import for_task, parse_stem, settings_of
 
 __all__ = [
-    "EVALUATIONS",
     "MASK_TAG_PATTERN",
     "RUN_PATTERN",
-    "SAMPLES_GRID",
     "Run",
     "data_key",
     "data_overrides",
     "enabled_experiments",
+    "evaluation_settings",
     "evaluation_targets",
     "experiment_data",
     "experiment_for_data",
+    "extractor_weights",
+    "fid_reference",
     "mask_specs",
     "parse_run",
     "resolved_data_config",
@@ -49,6 +52,7 @@ __all__ = [
     "runs",
     "scaled_resource",
     "train_overrides",
+    "write_evaluation_settings",
     "write_run_config",
 ]
 
@@ -58,16 +62,6 @@ _RUN_RE = re.compile(
     rf"^(?P<prior>{_PRIORS})(-digit(?P<digit>[0-9])|-(?P<mask>{MASK_TAG_PATTERN}))?"
     rf"-seed(?P<seed>[0-9]+)$"
 )
-
-# evaluation outputs (relative to results/eval/{exp}/{run}/) per task; "{mask}" expands to the
-# experiment's mask tags
-SAMPLES_GRID = "samples.png"  # a model's grid of ancestral samples
-EVALUATIONS: dict[str, list[str]] = {
-    "anomaly": ["anomaly.json", SAMPLES_GRID],
-    "generation": ["recon.json", "fid.json", SAMPLES_GRID],
-    "inpainting": ["inpaint-{mask}.json", "inpaint-{mask}.png"],
-    "recovery": ["recover.json", "recover.png"],
-}
 
 
 @dataclass(frozen=True)
@@ -115,6 +109,15 @@ def parse_run(run_id: str) -> Run:
     )
 
 
+def _mask_named(exp_name: str, exp: dict[str, Any], tag: str) -> MaskSpec:
+    """The mask of an experiment's ``masks:`` whose tag (the name in run ids and file names) is
+    ``tag``: looked up, not parsed, so every parameter is the experiment's."""
+    masks = {m.tag: m for m in mask_specs(exp)}
+    if tag not in masks:
+        raise ValueError(f"experiment {exp_name} has no mask {tag!r} (it has {sorted(masks)})")
+    return masks[tag]
+
+
 def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[str]:
     """``--set`` overrides for one model: the experiment's ``set``, its ``prior_set`` for this
     prior, then prior kind, seed, held-out digit, device and data root."""
@@ -133,7 +136,7 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     if run.digit is not None:
         sets.append(f"data.held_out_digit={run.digit}")
     if run.mask is not None:  # learning from incomplete data: the corruption of this run
-        corruption = MaskSpec.from_tag(run.mask).model_dump()
+        corruption = _mask_named(exp_name, exp, run.mask).model_dump()
         sets += [f"data.corruption.{k}={yaml_scalar(v)}" for k, v in corruption.items()]
     return sets
 
@@ -200,18 +203,64 @@ def resolved_data_config(config: dict[str, Any], key: str) -> DataConfig:
 
 
 def evaluation_targets(config: dict[str, Any]) -> list[str]:
-    """Every evaluation output of the DAG (paths under results/)."""
+    """Every evaluation output of the DAG (paths under results/): each model gets the outputs
+    of its task's evaluations (lsnf.registry), one per mask for a per-mask evaluation."""
     out = []
     for name, exp in enabled_experiments(config).items():
         tags = [m.tag for m in mask_specs(exp)]
         files = [
             f.format(mask=tag)
-            for f in EVALUATIONS[exp["task"]]
-            for tag in (tags if "{mask}" in f else [""])
+            for ev in for_task(exp["task"])
+            for f in ev.outputs()
+            for tag in (tags if ev.per_mask else [""])
         ]
         for run in runs(exp):
             out += [layout.result(name, run.id, f) for f in files]
     return out
+
+
+def extractor_weights(config: dict[str, Any], key: str) -> str | None:
+    """The FID feature extractor's weights for the images ``key``: the domain extractor the
+    workflow trains on them, or the configured file (None: torch-fidelity's cache)."""
+    if config["fid"]["extractor"] == "lsnf-domain-cnn":
+        return layout.extractor(key)
+    return config["fid"]["weights"] or None
+
+
+def fid_reference(config: dict[str, Any], key: str) -> str:
+    """The FID reference statistics of the images ``key`` that models' FIDs use."""
+    return layout.fid_reference(key, config["fid"]["reference_split"], config["fid"]["extractor"])
+
+
+def evaluation_settings(config: dict[str, Any], exp_name: str, stem: str) -> EvaluationSettings:
+    """The resolved settings of one evaluation (``stem``: its name, or ``{name}-{mask}``) of an
+    experiment's models: the fields it takes (lsnf.registry) from the experiment's
+    ``evaluation:`` block, its test mask, and FID's reference and extractor."""
+    ev, mask = parse_stem(stem)
+    exp = config["experiments"][exp_name]
+    raw: dict[str, Any] = {k: v for k, v in exp["evaluation"].items() if k in ev.settings}
+    if "mask" in ev.settings:
+        raw["mask"] = _mask_named(exp_name, exp, mask).model_dump(mode="json")
+    if "fid" in ev.settings:
+        key, fid = data_key(config, exp_name), config["fid"]
+        raw["fid"] = {
+            "extractor": fid["extractor"],
+            "weights": extractor_weights(config, key),
+            "stats": fid_reference(config, key),
+            "n": fid["n_samples"],
+            "download": fid["download"],
+        }
+    return settings_of(ev, raw, f"experiments.{exp_name}.evaluation ({ev.name})")
+
+
+def write_evaluation_settings(config: dict[str, Any], exp_name: str, stem: str, out: str) -> None:
+    """Write one evaluation's resolved settings as YAML (what ``lsnf eval --settings`` reads)."""
+    from lsnf.io import atomic_write_text
+
+    ev, _ = parse_stem(stem)
+    settings = evaluation_settings(config, exp_name, stem).model_dump(mode="json")
+    taken = {k: settings[k] for k in ev.settings}
+    atomic_write_text(out, yaml.safe_dump(taken, sort_keys=False))
 
 
 def scaled_resource(config: dict[str, Any], kind: str, key: str, attempt: int) -> int:

@@ -1,8 +1,9 @@
 """One JSON file per result: the value and everything needed to trace it to a run.
 
-Fields: metric, value, n, dataset, data (source, split, protocol, held-out digit, ...,
-SHA-256 of the images), model (prior, generator), seed, precision (and TF32), the SHA-256 of the
-resolved run config, checkpoint path and SHA-256, lsnf version, time, plus what the evaluation
+Fields: evaluation (its name in lsnf.registry), value (and the evaluation's other values), n,
+dataset, data (source, split, protocol, held-out digit, ..., SHA-256 of the images), model
+(prior, generator), seed, precision (and TF32), the SHA-256 of the resolved run config,
+checkpoint path and SHA-256, lsnf version, time, plus what the evaluation
 adds (inference settings, feature extractor, mask, ...), and its ``identity`` (experiment, run,
 prior, seed, held-out digit, mask: :func:`identify`), by which the tables group results. The
 JSON files are the source of truth; MLflow and the tables copy them. :func:`save_outcome` writes
@@ -51,7 +52,7 @@ __all__ = [
 
 
 def make_result(
-    metric: str,
+    evaluation: str,
     value: float,
     n: int,
     trained: TrainedModel,
@@ -61,7 +62,7 @@ def make_result(
     """Assemble a result record (see module docstring)."""
     cfg = trained.config
     record: dict[str, Any] = {
-        "metric": metric,
+        "evaluation": evaluation,
         "value": value,
         "n": n,
         "dataset": data_meta.get("dataset"),

@@ -1,4 +1,5 @@
-"""Uncertainty of measured values and paired comparisons of priors (docs/method.md §9).
+"""The statistics of per-example values, their intervals, and the paired difference of two
+priors (docs/method.md §9); :mod:`lsnf.replicates` applies them to result files.
 
 Everything here works on per-example values (the files every evaluation writes beside its
 JSON) and numpy only, so a table cell, its interval and a comparison can be recomputed from
@@ -10,9 +11,10 @@ those files without rerunning inference.
   (:func:`weighted_auprc`, :func:`weighted_auroc`), means as weighted means.
 - Several seeds: mean, std and a Student-t 95% interval across seeds (:func:`seed_interval`).
 - Two priors on the same test examples: a paired bootstrap of the difference
-  (:func:`paired_difference`): each replicate resamples the examples once for both priors
-  (and, with several seeds, each prior's seeds with replacement), so the interval carries
-  example and seed variation and not the variation the two share.
+  (:func:`difference_interval`, on replicates drawn with the same weights for both, so paired):
+  each replicate resamples the examples once for both priors (and, with several seeds, each
+  prior's seeds with replacement), so the interval carries example and seed variation and not
+  the variation the two share.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ __all__ = [
     "Statistic",
     "bootstrap_interval",
     "difference_interval",
-    "paired_difference",
     "percentile_interval",
     "resample_weights",
     "seed_interval",
@@ -113,14 +114,22 @@ def _mean_of(column: str) -> Callable[[Columns, np.ndarray], np.ndarray]:
 @dataclass(frozen=True)
 class Statistic:
     """A table cell's statistic of per-example columns: ``fn(columns, weights (B, n)) -> (B,)``.
-    ``higher_is_better`` decides a comparison's verdict."""
+    ``higher_is_better`` decides a comparison's verdict. ``fn`` is None for a statistic that
+    per-example columns do not give, whose replicates are stored with its result instead
+    (FID: ``bootstrap_fid``, over the generated samples)."""
 
     label: str
     columns: tuple[str, ...]
     higher_is_better: bool
-    fn: Callable[[Columns, np.ndarray], np.ndarray]
+    fn: Callable[[Columns, np.ndarray], np.ndarray] | None
+
+    @property
+    def stored(self) -> bool:
+        return self.fn is None
 
     def __call__(self, values: Columns, weights: np.ndarray | None = None) -> np.ndarray:
+        if self.fn is None:
+            raise ValueError(f"{self.label} is not computed from per-example columns")
         n = len(values[self.columns[0]])
         return self.fn(values, np.ones((1, n)) if weights is None else weights)
 
@@ -135,6 +144,7 @@ STATISTICS: dict[str, Statistic] = {
     "mse": Statistic("MSE", ("mse",), False, _mean_of("mse")),
     "psnr": Statistic("PSNR", ("psnr",), True, _mean_of("psnr")),
     "ssim": Statistic("SSIM", ("ssim",), True, _mean_of("ssim")),
+    "fid": Statistic("FID", ("bootstrap_fid",), False, None),
 }
 
 
@@ -221,26 +231,3 @@ def difference_interval(
     lo, hi = percentile_interval(diffs)
     estimate = float(np.mean(a_point) - np.mean(b_point))
     return Difference(estimate, lo, hi, verdict(lo, hi, higher_is_better))
-
-
-def paired_difference(
-    stat: Statistic,
-    a: Sequence[Columns],
-    b: Sequence[Columns],
-    replicates: int = REPLICATES,
-    seed: int = SEED,
-) -> Difference:
-    """Paired bootstrap of ``stat(a) - stat(b)``: ``a``, ``b`` are the per-seed runs of two
-    priors, all on the same n test examples in the same order (docs/method.md §9)."""
-    n = len(a[0][stat.columns[0]])
-    runs = [*a, *b]
-    if any(len(r[stat.columns[0]]) != n for r in runs):
-        raise ValueError("a paired comparison needs the same test examples in every run")
-    if "label" in stat.columns and any(not np.array_equal(r["label"], a[0]["label"]) for r in runs):
-        raise ValueError("a paired comparison needs the same labels in every run")
-    w = resample_weights(n, replicates, seed)  # (B, n), shared: the pairing
-    ra = np.stack([stat(r, w) for r in a])  # (R_a, B)
-    rb = np.stack([stat(r, w) for r in b])  # (R_b, B)
-    points_a = np.array([stat(r)[0] for r in a])
-    points_b = np.array([stat(r)[0] for r in b])
-    return difference_interval(ra, rb, points_a, points_b, stat.higher_is_better, seed)

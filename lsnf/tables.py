@@ -1,445 +1,46 @@
-"""Regenerate the paper's tables from result JSONs, beside the published numbers (pandas).
-
-Measured rows are means ± std over seeds, with the number of seeds and the setting (dataset,
-source, test images, K_test, feature extractor) stated; published rows come from
-``config/paper_reference.yaml`` and unknown cells stay empty. Each table is written as CSV
-(numbers: mean, std, seeds per column), Markdown and LaTeX (display strings). A long-form
-``measurements.csv`` lists every result file with its provenance.
+"""Write every table from result JSONs (the ``tables`` rule): the comparison first, the paper's
+tables (:mod:`lsnf.paper_tables`), the cost table and ``measurements.csv``, each as CSV
+(numbers), Markdown and LaTeX (display strings); :func:`table_names` is the list the workflow
+expects, from the same definitions.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from lsnf import layout
-from lsnf.config import PRIOR_KINDS
-from lsnf.errors import UserError
-from lsnf.io import atomic_write_text, read_json
-from lsnf.stats import REPLICATES, percentile_interval, seed_interval
-from lsnf.uncertainty import Replicates
+from lsnf.io import atomic_write_text
+from lsnf.measurements import load_floors, load_measurements, setting_text
+from lsnf.paper_tables import (
+    PAPER_TABLES,
+    PRIOR_NAMES,
+    anomaly_table,
+    evaluation_table,
+    generation_table,
+    inpainting_table,
+    recovery_table,
+)
+from lsnf.registry import EVALUATIONS, Evaluation
+from lsnf.replicates import Replicates
 
-__all__ = [
-    "PRIOR_NAMES",
-    "anomaly_table",
-    "generation_table",
-    "inpainting_table",
-    "load_measurements",
-    "recovery_table",
-    "write_tables",
-]
-
-PRIOR_NAMES = {
-    "flow": "LFBM (flow prior)",
-    "gaussian": "ABP (Gaussian prior)",
-    "ebm": "LEBM (EBM prior)",
-}
-assert tuple(PRIOR_NAMES) == PRIOR_KINDS, "a table label per prior kind of lsnf.config"
+__all__ = ["table_names", "write_tables"]
 
 
-def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per result file, identified by its record's ``identity``
-    (:func:`lsnf.results.identify`)."""
-    rows = []
-    for p in map(Path, paths):
-        r = read_json(p)
-        who = r.get("identity") or {}
-        if not who.get("experiment") or not who.get("run"):
-            raise UserError(
-                f"{p} does not record its experiment and run (written by an older lsnf, or by "
-                f"`lsnf eval` without --run-key EXPERIMENT/RUN); rerun that evaluation with it"
-            )
-        extractor = r.get("feature_extractor", {}).get("name")
-        references = {
-            f"ref_{kind}_{k}": v
-            for kind, cell in r.get("reference_scores", {}).items()
-            for k, v in cell.items()
-        }
-        rows.append(
-            {
-                "experiment": who["experiment"],
-                "run": who["run"],
-                "prior": who["prior"],
-                "seed": who["seed"],
-                "precision": r.get("precision"),
-                "tf32": r.get("tf32"),
-                "dataset": r["dataset"],
-                "source": r["data"].get("source"),
-                "held_out_digit": who["held_out_digit"],
-                "data_key": r.get("data_key"),
-                "metric": r["metric"],
-                "extractor": extractor,
-                "value": r["value"],
-                "auroc": r.get("auroc"),
-                "n": r["n"],
-                "test_steps": r.get("inference", {}).get("steps"),
-                "noise": r.get("inference", {}).get("noise"),
-                "batchnorm": r.get("inference", {}).get("batchnorm"),
-                "mask": who["mask"],
-                "psnr": r.get("psnr"),
-                "ssim": r.get("ssim"),
-                "checkpoint_sha256": r["checkpoint_sha256"],
-                "config_sha256": r.get("config_sha256"),
-                "file": str(p),
-                **references,
-            }
-        )
-    return pd.DataFrame(rows)
+def _own_table(ev: Evaluation) -> bool:
+    shown = {name for names in PAPER_TABLES.values() for name in names}
+    return bool(ev.values) and ev.name not in shown
 
 
-def _fmt(
-    mean: float | None,
-    std: float | None,
-    digits: int = 3,
-    lo: float | None = None,
-    hi: float | None = None,
-) -> str:
-    """``mean [lo, hi]`` (one run) or ``mean ± std [lo, hi]`` (seeds); '' for no value."""
-    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
-    if missing(mean):
-        return ""
-    text = f"{mean:.{digits}f}" if missing(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
-    if not missing(lo) and not missing(hi):
-        text += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
-    return text
-
-
-IntervalSource = Callable[[pd.Series, str], "np.ndarray | None"]  # (result row, column) -> reps
-
-
-def _measured(reps: Replicates) -> IntervalSource:
-    """Bootstrap replicates of one result's value, from its per-example file."""
-    return lambda row, col: reps.of(row["file"], row["metric"], col, row[col])[1]
-
-
-def _floors(reps: Replicates) -> IntervalSource:
-    """Replicates of a model-free score on the examples of the result in ``row`` (none for the
-    random score: its AUPRC is the anomaly share, its AUROC 0.5, by expectation)."""
-
-    def source(row: pd.Series, col: str) -> np.ndarray | None:
-        if row["reference"] == "random":
-            return None
-        ex = reps.examples(row["file"])
-        sign = -1.0 if row["reference"] == "less_ink" else 1.0
-        stat = "auprc" if col == "value" else "auroc"
-        return reps.of_scores(sign * ex["ink"].to_numpy(), ex["label"].to_numpy(), stat)
-
-    return source
-
-
-def _cell(cell: pd.DataFrame, col: str, source: IntervalSource | None) -> dict[str, Any]:
-    """Mean, std, seed count and 95% interval of a cell's values: Student t across seeds with
-    two or more, else the bootstrap of the one run (docs/method.md §9)."""
-    values = cell[col].dropna()
-    n = int(values.count())
-    out = {
-        "mean": float("nan"),
-        "std": float("nan"),
-        "seeds": n,
-        "lo": float("nan"),
-        "hi": float("nan"),
-        "ci": "",
-    }
-    if n == 0:
-        return out
-    mean, std, interval = seed_interval(values.to_numpy())
-    out.update(mean=mean, std=std)
-    if interval is not None:
-        out.update(lo=interval.lo, hi=interval.hi, ci="t")
-    elif source is not None and (reps := source(cell.loc[values.index[0]], col)) is not None:
-        out.update(dict(zip(("lo", "hi"), percentile_interval(reps), strict=True)), ci="bootstrap")
-    return out
-
-
-def _ci_text(cells: list[dict[str, Any]], g: pd.DataFrame, model_free: bool) -> str:
-    """Which 95% interval the row's cells carry (docs/method.md §9)."""
-    kinds = {c["ci"] for c in cells if c["ci"]}
-    if not kinds:
-        return ""
-    fid, other = bool((g["metric"] == "fid").any()), bool((g["metric"] != "fid").any())
-    fid_over = "its images (FID)" if model_free else "generated samples (FID)"
-    over = [f"test examples ({REPLICATES} resamples)"] * other + [fid_over] * fid
-    texts = {"t": "Student t across seeds", "bootstrap": "bootstrap over " + ", ".join(over)}
-    return "95% CI: " + " / ".join(texts[k] for k in sorted(kinds))
-
-
-def _setting(g: pd.DataFrame, model_free: bool = False) -> str:
-    """What a row's numbers rest on: data, inference (K_test, noise, BatchNorm), test images,
-    seeds; a model-free row (a floor) names only its data and test images."""
-    parts = [f"{g['dataset'].iloc[0]} ({g['source'].iloc[0]})"]
-    steps = sorted({int(s) for s in g["test_steps"].dropna()})
-    if steps and not model_free:
-        noise = {"noisy" if n else "noise-free" for n in g["noise"].dropna()}
-        parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
-    if "batch" in set(g["batchnorm"].dropna()) and not model_free:
-        parts.append("BatchNorm: test-batch statistics")
-    if not model_free and "precision" in g and g["precision"].notna().any():
-        tf32 = " (TF32)" if g.get("tf32", pd.Series(dtype=bool)).fillna(False).any() else ""
-        parts.append("/".join(sorted(set(g["precision"].dropna()))) + tf32)
-    sizes = lambda rows: "/".join(map(str, sorted(set(rows["n"]))))
-    if (g["metric"] != "fid").any():
-        parts.append(f"n_test={sizes(g[g['metric'] != 'fid'])}")
-    if (g["metric"] == "fid").any():
-        parts.append(f"FID n={sizes(g[g['metric'] == 'fid'])}")
-    if model_free:
-        return "model-free; " + ", ".join(parts)
-    return "measured; " + ", ".join([*parts, f"{g['seed'].nunique()} seed(s)"])
-
-
-Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (numeric rows, display rows)
-
-
-Column = tuple[str, str, str, int]  # (measured column, numeric name, display title, digits)
-
-
-def _measured_rows(
-    m: pd.DataFrame,
-    by: list[str],
-    head: Callable[[tuple[Any, ...]], dict[str, Any]],
-    key_col: str,
-    keys: list[Any],
-    columns: Callable[[Any], list[Column]],
-    setting: Callable[[pd.DataFrame], str] = _setting,
-    source: IntervalSource | None = None,
-) -> Rows:
-    """One row per group of ``by`` (its ``head`` columns, then the setting); for each key of
-    ``key_col`` and each of its columns: mean, std, seed count and 95% interval (and its kind)
-    of the measured values."""
-    numeric, display = [], []
-    for group, g in m.groupby(by, sort=False):
-        num: dict[str, Any] = {**head(group), "setting": setting(g)}
-        disp: dict[str, Any] = dict(num)
-        cells = []
-        for k in keys:
-            cell = g[g[key_col] == k]
-            for col, name, title, digits in columns(k):
-                c = _cell(cell, col, source)
-                cells.append(c)
-                num.update({f"{name}_{part}": c[part] for part in c})
-                disp[title] = _fmt(
-                    c["mean"] if c["seeds"] else None, c["std"], digits, c["lo"], c["hi"]
-                )
-        ci = _ci_text(cells, g, num["setting"].startswith("model-free"))
-        for row in (num, disp):
-            row["setting"] += f"; {ci}" if ci else ""
-        numeric.append(num)
-        display.append(disp)
-    return numeric, display
-
-
-def _by_model(group: tuple[Any, ...]) -> dict[str, Any]:
-    exp, prior = group
-    return {"model": f"{PRIOR_NAMES[prior]} [lsnf: {exp}]"}
-
-
-def _reference_rows(
-    reference: dict[str, Any],
-    keys: list[Any],
-    cell: Callable[[dict[str, Any], Any], tuple[float | None, float | None]],
-    name: Callable[[Any], str],
-    title: Callable[[Any], str],
-    digits: Callable[[Any], int],
-) -> Rows:
-    """Published rows; unknown cells stay empty (never invented)."""
-    numeric, display = [], []
-    for model, cells in reference["rows"].items():
-        label = f"{model} [paper]"
-        num: dict[str, Any] = {"model": label, "setting": reference["setting"]}
-        disp: dict[str, Any] = {"model": label, "setting": reference["setting"]}
-        for k in keys:
-            mean, std = cell(cells, k)
-            num.update({f"{name(k)}_mean": mean, f"{name(k)}_std": std, f"{name(k)}_seeds": None})
-            disp[title(k)] = _fmt(mean, std, digits(k))
-        numeric.append(num)
-        display.append(disp)
-    return numeric, display
-
-
-def _frames(*parts: Rows) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The parts' rows as one numeric and one display table; a column a part lacks stays NaN
-    in the numeric table and empty in the display table."""
-    numeric = [r for p in parts for r in p[0]]
-    display = [r for p in parts for r in p[1]]
-    return pd.DataFrame(numeric), pd.DataFrame(display).fillna("")
-
-
-# model-free scores on the same test split (lsnf.metrics.inference.reference_scores)
-REFERENCE_SCORES = {
-    "random": "random score (anomaly share)",
-    "less_ink": "total ink, less = anomalous",
-    "more_ink": "total ink, more = anomalous",
-}
-
-
-def _floor_rows(
-    m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[Column]], reps: Replicates
-) -> Rows:
-    """One row per model-free score and experiment: what a score that ignores the model reaches
-    on each held-out digit's test split (the same split for every prior and seed)."""
-    if m.empty or "ref_random_auprc" not in m:
-        return [], []
-    split = m.drop_duplicates(["experiment", "held_out_digit", "n"])
-    long = pd.concat(
-        [
-            split.assign(
-                reference=kind, value=split[f"ref_{kind}_auprc"], auroc=split[f"ref_{kind}_auroc"]
-            )
-            for kind in REFERENCE_SCORES
-        ]
-    )
-    head = lambda group: {"model": f"{REFERENCE_SCORES[group[1]]} [floor: {group[0]}]"}
-    model_free = lambda g: _setting(g, model_free=True)
-    return _measured_rows(
-        long,
-        ["experiment", "reference"],
-        head,
-        "held_out_digit",
-        digits,
-        cells,
-        model_free,
-        _floors(reps),
-    )
-
-
-def anomaly_table(
-    df: pd.DataFrame, reference: dict[str, Any], reps: Replicates
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """MNIST anomaly AUPRC and AUROC by held-out digit, with the model-free floors of the same
-    test splits beside the published AUPRCs: (numeric table, display table)."""
-    m = df[df["metric"] == "anomaly_auprc"]
-    digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
-    name, title, places = (lambda d: f"digit{d}"), (lambda d: f"digit {d}"), (lambda d: 3)
-    published = lambda cells, d: tuple(cells.get(d) or (None, None))
-    cells = lambda d: [
-        ("value", name(d), title(d), 3),
-        ("auroc", f"digit{d}_auroc", f"digit {d} AUROC", 3),
-    ]
-    measured = _measured_rows(
-        m,
-        ["experiment", "prior"],
-        _by_model,
-        "held_out_digit",
-        digits,
-        cells,
-        source=_measured(reps),
-    )
-    return _frames(
-        measured,
-        _floor_rows(m, digits, cells, reps),
-        _reference_rows(reference, digits, published, name, title, places),
-    )
-
-
-def _generation_column(row: pd.Series) -> str:
-    if row["metric"] == "reconstruction_mse":
-        return f"{row['dataset']}_mse"
-    if row["extractor"] == "inception-v3-compat":
-        return f"{row['dataset']}_fid"
-    return f"{row['dataset']}_fid[{row['extractor']}]"
-
-
-def generation_table(
-    df: pd.DataFrame,
-    reference: dict[str, Any],
-    reps: Replicates,
-    floors: pd.DataFrame | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The paper's "MSE / FID" table, with FID floor rows (real held-out images against the same
-    reference): (numeric table, display table)."""
-    m = df[df["metric"].isin(["reconstruction_mse", "fid"])].copy()
-    m["column"] = m.apply(_generation_column, axis=1) if len(m) else []
-    f = floors.copy() if floors is not None and len(floors) else pd.DataFrame()
-    if len(f):
-        f["column"] = f.apply(_generation_column, axis=1)
-    columns = list(dict.fromkeys([*sorted(set(m["column"])), *reference["metrics"]]))
-    same = lambda c: c
-    measured_places = lambda c: 4 if c.endswith("_mse") else 2
-    published_places = lambda c: 3 if c.endswith("_mse") else 2
-    published = lambda cells, c: (cells.get(c), None)
-    cells = lambda c: [("value", c, c, measured_places(c))]
-    # one floor per data identity (lsnf.config.DataConfig.key): the images its models learned
-    floor_head = lambda group: {"model": f"real {group[1]} images [floor: {group[0]}]"}
-    floor_rows = (
-        _measured_rows(
-            f,
-            ["data_key", "split"],
-            floor_head,
-            "column",
-            columns,
-            cells,
-            lambda g: _setting(g, model_free=True),
-            _measured(reps),
-        )
-        if len(f)
-        else ([], [])
-    )
-    measured = _measured_rows(
-        m, ["experiment", "prior"], _by_model, "column", columns, cells, source=_measured(reps)
-    )
-    return _frames(
-        measured,
-        floor_rows,
-        _reference_rows(reference, columns, published, same, same, published_places),
-    )
-
-
-def inpainting_table(df: pd.DataFrame, reps: Replicates) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hole MSE / PSNR / SSIM ([0, 1] scale) per model and test mask (no published numbers:
-    the paper shows inpainting as figures)."""
-    m = df[df["metric"] == "inpainting_mse"]
-    cells = lambda t: [
-        ("value", f"{t}_mse", f"{t} MSE", 4),
-        ("psnr", f"{t}_psnr", f"{t} PSNR", 2),
-        ("ssim", f"{t}_ssim", f"{t} SSIM", 3),
-    ]
-    masks = list(dict.fromkeys(m["mask"]))
-    rows = _measured_rows(
-        m, ["experiment", "prior"], _by_model, "mask", masks, cells, source=_measured(reps)
-    )
-    return _frames(rows)
-
-
-def recovery_table(df: pd.DataFrame, reps: Replicates) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Recovery error on hidden pixels ([0, 1] scale): mask setting x prior."""
-    m = df[df["metric"] == "recovery_mse"]
-    head = lambda group: {"mask": group[1], "experiment": group[0]}
-    cells = lambda prior: [("value", prior, PRIOR_NAMES[prior], 4)]
-    priors = list(dict.fromkeys(m["prior"]))
-    rows = _measured_rows(
-        m, ["experiment", "mask"], head, "prior", priors, cells, source=_measured(reps)
-    )
-    return _frames(rows)
-
-
-def load_floors(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per FID floor file (``lsnf fid-floor``), in the measurements' columns."""
-    rows = []
-    for p in map(Path, paths):
-        r = read_json(p)
-        rows.append(
-            {
-                "dataset": r["dataset"],
-                "data_key": r["data_key"],
-                "source": r["data"].get("source"),
-                "split": r["data"].get("split"),
-                "metric": "fid",
-                "extractor": r["feature_extractor"]["name"],
-                "value": r["value"],
-                "n": r["n"],
-                "seed": None,
-                "test_steps": None,
-                "noise": None,
-                "batchnorm": None,
-                "file": str(p),
-            }
-        )
-    return pd.DataFrame(rows)
+def table_names(tasks: set[str], versus: bool) -> list[str]:
+    """The tables that results of experiments of ``tasks`` give (``versus``: pairs of
+    experiments are compared too), in the report's order; the workflow's targets."""
+    own = [e.name for e in EVALUATIONS.values() if _own_table(e) and set(e.tasks) & tasks]
+    return ["comparison", *[t for t in PAPER_TABLES if t in tasks], *own, "cost"] + [
+        "versus"
+    ] * versus
 
 
 def _write(out_dir: Path, name: str, numeric: pd.DataFrame, display: pd.DataFrame) -> list[Path]:
@@ -463,7 +64,7 @@ def write_tables(
     results_dir: str | Path = layout.ROOT,
     versus: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> list[Path]:
-    """Write the comparison table, every table whose metric appears in the results, the cost
+    """Write the comparison table, every task's table whose evaluations the results hold, the cost
     table and (``versus``: pairs of experiments) the versus table; return the files written."""
     from lsnf.comparison import comparison_table, versus_table
     from lsnf.cost import cost_table
@@ -475,26 +76,27 @@ def write_tables(
     reps = Replicates()
     written = [out_dir / layout.table_file("measurements", "csv")]
     atomic_write_text(written[0], df.to_csv(index=False))
+    every = set(df.get("evaluation", []))
     builders = {
-        "comparison": (lambda d: comparison_table(d, reps, _setting), set(df.get("metric", []))),
-        "anomaly": (lambda d: anomaly_table(d, reference["anomaly"], reps), {"anomaly_auprc"}),
-        "generation": (
-            lambda d: generation_table(d, reference["generation"], reps, floors),
-            {"reconstruction_mse", "fid"},
-        ),
-        "inpainting": (lambda d: inpainting_table(d, reps), {"inpainting_mse"}),
-        "recovery": (lambda d: recovery_table(d, reps), {"recovery_mse"}),
+        "comparison": (lambda d: comparison_table(d, reps, setting_text), every),
+        "anomaly": lambda d: anomaly_table(d, reference["anomaly"], reps),
+        "generation": lambda d: generation_table(d, reference["generation"], reps, floors),
+        "inpainting": lambda d: inpainting_table(d, reps),
+        "recovery": lambda d: recovery_table(d, reps),
         "cost": (
             lambda d: cost_table(d.assign(model=d.apply(_model_label, axis=1)), results_dir),
-            set(df.get("metric", [])),
+            every,
         ),
         "versus": (
-            lambda d: versus_table(d, reps, list(versus), _setting),
-            set(df.get("metric", [])) if versus else set(),
+            lambda d: versus_table(d, reps, list(versus), setting_text),
+            every if versus else set(),
         ),
     }
-    for name, (build, metrics) in builders.items():
-        if df.empty or not set(df["metric"]) & metrics:
+    for ev in filter(_own_table, EVALUATIONS.values()):
+        builders[ev.name] = (lambda d, e=ev: evaluation_table(d, e, reps), {ev.name})
+    for name, builder in builders.items():
+        build, needs = builder if isinstance(builder, tuple) else (builder, PAPER_TABLES[name])
+        if df.empty or not every & set(needs):
             continue
         written += _write(out_dir, name, *build(df))
     return written

@@ -63,6 +63,9 @@ def test_importing_the_config_loads_nothing_else_of_lsnf_nor_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['lsnf', 'lsnf.config']"
+    code = code.replace("lsnf.config", "lsnf.registry")  # nor does the registry load torch
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['lsnf', 'lsnf.registry']"
 
 
 def test_imports_have_no_cycle_and_the_core_does_no_io() -> None:
@@ -138,7 +141,7 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkey
     from lsnf import cli
 
     r = subprocess.run(
-        [sys.executable, "-m", "lsnf.cli", "eval", "recon", "nope.pt", "--out", "x.json"],
+        [sys.executable, "-m", "lsnf.cli", "eval", "reconstruction", "nope.pt", "--out", "x.json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -149,7 +152,7 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkey
     def broken(args: object) -> None:
         raise KeyError("an internal bug")
 
-    monkeypatch.setitem(cli._COMMANDS, "train", broken)
+    monkeypatch.setattr(cli, "cmd_train", broken)
     with pytest.raises(KeyError, match="an internal bug"):
         cli.main(["train", "c.yaml", "--out", "r"])
 
@@ -176,3 +179,36 @@ def test_checkpoint_of_another_format_is_refused(make_config, tmp_path) -> None:
     torch.save({"format": "lsnf-checkpoint-0", "model": model.state_dict(), "config": {}}, path)
     with pytest.raises(CheckpointError, match="format 'lsnf-checkpoint-0'.*retrain"):
         load_checkpoint(path)
+
+
+def test_the_registry_is_the_one_definition_of_each_evaluation() -> None:
+    """Each evaluation's name, settings, function and statistics resolve; tasks are the
+    schema's; MLflow metric keys follow from the registry alone."""
+    from lsnf.config import EvaluationSettings
+    from lsnf.registry import EVALUATIONS, TASKS, for_task, mlflow_metrics
+    from lsnf.stats import STATISTICS
+
+    assert tuple(EXPERIMENT["task"]["enum"]) == TASKS
+    for name, ev in EVALUATIONS.items():
+        assert ev.name == name and set(ev.tasks) <= set(TASKS)
+        assert set(ev.settings) <= set(EvaluationSettings.model_fields)
+        assert callable(ev.function) and ev.function.__name__ == name
+        assert all(v.statistic in STATISTICS for v in ev.values)
+        assert ev.result or not ev.values  # values live in a result
+    assert [e.name for e in for_task("generation")] == ["reconstruction", "fid", "samples"]
+    record = {
+        "evaluation": "inpainting",
+        "value": 0.1,
+        "psnr": 20.0,
+        "ssim": 0.5,
+        "identity": {"mask": "center"},
+    }
+    assert mlflow_metrics(record) == {
+        "inpainting_mse.center": 0.1,
+        "inpainting_psnr.center": 20.0,
+        "inpainting_ssim.center": 0.5,
+    }
+    fid = {"evaluation": "fid", "value": 3.0, "feature_extractor": {"name": "x"}}
+    assert mlflow_metrics(fid) == {"fid.x": 3.0}
+    anomaly = {"evaluation": "anomaly", "value": 0.4, "auroc": 0.6}
+    assert mlflow_metrics(anomaly) == {"anomaly_auprc": 0.4, "anomaly_auroc": 0.6}

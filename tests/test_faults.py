@@ -35,11 +35,7 @@ RUN_CONFIG = {
 def _train_cmd(config: Path, out: Path) -> list[str]:
     return [
         sys.executable,
-        "-m",
-        "lsnf.cli",
-        "--threads",
-        "1",
-        "train",
+        *"-m lsnf.cli --threads 1 train".split(),
         str(config),
         "--out",
         str(out),
@@ -168,11 +164,11 @@ def test_failed_evaluation_leaves_no_output(tmp_path: Path) -> None:
     assert _snakemake(work, MODEL) == 0
     model = work / MODEL
     model.write_bytes(model.read_bytes()[:200])  # corrupt the checkpoint: evaluation fails
-    target = "results/eval/fault/flow-seed0/recon.json"
+    target = "results/eval/fault/flow-seed0/reconstruction.json"
     assert _snakemake(work, target) != 0
     assert (
         not (work / target).exists()
-        and not (work / "results/eval/fault/flow-seed0/recon.png").exists()
+        and not (work / "results/eval/fault/flow-seed0/reconstruction.png").exists()
     )
     log = (work / "results/logs/eval_reconstruction/fault/flow-seed0.log").read_text()
     assert "corrupt or truncated" in log and "model.pt" in log
@@ -253,7 +249,7 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-3000:]
     results = work / "results"
-    for name in ("recon.json", "fid.json", "samples.png"):
+    for name in ("reconstruction.json", "fid.json", "samples.png"):
         assert (results / "eval" / "tiny_generation" / "flow-seed0" / name).stat().st_size > 0
     gen = (results / "tables" / "generation.csv").read_text()
     assert "lsnf: tiny_generation" in gen
@@ -262,7 +258,7 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
     failures = [
         json.loads(x) for x in (results / "logs" / "mlflow-failures.jsonl").read_text().splitlines()
     ]
-    tracked_jobs = {"eval recon", "eval fid", "eval samples"}
+    tracked_jobs = {"eval reconstruction", "eval fid", "eval samples"}
     failed = {" ".join(f["command"].split()[3:5]) for f in failures if f["run_key"]}
     assert tracked_jobs <= failed, failures
     for rule in ("eval_reconstruction", "eval_fid"):

@@ -69,13 +69,22 @@ def test_mask_tags_round_trip_every_parameter(spec: MaskSpec, tag: str) -> None:
     assert MaskSpec.from_tag(tag).model_dump(include=used) == spec.model_dump(include=used)
 
 
-def test_mask_cli_flags_parse_back_to_the_same_spec() -> None:
-    from lsnf.cli import build_parser
+def test_settings_files_carry_the_mask_and_only_what_an_evaluation_takes(tmp_path) -> None:
+    """An inpainting job's settings file gives back its mask exactly; a setting the evaluation
+    does not take, or an unknown key, is an error that names it."""
+    import yaml
+
+    from lsnf.registry import EVALUATIONS, settings_of
 
     spec = MaskSpec(kind="salt_pepper", p=0.3, patch=4, seed=5)
-    args = build_parser().parse_args(["eval", "inpaint", "m.pt", "--out", "x", *spec.cli_args()])
-    given = {f: getattr(args, f"mask_{f}") for f in MaskSpec.model_fields}
-    assert MaskSpec(**given) == spec
+    path = tmp_path / "inpainting-sp30b4s5.yaml"
+    path.write_text(yaml.safe_dump({"mask": spec.model_dump(mode="json"), "completions": 3}))
+    settings = settings_of(EVALUATIONS["inpainting"], yaml.safe_load(path.read_text()), "f")
+    assert settings.mask == spec and settings.completions == 3
+    with pytest.raises(ConfigError, match="anomaly does not take completions"):
+        settings_of(EVALUATIONS["anomaly"], {"completions": 3}, "f")
+    with pytest.raises(ConfigError, match="mask.kind"):
+        settings_of(EVALUATIONS["inpainting"], {"mask": {"kind": "circle"}}, "f")
 
 
 def test_random_square_hides_exactly_one_square_per_image() -> None:

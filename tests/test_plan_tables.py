@@ -108,8 +108,8 @@ def test_recovery_runs_carry_their_corruption() -> None:
     assert resolved.data.corruption == MaskSpec(kind="salt_pepper", p=0.2, patch=4, seed=3)
     inpaint = _config(task="inpainting", priors=["ebm"], masks=masks[:2])
     targets = plan.evaluation_targets(inpaint)
-    assert "results/eval/e/ebm-seed0/inpaint-sp30.json" in targets
-    assert "results/eval/e/ebm-seed0/inpaint-sq32.png" in targets
+    assert "results/eval/e/ebm-seed0/inpainting-sp30.json" in targets
+    assert "results/eval/e/ebm-seed0/inpainting-sq32.png" in targets
 
 
 def test_disabled_experiments_stay_out_of_the_dag() -> None:
@@ -119,7 +119,7 @@ def test_disabled_experiments_stay_out_of_the_dag() -> None:
 
 def test_unreachable_tracking_server_is_reported_not_raised(capsys, monkeypatch) -> None:
     pytest.importorskip("mlflow")
-    from lsnf.tracking import Tracker
+    from lsnf.mlflow_store import Tracker
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
@@ -133,7 +133,8 @@ def test_unreachable_tracking_server_is_reported_not_raised(capsys, monkeypatch)
 
 def test_tracking_failures_are_logged_and_summarised(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("mlflow")
-    from lsnf.tracking import Tracker, failure_report, failures_since
+    from lsnf.mlflow_store import Tracker, init_store
+    from lsnf.tracking_sync import failure_report, failures_since
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
@@ -141,7 +142,7 @@ def test_tracking_failures_are_logged_and_summarised(tmp_path: Path, monkeypatch
     log.parent.mkdir()
     log.write_text('{"run_key": "old/run", "what": "log metrics", "error": "x", "uri": "u"}\n')
     offset = log.stat().st_size  # failures of an earlier workflow run are not reported again
-    Tracker("http://127.0.0.1:9", "e", "", failure_log=str(log)).init_store()  # as onstart does
+    init_store("http://127.0.0.1:9", "e", str(log))  # as onstart does
     t = Tracker("http://127.0.0.1:9", "e", "exp/flow-seed0", failure_log=log)
     t.log_metrics({"a": 1.0})
     t.log_metrics({"a": 2.0})  # disabled after the first failure: one line per job

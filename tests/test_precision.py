@@ -71,12 +71,10 @@ def test_machine_description_reads_the_bf16_flags(monkeypatch, flags, native) ->
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_results_record_the_precision(make_config, tmp_path, precision) -> None:
     from lsnf.checkpoint import load_model
-    from lsnf.config import EvaluationConfig
+    from lsnf.config import EvaluationSettings
     from lsnf.evaluate import reconstruction
 
     cfg = make_config(**MNIST_TINY, precision=precision)
     fit(cfg, tmp_path)
-    outcome = reconstruction(
-        load_model(tmp_path / "model.pt"), EvaluationConfig(n_test=20), grid=False
-    )
+    outcome = reconstruction(load_model(tmp_path / "model.pt"), EvaluationSettings(n_test=20))
     assert outcome.record["precision"] == precision and outcome.record["tf32"] is False

@@ -4,9 +4,6 @@ inpainting/recovery CLI."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -48,18 +45,6 @@ def test_masks_change_training(make_config, tmp_path):
     assert not torch.equal(next(a.generator.parameters()), next(b.generator.parameters()))
 
 
-def _lsnf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "lsnf.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def test_inpaint_and_recover_cli(tmp_path):
     cfg = str(ROOT / "config" / "models" / "mnist_generation.yaml")
     sets = [
@@ -71,63 +56,29 @@ def test_inpaint_and_recover_cli(tmp_path):
         "train.progress=false",
     ]
     tiny = [arg for s in sets for arg in ("--set", s)]
-    r = _lsnf("train", cfg, "--out", "complete", *tiny, cwd=tmp_path)
+    r = lsnf("train", cfg, "--out", "complete", *tiny, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _lsnf(
-        "eval",
-        "inpaint",
-        "complete/model.pt",
-        "--out",
-        "inpaint.json",
-        "--n",
-        "20",
-        "--completions",
-        "2",
-        "--steps",
-        "5",
-        "--step-size",
-        "0.05",
-        "--grid",
-        "inpaint.png",
-        cwd=tmp_path,
-    )
+    args = "eval inpainting complete/model.pt --out inpaint.json --grid inpaint.png".split()
+    settings = sets("n_test=20", "completions=2", "test_steps=5", "step_size=0.05",
+                    "mask.kind=center_square")  # fmt: skip
+    r = lsnf(*args, *settings, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "inpaint.json").read_text())
-    assert res["metric"] == "inpainting_mse" and 0 < res["value"] < 1 and res["n"] == 20
+    assert res["evaluation"] == "inpainting" and 0 < res["value"] < 1 and res["n"] == 20
     assert res["mask"]["kind"] == "center_square" and res["completions"] == 2
     assert res["inference"]["init"] == "prior sample" and 0 < res["ssim"] <= 1
     assert (tmp_path / "inpaint.png").stat().st_size > 0
 
-    r = _lsnf(
-        "train",
-        cfg,
-        "--out",
-        "corrupt",
-        *tiny,
-        "--set",
-        "data.corruption.kind=salt_pepper",
-        "--set",
-        "data.corruption.p=0.3",
-        cwd=tmp_path,
-    )
+    corrupt = sets("data.corruption.kind=salt_pepper", "data.corruption.p=0.3")
+    r = lsnf("train", cfg, "--out", "corrupt", *tiny, *corrupt, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _lsnf(
-        "eval",
-        "recover",
-        "corrupt/model.pt",
-        "--out",
-        "recover.json",
-        "--n",
-        "50",
-        "--steps",
-        "5",
-        cwd=tmp_path,
-    )
+    args = "eval recovery corrupt/model.pt --out recovery.json".split()
+    r = lsnf(*args, *sets("n_test=50", "test_steps=5"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    res = json.loads((tmp_path / "recover.json").read_text())
-    assert res["metric"] == "recovery_mse" and 0 < res["value"] < 1 and res["n"] == 50
+    res = json.loads((tmp_path / "recovery.json").read_text())
+    assert res["evaluation"] == "recovery" and 0 < res["value"] < 1 and res["n"] == 50
     assert res["mask"]["kind"] == "salt_pepper" and res["mask"]["p"] == 0.3
-    r = _lsnf("eval", "recover", "complete/model.pt", "--out", "x.json", cwd=tmp_path)
+    r = lsnf("eval", "recovery", "complete/model.pt", "--out", "x.json", cwd=tmp_path)
     assert r.returncode != 0 and "complete images" in r.stderr
 
 

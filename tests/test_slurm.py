@@ -36,6 +36,14 @@ NO_ACCOUNTING = [
     "--seconds-between-status-checks",
     "2",
 ]
+
+
+def on_slurm(work: Path, configfile: str, *targets: str, timeout: int):
+    """Snakemake in ``work`` through ``--profile slurm`` (squeue polling), for ``targets``."""
+    return snakemake(work, *targets, "--cores", "all", "--profile", "slurm", *NO_ACCOUNTING,
+                     "--configfile", configfile, timeout=timeout)  # fmt: skip
+
+
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
@@ -95,17 +103,7 @@ def test_tiny_scenario_on_slurm_equals_the_local_run(slurm, tiny_run: Path, tmp_
     import torch
 
     work = copy_project(tmp_path)
-    r = snakemake(
-        work,
-        "--cores",
-        "all",
-        "--profile",
-        "slurm",
-        *NO_ACCOUNTING,
-        "--configfile",
-        TINY,
-        timeout=1800,
-    )
+    r = on_slurm(work, TINY, timeout=1800)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-4000:]
     assert "Using profiles slurm" in log
@@ -144,18 +142,7 @@ def test_out_of_memory_training_is_retried_with_more_memory(slurm, tmp_path: Pat
     work = copy_project(tmp_path)
     config = one_model_config(work, train={"mem_mb": 600, "runtime": 10})
     model = "results/models/tiny_generation/flow-seed0/model.pt"
-    r = snakemake(
-        work,
-        model,
-        "--cores",
-        "all",
-        "--profile",
-        "slurm",
-        *NO_ACCOUNTING,
-        "--configfile",
-        config,
-        timeout=900,
-    )
+    r = on_slurm(work, config, model, timeout=900)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-4000:]
     assert (work / model).exists()
@@ -174,17 +161,7 @@ def test_config_error_is_reported_before_any_job_is_submitted(slurm, tmp_path: P
     bad = (work / TINY).read_text().replace("n_samples:", "n_sampels:")
     (work / "bad.yaml").write_text(bad)
     before = _job_states([])
-    r = snakemake(
-        work,
-        "--cores",
-        "all",
-        "--profile",
-        "slurm",
-        *NO_ACCOUNTING,
-        "--configfile",
-        "bad.yaml",
-        timeout=300,
-    )
+    r = on_slurm(work, "bad.yaml", timeout=300)
     after = _job_states([])
     assert r.returncode != 0
     assert "n_sampels" in r.stdout + r.stderr

@@ -48,7 +48,7 @@ def _anomaly(
         "more_ink": {"auprc": _auprc(labels, ink), "auroc": roc_auc_score(labels, ink)},
     }
     record = {
-        "metric": "anomaly_auprc",
+        "evaluation": "anomaly",
         "value": _auprc(labels, scores),
         "auroc": float(roc_auc_score(labels, scores)),
         "n": n,
@@ -78,7 +78,7 @@ def _recon(root: Path, prior: str, scale: float, n: int = 200, exp: str = "g") -
     """A reconstruction result whose per-image errors are ``scale`` times shared ones."""
     errors = scale * np.random.default_rng(7).exponential(0.05, n)
     record = {
-        "metric": "reconstruction_mse",
+        "evaluation": "reconstruction",
         "value": float(errors.mean()),
         "n": n,
         "dataset": "mnist",
@@ -89,7 +89,7 @@ def _recon(root: Path, prior: str, scale: float, n: int = 200, exp: str = "g") -
         "checkpoint_sha256": "0" * 64,
         "identity": _who(exp, f"{prior}-seed0", prior, 0),
     }
-    path = root / f"eval/{exp}/{prior}-seed0/recon.json"
+    path = root / f"eval/{exp}/{prior}-seed0/reconstruction.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     examples = pd.DataFrame({"example": np.arange(n), "mse": errors})
     save_outcome(Outcome(record, None, "", examples), path, None)
@@ -99,7 +99,7 @@ def _recon(root: Path, prior: str, scale: float, n: int = 200, exp: str = "g") -
 def _fid(root: Path, prior: str, value: float) -> Path:
     reps = value + np.random.default_rng(zlib.crc32(prior.encode())).normal(0, 0.5, 200)
     record = {
-        "metric": "fid",
+        "evaluation": "fid",
         "value": value,
         "n": 1000,
         "dataset": "mnist",

@@ -68,10 +68,10 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     assert floor["data"]["images_sha256"] == test["images_sha256"] and floor["data_key"] == data.key
     assert len(list((tiny_run / "results" / "data").glob("*.json"))) == 2  # one per identity
     comparison = pd.read_csv(tables / "comparison.csv")
-    assert set(comparison["task"]) == {
+    assert set(comparison["evaluation"]) == {
         "anomaly",
         "reconstruction",
-        "generation",
+        "fid",
         "inpainting",
         "recovery",
     }
@@ -222,7 +222,7 @@ def test_deleting_one_evaluation_reruns_only_that_job(tiny_run: Path) -> None:
     assert dry.returncode == 0, dry.stderr
     out = dry.stdout + dry.stderr
     assert "eval_anomaly" in out and "tables" in out
-    for rule in ("train ", "prepare_data", "fid_reference", "eval_fid", "sample_grid"):
+    for rule in ("train ", "prepare_data", "fid_reference", "eval_fid", "eval_samples"):
         assert f"\n{rule}" not in out.split("Job stats:")[1], out
     r = _snakemake(tiny_run, "--cores", "2", "--configfile", "config/scenarios/tiny.yaml")
     assert r.returncode == 0 and target.exists()
@@ -265,7 +265,7 @@ def test_content_of_the_configs_decides_what_reruns(tiny_run: Path) -> None:
         run_config.write_text(original.replace("sigma: 0.3", "sigma: 0.5"))
         anomaly_runs = [f"{p}-digit1-seed0" for p in ("flow", "gaussian", "ebm")]
         assert _planned_jobs(tiny_run, tiny) == _downstream_of_training(
-            "tiny_anomaly", anomaly_runs, ["eval_anomaly", "sample_grid"]
+            "tiny_anomaly", anomaly_runs, ["eval_anomaly", "eval_samples"]
         )
     finally:
         run_config.write_text(original)
@@ -276,9 +276,20 @@ def test_content_of_the_configs_decides_what_reruns(tiny_run: Path) -> None:
     (tiny_run / "edited.yaml").write_text(yaml.safe_dump(cfg))
     generation_runs = [f"{p}-seed0" for p in ("flow", "gaussian", "ebm")]
     assert _planned_jobs(tiny_run, "edited.yaml") == _downstream_of_training(
-        "tiny_generation", generation_runs, ["eval_reconstruction", "eval_fid", "sample_grid"]
+        "tiny_generation", generation_runs, ["eval_reconstruction", "eval_fid", "eval_samples"]
     ) | {("test_steps_curve", "exp=tiny_generation")}
-    # 3. restored: nothing to do again
+    # 3. one evaluation setting: its settings file, the evaluations that take it, downstream
+    cfg = yaml.safe_load((tiny_run / tiny).read_text())
+    cfg["experiments"]["tiny_generation"]["evaluation"]["test_steps"] = 4  # not FID's, nor grids'
+    (tiny_run / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    assert _planned_jobs(tiny_run, "edited.yaml") == {
+        ("eval_settings", "exp=tiny_generation, stem=reconstruction"),
+        *[("eval_reconstruction", f"exp=tiny_generation, run={r}") for r in generation_runs],
+        ("test_steps_curve", "exp=tiny_generation"),
+        ("tables", ""),
+        ("all", ""),
+    }
+    # 4. restored: nothing to do again
     assert _planned_jobs(tiny_run, tiny) == set()
 
 
@@ -326,10 +337,16 @@ def test_lint_finds_nothing_but_the_absent_conda_environments() -> None:
     assert set(lints) == {"* Specify a conda environment or container for each rule.:"}, lints
 
 
-def test_every_inference_rule_passes_the_evaluation_settings(tmp_path: Path) -> None:
+def test_evaluation_block_reaches_every_evaluation_through_its_settings_file(
+    tmp_path: Path,
+) -> None:
     """test_steps, step_size, n_test, batch_size and seed of an experiment's `evaluation:`
-    block reach anomaly, reconstruction, inpainting and recovery alike."""
+    block reach anomaly, reconstruction, inpainting and recovery alike, through the settings
+    file each job reads (and that the rule writes before it)."""
     import yaml
+
+    from lsnf import plan
+    from lsnf.registry import for_task
 
     work = _copy_project(tmp_path)
     cfg = yaml.safe_load((work / "config/scenarios/tiny.yaml").read_text())
@@ -339,12 +356,18 @@ def test_every_inference_rule_passes_the_evaluation_settings(tmp_path: Path) -> 
     r = _snakemake(work, "-n", "-p", "--cores", "1", "--configfile", "eval.yaml")
     assert r.returncode == 0, r.stderr[-3000:]
     commands = [line for line in r.stdout.splitlines() if " eval " in line]
-    for name in ("anomaly", "recon", "inpaint", "recover"):
+    validate = pytest.importorskip("snakemake.utils").validate
+    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=True)
+    for name in ("anomaly", "reconstruction", "inpainting", "recovery"):
         lines = [c for c in commands if f" eval {name} " in c]
-        assert lines, name
-        for c in lines:
-            for flag in ("--steps 7", "--step-size 0.07", "--batch-size 25", "--seed 3", "--n "):
-                assert flag in c, (name, flag, c)
+        assert lines and all(" --settings results/settings/" in c for c in lines), name
+        (exp,) = [e for e, x in cfg["experiments"].items() if name in
+                  {ev.name for ev in for_task(x["task"])}]  # fmt: skip
+        stem = f"{name}-center" if name == "inpainting" else name
+        settings = plan.evaluation_settings(cfg, exp, stem)
+        assert (settings.test_steps, settings.step_size) == (7, 0.07), name
+        assert (settings.batch_size, settings.seed) == (25, 3), name
+        assert settings.n_test == cfg["experiments"][exp]["evaluation"]["n_test"], name
 
 
 def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:
@@ -390,3 +413,76 @@ def test_paper_mnist_scenario_runs_one_epoch_on_a_slice(tmp_path: Path) -> None:
     assert measured["setting"].str.contains("fp32").all()
     lebm = table[table["model"] == "LEBM [paper]"].iloc[0]
     assert lebm["digit1_mean"] == pytest.approx(0.336) and lebm["digit1_std"] == 0.008
+
+
+TOY_EVALUATION = '''"""A toy evaluation, in this one file: its function and its registry entry."""
+import numpy as np
+import pandas as pd
+import torch
+
+from lsnf.data import load_split
+from lsnf.pixels import to_model_scale
+from lsnf.registry import Evaluation, Value, register
+from lsnf.results import Outcome, make_result
+
+
+def toy(trained, ev):
+    """Per test image, its squared distance to g(0) (a model-dependent number)."""
+    data = load_split(trained.config.data, ev.split).head(ev.n_test)
+    x = to_model_scale(data.images).to(trained.device)
+    z = torch.zeros(len(data), trained.config.model.latent_dim, device=trained.device)
+    with torch.no_grad():
+        mse = ((x - trained.model.decode(z)) ** 2).flatten(1).mean(1).double().cpu().numpy()
+    record = make_result("toy", float(mse.mean()), len(data), trained, data.describe())
+    examples = pd.DataFrame({"example": np.arange(len(data)), "mse": mse})
+    return Outcome(record, None, f"toy {mse.mean():.4f}", examples)
+
+
+register(
+    Evaluation(
+        "toy",
+        ("generation",),
+        "toy_evaluation:toy",
+        ("n_test", "split"),
+        "squared distance of test images to g(0)",
+        (Value("value", "mse", "distance to g(0)", 4),),
+        condition="dataset",
+    )
+)
+'''
+
+
+@pytest.mark.slow
+def test_an_evaluation_defined_in_one_place_runs_through_the_pipeline(tmp_path: Path) -> None:
+    """A new evaluation, one definition in one file that $LSNF_EVALUATIONS names, and nothing
+    else edited: Snakemake runs it for every model of its task, it writes its result, it has
+    its table and its rows in the comparison, and MLflow has its metric."""
+    import json
+
+    import mlflow
+    import pandas as pd
+    import yaml
+
+    work = _copy_project(tmp_path)
+    (work / "toy_evaluation.py").write_text(TOY_EVALUATION)
+    cfg = yaml.safe_load((work / "config/scenarios/tiny.yaml").read_text())
+    generation = {**cfg["experiments"]["tiny_generation"], "priors": ["flow", "gaussian"]}
+    cfg["experiments"] = {"tiny_generation": generation}
+    (work / "toy.yaml").write_text(yaml.safe_dump(cfg))
+    env = {"LSNF_EVALUATIONS": "toy_evaluation", "PYTHONPATH": f"{ROOT}:{work}"}
+    r = _snakemake(work, "--cores", "2", "--configfile", "toy.yaml", env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    log = r.stdout + r.stderr
+    assert "eval_toy" in log.split("Job stats:")[1].split("Select jobs")[0]  # in the DAG
+    results = work / "results"
+    record = json.loads((results / "eval/tiny_generation/flow-seed0/toy.json").read_text())
+    assert record["evaluation"] == "toy" and record["identity"]["run"] == "flow-seed0"
+    assert (results / "eval/tiny_generation/flow-seed0/toy.examples.parquet").is_file()
+    table = pd.read_csv(results / "tables/toy.csv")
+    assert len(table) == 2 and table["mnist_mse_mean"].gt(0).all()
+    comparison = pd.read_csv(results / "tables/comparison.csv")
+    toy = comparison[comparison["evaluation"] == "toy"]
+    assert list(toy["metric"]) == ["distance to g(0)"] and toy["lo"].le(toy["hi"]).all()
+    mlflow.set_tracking_uri(f"sqlite:///{results / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["lsnf-tiny"])
+    assert runs["metrics.toy_mse"].gt(0).all() and len(runs) == 2

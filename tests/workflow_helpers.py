@@ -1,4 +1,5 @@
-"""Helpers shared by the tests that run the Snakemake DAG for real (locally or on SLURM)."""
+"""Helpers shared by the tests that run the lsnf CLI or the Snakemake DAG for real (locally or
+on SLURM)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ def copy_project(dest: Path) -> Path:
         else:
             shutil.copy(src, dest / item)
     return dest
+
+
+def lsnf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``lsnf ARGS`` (this checkout's package) in ``cwd``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "lsnf.cli", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def sets(*overrides: str) -> list[str]:
+    """``--set`` flags: ``sets("a=1", "b=2")`` -> ``["--set", "a=1", "--set", "b=2"]``."""
+    return [arg for o in overrides for arg in ("--set", o)]
 
 
 def snakemake(

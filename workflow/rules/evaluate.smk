@@ -1,0 +1,49 @@
+# Every evaluation of lsnf.registry, one rule each (eval_<name>), made from its definition
+# there: adding an evaluation to the registry adds its rule, its outputs and its tables.
+#
+# Each evaluation job reads its resolved settings from a file that the local rule
+# eval_settings writes (docs/protocols.md §9): its params are the settings' SHA-256, so a
+# changed setting reruns exactly the evaluations it changes.
+
+
+localrules:
+    eval_settings,  # writes one small YAML file: not worth a cluster job
+
+
+rule eval_settings:
+    output:
+        layout.eval_settings("{exp}", "{stem}"),
+    log:
+        job_log("eval_settings", "{exp}/{stem}"),
+    params:
+        digest=lambda w: plan.evaluation_settings(config, w.exp, w.stem).digest(),
+    run:
+        plan.write_evaluation_settings(config, wildcards.exp, wildcards.stem, output[0])
+
+
+for _ev in EVALUATIONS.values():
+
+    rule:
+        name:
+            f"eval_{_ev.name}"
+        input:
+            model=MODEL,
+            settings=layout.eval_settings("{exp}", _ev.stem),
+            reads=settings_inputs(_ev),
+        output:
+            **eval_outputs(_ev),
+        log:
+            job_log(f"eval_{_ev.name}", eval_job(_ev)),
+        benchmark:
+            job_benchmark(f"eval_{_ev.name}", eval_job(_ev))
+        threads: config["threads"]["evaluate"]
+        resources:
+            **job_resources("evaluate"),
+        params:
+            name=_ev.name,
+            out=eval_out_flags(_ev),
+            run=run_flags,
+            device=config["device"],
+        shell:
+            "lsnf --threads {threads} eval {params.name} {input.model} --settings {input.settings}"
+            " {params.out} --device {params.device} {params.run} > {log} 2>&1"
