@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from workflow_helpers import lsnf, sets
+from workflow_helpers import lsnf_cli, sets
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_help_lists_subcommands(tmp_path) -> None:
-    out = lsnf("--help", cwd=tmp_path)
+    out = lsnf_cli("--help", cwd=tmp_path)
     assert out.returncode == 0
     for cmd in ("train", "eval", "fid-stats", "train-extractor", "bench"):
         assert cmd in out.stdout
@@ -32,11 +32,11 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
         "--set",
         "model.latent_dim=8",
     ]
-    r = lsnf("train", str(cfg), "--out", "run", *small, cwd=tmp_path)
+    r = lsnf_cli("train", str(cfg), "--out", "run", *small, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     ckpt = "run/model.pt"
     args = f"eval anomaly {ckpt} --out anomaly.json --run-key e/flow-digit1-seed0".split()
-    r = lsnf(*args, *sets("test_steps=5", "n_test=1000"), cwd=tmp_path)
+    r = lsnf_cli(*args, *sets("test_steps=5", "n_test=1000"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "anomaly.json").read_text())
     assert res["evaluation"] == "anomaly" and 0 < res["value"] <= 1
@@ -65,15 +65,15 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     assert len(res["data"]["images_sha256"]) == 64
 
     args = f"eval reconstruction {ckpt} --out reconstruction.json --grid reconstruction.png"
-    r = lsnf(*args.split(), *sets("test_steps=5", "n_test=100"), cwd=tmp_path)
+    r = lsnf_cli(*args.split(), *sets("test_steps=5", "n_test=100"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "reconstruction.json").read_text())
     assert res["evaluation"] == "reconstruction" and res["n"] == 100 and res["value"] > 0
     assert (tmp_path / "reconstruction.png").stat().st_size > 0
 
-    r = lsnf("train-extractor", str(cfg), "--out", "cnn.pt", "--epochs", "1", cwd=tmp_path)
+    r = lsnf_cli("train-extractor", str(cfg), "--out", "cnn.pt", "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = lsnf(
+    r = lsnf_cli(
         "fid-stats",
         str(cfg),
         "--extractor",
@@ -89,7 +89,7 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     fid = {"extractor": "lsnf-domain-cnn", "weights": "cnn.pt", "stats": "ref.npz", "n": 200}
     (tmp_path / "fid.yaml").write_text(json.dumps({"fid": fid}))  # JSON is YAML
-    r = lsnf("eval", "fid", ckpt, "--settings", "fid.yaml", "--out", "fid.json", cwd=tmp_path)
+    r = lsnf_cli("eval", "fid", ckpt, "--settings", "fid.yaml", "--out", "fid.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "fid.json").read_text())
     assert res["evaluation"] == "fid" and res["value"] > 0 and res["n"] == 200
@@ -99,7 +99,7 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     assert arrays["sigma"].shape == (arrays["mu"].shape[0],) * 2
     assert arrays["bootstrap_fid"].shape == (200,) and (arrays["bootstrap_fid"] > 0).all()
     floor_args = "--extractor lsnf-domain-cnn --weights cnn.pt --stats ref.npz".split()
-    floor_of = lambda n, out, reps: lsnf(
+    floor_of = lambda n, out, reps: lsnf_cli(
         "fid-floor",
         str(cfg),
         *floor_args,
@@ -123,7 +123,7 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
     small = json.loads((tmp_path / "f.json").read_text())
     assert small["n_requested"] == 99999 and small["n"] == small["data"]["n"] < 99999
 
-    r = lsnf(
+    r = lsnf_cli(
         "eval", "samples", ckpt, "--out", "samples.png", "--set", "grid_samples=20", cwd=tmp_path
     )
     assert r.returncode == 0 and (tmp_path / "samples.png").stat().st_size > 0
@@ -140,5 +140,5 @@ def test_train_and_evaluate_every_metric(tmp_path) -> None:
 )
 def test_errors_exit_2_with_a_message(tmp_path, args, needle) -> None:
     cfg = str(ROOT / "config" / "models" / "mnist_anomaly.yaml")
-    r = lsnf(*[a.format(cfg=cfg) for a in args], cwd=tmp_path)
+    r = lsnf_cli(*[a.format(cfg=cfg) for a in args], cwd=tmp_path)
     assert r.returncode == 2 and needle in r.stderr, r.stderr

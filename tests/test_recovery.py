@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import torch
+from workflow_helpers import lsnf_cli, sets
 
 import lsnf.train
 from lsnf.data import ImageSplit, corruption_masks, load_split
@@ -47,21 +48,14 @@ def test_masks_change_training(make_config, tmp_path):
 
 def test_inpaint_and_recover_cli(tmp_path):
     cfg = str(ROOT / "config" / "models" / "mnist_generation.yaml")
-    sets = [
-        "data.limit=200",
-        "model.ngf=4",
-        "model.latent_dim=4",
-        "train.epochs=1",
-        "inference.steps=3",
-        "train.progress=false",
-    ]
-    tiny = [arg for s in sets for arg in ("--set", s)]
-    r = lsnf("train", cfg, "--out", "complete", *tiny, cwd=tmp_path)
+    tiny = sets("data.limit=200", "model.ngf=4", "model.latent_dim=4", "train.epochs=1",
+                "inference.steps=3", "train.progress=false")  # fmt: skip
+    r = lsnf_cli("train", cfg, "--out", "complete", *tiny, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     args = "eval inpainting complete/model.pt --out inpaint.json --grid inpaint.png".split()
     settings = sets("n_test=20", "completions=2", "test_steps=5", "step_size=0.05",
                     "mask.kind=center_square")  # fmt: skip
-    r = lsnf(*args, *settings, cwd=tmp_path)
+    r = lsnf_cli(*args, *settings, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "inpaint.json").read_text())
     assert res["evaluation"] == "inpainting" and 0 < res["value"] < 1 and res["n"] == 20
@@ -70,15 +64,15 @@ def test_inpaint_and_recover_cli(tmp_path):
     assert (tmp_path / "inpaint.png").stat().st_size > 0
 
     corrupt = sets("data.corruption.kind=salt_pepper", "data.corruption.p=0.3")
-    r = lsnf("train", cfg, "--out", "corrupt", *tiny, *corrupt, cwd=tmp_path)
+    r = lsnf_cli("train", cfg, "--out", "corrupt", *tiny, *corrupt, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     args = "eval recovery corrupt/model.pt --out recovery.json".split()
-    r = lsnf(*args, *sets("n_test=50", "test_steps=5"), cwd=tmp_path)
+    r = lsnf_cli(*args, *sets("n_test=50", "test_steps=5"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "recovery.json").read_text())
     assert res["evaluation"] == "recovery" and 0 < res["value"] < 1 and res["n"] == 50
     assert res["mask"]["kind"] == "salt_pepper" and res["mask"]["p"] == 0.3
-    r = lsnf("eval", "recovery", "complete/model.pt", "--out", "x.json", cwd=tmp_path)
+    r = lsnf_cli("eval", "recovery", "complete/model.pt", "--out", "x.json", cwd=tmp_path)
     assert r.returncode != 0 and "complete images" in r.stderr
 
 

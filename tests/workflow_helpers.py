@@ -32,7 +32,7 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def lsnf(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def lsnf_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``lsnf ARGS`` (this checkout's package) in ``cwd``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "lsnf.cli", *args]
