@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -108,10 +109,12 @@ def test_tiny_scenario_on_slurm_equals_the_local_run(slurm, tiny_run: Path, tmp_
     assert r.returncode == 0, log[-4000:]
     assert "Using profiles slurm" in log
 
-    # every job except the local ones (the target `all`, the 13 resolved run configs) went
-    # through sbatch, and SLURM ran it
+    # every job except the local ones (the target `all`, the 13 resolved run configs, the 8
+    # evaluation settings files) went through sbatch, and SLURM ran it
+    local = Counter(re.findall(r"^localrule (\w+):", log, re.MULTILINE))
+    assert local == {"all": 1, "run_config": 13, "eval_settings": 8}, local
     submitted = _submitted(log)
-    assert len(submitted) == _steps(log) - 1 - 13, log[-3000:]
+    assert len(submitted) == _steps(log) - sum(local.values()), log[-3000:]
     ids = [slurm_id for _, slurm_id, _ in submitted]
     states = _job_states(ids)
     assert {i: s for i, (s, _) in states.items() if s != "COMPLETED"} == {}
