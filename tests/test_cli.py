@@ -18,6 +18,7 @@ def test_help_lists_subcommands(tmp_path) -> None:
         assert cmd in out.stdout
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_every_metric(tmp_path) -> None:
     cfg = ROOT / "config" / "models" / "mnist_anomaly.yaml"
     small = [

@@ -65,6 +65,7 @@ def _same_parameters(a: Path, b: Path) -> None:
         assert torch.equal(sa[k], sb[k]), k
 
 
+@pytest.mark.slow
 def test_sigkilled_training_resumes_to_the_uninterrupted_parameters(tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(RUN_CONFIG))
@@ -127,6 +128,7 @@ def _snakemake(cwd: Path, *args: str, timeout: float = 600) -> int:
         return proc.wait(timeout=timeout)
 
 
+@pytest.mark.slow
 def test_killed_training_job_resumes_when_the_workflow_is_rerun(tmp_path: Path) -> None:
     pytest.importorskip("snakemake")
     psutil = pytest.importorskip("psutil")

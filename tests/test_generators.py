@@ -131,6 +131,7 @@ def test_benchmark_research_copy_runs_torchs_layers_in_nchw(make_config) -> None
         torch.testing.assert_close(research.decode(z), model.decode(z), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_benchmark_runs_and_reports_every_figure(capsys) -> None:
     """A smoke run at a tiny batch: every figure is there and finite, the layers-only time is
     a part of the work (no timing target: figures belong to the printed benchmark)."""

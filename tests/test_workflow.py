@@ -384,6 +384,7 @@ def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:
     assert not (work / "results").exists()
 
 
+@pytest.mark.slow
 def test_paper_mnist_scenario_runs_one_epoch_on_a_slice(tmp_path: Path) -> None:
     """config/scenarios/mnist_paper_digit1.yaml as shipped, cut to one epoch on 600 training
     images and K_test = 5 on 200 test images: the smoke test of the paper's protocol (full
