@@ -15,7 +15,7 @@ from lsnf.registry import EVALUATIONS
 
 
 def _tracker(args: argparse.Namespace) -> Any:
-    """A :class:`lsnf.tracking.Tracker` of the run ``--run-key`` if ``--track``, else None."""
+    """A :class:`lsnf.mlflow_store.Tracker` of the run ``--run-key`` if ``--track``, else None."""
     from lsnf.tracking import open_tracker
 
     if not args.track:
