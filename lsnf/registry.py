@@ -2,12 +2,13 @@
 
 An :class:`Evaluation` says, once: its name (the ``lsnf eval`` subcommand, the result file, the
 rule ``eval_<name>``, the ``evaluation`` field of its results), the experiment tasks that run it,
-the function that computes it, the settings it takes (:class:`lsnf.config.EvaluationConfig`
-fields), its output files and its values, each with its statistic (lsnf.stats: how it is
-recomputed and bootstrapped from the per-example file, and whether higher is better), label and
-digits. The CLI, the plan, the comparison, the replicates, the tables and the MLflow metric keys
-read it. Like :mod:`lsnf.config`, it imports no torch: the function is named, and imported only
-when it runs.
+the function that computes it, the settings it takes (fields of
+:class:`lsnf.config.EvaluationSettings`), its output files and its values, each with its
+statistic (lsnf.stats: how it is recomputed and bootstrapped from the per-example file, and
+whether higher is better), label and digits. The CLI, the plan, the workflow's rules, the
+comparison, the replicates, the tables and the MLflow metric keys read it; modules named in
+``$LSNF_EVALUATIONS`` add evaluations with :func:`register`. Like :mod:`lsnf.config`, it imports
+no torch: the function is named, and imported only when it runs.
 """
 
 from __future__ import annotations
