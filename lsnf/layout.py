@@ -10,9 +10,12 @@ an option). This module imports nothing, so the workflow's and the core's use of
 from __future__ import annotations
 
 __all__ = [
+    "BEST",
     "CHECKPOINT",
     "CONFIG",
     "DATA",
+    "FID_ROWS",
+    "FOREST",
     "METRICS",
     "MODEL",
     "ROOT",
@@ -27,6 +30,7 @@ __all__ = [
     "extractor",
     "fid_floor",
     "fid_reference",
+    "forest_figure",
     "log",
     "model",
     "model_dir",
@@ -45,7 +49,8 @@ ROOT = "results"
 # A run directory (``lsnf train --out``; results/models/<experiment>/<run>/):
 CHECKPOINT = "checkpoint.pt"  # rewritten every epoch
 MODEL = "model.pt"  # written once, when every epoch is done: the complete output
-METRICS = "metrics.jsonl"  # one line per completed epoch
+BEST = "best.pt"  # train.select: best_validation: the best validation point's parameters so far
+METRICS = "metrics.jsonl"  # one line per completed epoch (and the validation point before)
 CONFIG = "config.yaml"  # the resolved run config
 DATA = "data.json"  # the training split's provenance and images' SHA-256
 
@@ -67,7 +72,7 @@ def model(exp: str, run: str, root: str = ROOT) -> str:
 
 
 def curve(exp: str, run: str, root: str = ROOT) -> str:
-    """A model's per-epoch training metrics."""
+    """A model's per-epoch training metrics and validation curves."""
     return f"{model_dir(exp, run, root)}/{METRICS}"
 
 
@@ -121,9 +126,13 @@ def fid_reference(key: str, split: str, extractor: str, root: str = ROOT) -> str
     return f"{root}/fid/{key}/{split}-{extractor}.npz"
 
 
-def fid_floor(key: str, extractor: str, root: str = ROOT) -> str:
-    """The FID floor (real test images against the reference) of the images ``key``."""
-    return f"{root}/fid/{key}/floor-{extractor}.json"
+FID_ROWS = {"floor": "test", "noise": "noise"}  # model-free FID row -> the images it scores
+
+
+def fid_floor(key: str, extractor: str, row: str = "floor", root: str = ROOT) -> str:
+    """A model-free FID row of the images ``key``: the floor (real test images against the
+    reference) or the noise row (uniform noise images), :data:`FID_ROWS`."""
+    return f"{root}/fid/{key}/{row}-{extractor}.json"
 
 
 def tables_dir(root: str = ROOT) -> str:
@@ -137,6 +146,14 @@ def table_file(name: str, ext: str) -> str:
 
 def table(name: str, ext: str, root: str = ROOT) -> str:
     return f"{tables_dir(root)}/{table_file(name, ext)}"
+
+
+FOREST = "comparison_forest.png"  # the comparison's forest plot, beside its table
+
+
+def forest_figure(root: str = ROOT) -> str:
+    """The forest plot of the comparison table (lsnf.forest)."""
+    return f"{tables_dir(root)}/{FOREST}"
 
 
 def curves_figure(exp: str, root: str = ROOT) -> str:

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from lsnf.convergence import NOT_MEASURED
 from lsnf.errors import UserError
 from lsnf.io import read_json
 from lsnf.registry import EVALUATIONS
 
-__all__ = ["load_floors", "load_measurements", "setting_text"]
+__all__ = ["load_floors", "load_measurements", "setting_text", "with_trivial_fid"]
 
 _VALUE_COLUMNS = list(dict.fromkeys(v.column for e in EVALUATIONS.values() for v in e.values))
+_FID_COLUMNS = [v.column for v in EVALUATIONS["fid"].values if v.column != "value"]
 
 
 def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
@@ -31,6 +33,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
                 f"`lsnf eval` without --run-key EXPERIMENT/RUN); rerun that evaluation with it"
             )
         extractor = r.get("feature_extractor", {}).get("name")
+        converged = (r.get("training") or {}).get("convergence") or {}  # docs/method.md §6.5
         references = {
             f"ref_{kind}_{k}": v
             for kind, cell in r.get("reference_scores", {}).items()
@@ -49,6 +52,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "data_key": r.get("data_key"),
             "evaluation": r["evaluation"],
             "extractor": extractor,
+            "extractor_accuracy": r.get("feature_extractor", {}).get("test_accuracy"),
             "value": r["value"],
             "auroc": r.get("auroc"),
             "n": r["n"],
@@ -58,10 +62,18 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "mask": who["mask"],
             "psnr": r.get("psnr"),
             "ssim": r.get("ssim"),
+            "convergence": converged.get("status") or NOT_MEASURED,
+            "convergence_detail": converged.get("detail"),
             "checkpoint_sha256": r["checkpoint_sha256"],
             "config_sha256": r.get("config_sha256"),
             "file": str(p),
             **references,
+            # what a model that learned nothing scores (docs/method.md §6.5), per value column
+            **{
+                f"trivial_{k}": v
+                for k, v in (r.get("trivial_reference") or {}).items()
+                if k != "of"
+            },
         }
         # the values of any other evaluation of the registry
         rows.append(row | {c: r.get(c) for c in _VALUE_COLUMNS if c not in row})
@@ -69,7 +81,8 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
 
 
 def load_floors(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per FID floor file (``lsnf fid-floor``), in the measurements' columns."""
+    """One row per model-free FID row file (``lsnf fid-floor``: real test images, or noise),
+    in the measurements' columns."""
     rows = []
     for p in map(Path, paths):
         r = read_json(p)
@@ -81,7 +94,9 @@ def load_floors(paths: list[str | Path]) -> pd.DataFrame:
                 "split": r["data"].get("split"),
                 "evaluation": "fid",
                 "extractor": r["feature_extractor"]["name"],
+                "extractor_accuracy": r["feature_extractor"].get("test_accuracy"),
                 "value": r["value"],
+                **{c: r.get(c) for c in _FID_COLUMNS},
                 "n": r["n"],
                 "seed": None,
                 "test_steps": None,
@@ -110,7 +125,33 @@ def setting_text(g: pd.DataFrame, model_free: bool = False) -> str:
     if (g["evaluation"] != "fid").any():
         parts.append(f"n_test={sizes(g[g['evaluation'] != 'fid'])}")
     if (g["evaluation"] == "fid").any():
-        parts.append(f"FID n={sizes(g[g['evaluation'] == 'fid'])}")
+        fid = g[g["evaluation"] == "fid"]
+        accuracy = sorted(set(fid.get("extractor_accuracy", pd.Series(dtype=float)).dropna()))
+        parts.append(
+            f"FID n={sizes(fid)}"
+            + (
+                f" (extractor test accuracy {'/'.join(f'{a:.3f}' for a in accuracy)})"
+                if accuracy
+                else ""
+            )
+        )
     if model_free:
         return "model-free; " + ", ".join(parts)
     return "measured; " + ", ".join([*parts, f"{g['seed'].nunique()} seed(s)"])
+
+
+def with_trivial_fid(df: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    """``df`` whose FID results carry, as ``trivial_<value>``, the values of the noise row of
+    their data and extractor: what a model that learned nothing reaches (docs/method.md §6.5)."""
+    if df.empty or floors.empty or "fid" not in set(df["evaluation"]):
+        return df
+    noise = floors[floors["split"] == "noise"]
+    columns = ["value", *_FID_COLUMNS]
+    trivial = noise[["data_key", "extractor", *columns]].rename(
+        columns={c: f"trivial_{c}" for c in columns}
+    )
+    fid = df["evaluation"] == "fid"
+    merged = df[fid].drop(columns=[c for c in trivial if c.startswith("trivial_")], errors="ignore")
+    merged = merged.merge(trivial, on=["data_key", "extractor"], how="left")
+    merged.index = df.index[fid]
+    return pd.concat([df[~fid], merged]).loc[df.index]

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsnf.config import PRIOR_KINDS
+from lsnf.config import MODEL_KINDS
 from lsnf.measurements import setting_text
-from lsnf.registry import TASKS, Evaluation
+from lsnf.registry import EVALUATIONS, TASKS, Evaluation
 from lsnf.replicates import Replicates
 from lsnf.stats import REPLICATES, percentile_interval, seed_interval
 
@@ -35,8 +35,9 @@ PRIOR_NAMES = {
     "flow": "LFBM (flow prior)",
     "gaussian": "ABP (Gaussian prior)",
     "ebm": "LEBM (EBM prior)",
+    "abp2s": "2s-ABP (ABP, then a flow fitted to its latents)",
 }
-assert tuple(PRIOR_NAMES) == PRIOR_KINDS, "a table label per prior kind of lsnf.config"
+assert tuple(PRIOR_NAMES) == MODEL_KINDS, "a table label per model kind of lsnf.config"
 # The paper's tables, one per task, and the evaluations (lsnf.registry) each shows. Any other
 # evaluation with values gets a table of its own (evaluation_table).
 PAPER_TABLES = {
@@ -157,12 +158,25 @@ def _measured_rows(
                 disp[title] = _fmt(
                     c["mean"] if c["seeds"] else None, c["std"], digits, c["lo"], c["hi"]
                 )
-        ci = _ci_text(cells, g, num["setting"].startswith("model-free"))
+        model_free = num["setting"].startswith("model-free")
+        ci = _ci_text(cells, g, model_free)
         for row in (num, disp):
             row["setting"] += f"; {ci}" if ci else ""
+            if not model_free and "convergence" in g:
+                row["training"] = training_text(g)
         numeric.append(num)
         display.append(disp)
     return numeric, display
+
+
+def training_text(g: pd.DataFrame) -> str:
+    """The convergence status of a row's models (docs/method.md §6.5), with how many seeds
+    have each when they differ."""
+    per_model = g.drop_duplicates("checkpoint_sha256") if "checkpoint_sha256" in g else g
+    counts = per_model["convergence"].fillna("convergence not measured").value_counts()
+    if len(counts) == 1:
+        return str(counts.index[0])
+    return ", ".join(f"{status} ({k} of {len(per_model)})" for status, k in counts.items())
 
 
 def _by_model(group: tuple[Any, ...]) -> dict[str, Any]:
@@ -294,9 +308,20 @@ def generation_table(
     measured_places = lambda c: 4 if c.endswith("_mse") else 2
     published_places = lambda c: 3 if c.endswith("_mse") else 2
     published = lambda cells, c: (cells.get(c), None)
-    cells = lambda c: [("value", c, c, measured_places(c))]
-    # one floor per data identity (lsnf.config.DataConfig.key): the images its models learned
-    floor_head = lambda group: {"model": f"real {group[1]} images [floor: {group[0]}]"}
+    cells = lambda c: (
+        [("value", c, c, measured_places(c))]
+        + [
+            (v.column, f"{c}_{v.statistic}", f"{c} {v.label}", v.digits)
+            for v in EVALUATIONS["fid"].values[1:]
+            if "_fid" in c
+        ]
+    )  # FID columns: KID, precision and recall beside (docs/method.md §7.3)
+    # per data identity (lsnf.config.DataConfig.key): the floor and the noise row
+    floor_head = lambda group: {
+        "model": f"uniform noise images [upper reference: {group[0]}]"
+        if group[1] == "noise"
+        else f"real {group[1]} images [floor: {group[0]}]"
+    }
     floor_rows = (
         _measured_rows(
             f,

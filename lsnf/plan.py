@@ -22,7 +22,8 @@ import yaml
 from lsnf import layout
 from lsnf.config import (
     MASK_TAG_PATTERN,
-    PRIOR_KINDS,
+    MODEL_KINDS,
+    TWO_STAGE,
     DataConfig,
     EvaluationSettings,
     MaskSpec,
@@ -52,11 +53,12 @@ __all__ = [
     "runs",
     "scaled_resource",
     "train_overrides",
+    "two_stage_source",
     "write_evaluation_settings",
     "write_run_config",
 ]
 
-_PRIORS = "|".join(PRIOR_KINDS)
+_PRIORS = "|".join(MODEL_KINDS)
 RUN_PATTERN = rf"({_PRIORS})(-digit[0-9]|-(?:{MASK_TAG_PATTERN}))?-seed[0-9]+"
 _RUN_RE = re.compile(
     rf"^(?P<prior>{_PRIORS})(-digit(?P<digit>[0-9])|-(?P<mask>{MASK_TAG_PATTERN}))?"
@@ -120,14 +122,16 @@ def _mask_named(exp_name: str, exp: dict[str, Any], tag: str) -> MaskSpec:
 
 def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[str]:
     """``--set`` overrides for one model: the experiment's ``set``, its ``prior_set`` for this
-    prior, then prior kind, seed, held-out digit, device and data root."""
+    prior, then prior kind, seed, held-out digit, device and data root. A 2s-ABP run
+    (docs/method.md §6.6) has its ABP run's settings, with the flow fitted in two stages."""
     exp = config["experiments"][exp_name]
     run = parse_run(run_id)
     sets = [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items()]
-    per_prior = exp["prior_set"].get(run.prior, {})
+    two_stage = run.prior == TWO_STAGE  # ABP's settings, then a flow fitted after (§6.6)
+    per_prior = exp["prior_set"].get("gaussian" if two_stage else run.prior, {})
     sets += [f"{k}={yaml_scalar(v)}" for k, v in per_prior.items()]
+    sets += ["prior.kind=flow", "prior.fit=two_stage"] if two_stage else [f"prior.kind={run.prior}"]
     sets += [
-        f"prior.kind={run.prior}",
         f"seed={run.seed}",
         f"device={config['device']}",
         f"data.root={config['data_root']}",
@@ -139,6 +143,11 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
         corruption = _mask_named(exp_name, exp, run.mask).model_dump()
         sets += [f"data.corruption.{k}={yaml_scalar(v)}" for k, v in corruption.items()]
     return sets
+
+
+def two_stage_source(run_id: str) -> str:
+    """The ABP run whose generator and latents a 2s-ABP run (``abp2s-...``) starts from."""
+    return "gaussian" + run_id.removeprefix(TWO_STAGE)
 
 
 def resolved_run_config(config: dict[str, Any], exp_name: str, run_id: str) -> RunConfig:
@@ -225,6 +234,15 @@ def extractor_weights(config: dict[str, Any], key: str) -> str | None:
     if config["fid"]["extractor"] == "lsnf-domain-cnn":
         return layout.extractor(key)
     return config["fid"]["weights"] or None
+
+
+def validation_extractor(config: dict[str, Any], exp_name: str) -> str | None:
+    """The extractor a model's validation KID uses (docs/method.md §6.5): a generation
+    experiment's domain extractor, when the workflow trains one; else None (MSE curves only)."""
+    exp = config["experiments"][exp_name]
+    if exp["task"] != "generation" or config["fid"]["extractor"] != "lsnf-domain-cnn":
+        return None
+    return layout.extractor(data_key(config, exp_name))
 
 
 def fid_reference(config: dict[str, Any], key: str) -> str:

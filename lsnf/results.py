@@ -3,7 +3,9 @@
 Fields: evaluation (its name in lsnf.registry), value (and the evaluation's other values), n,
 dataset, data (source, split, protocol, held-out digit, ..., SHA-256 of the images), model
 (prior, generator), seed, precision (and TF32), the SHA-256 of the resolved run config,
-checkpoint path and SHA-256, lsnf version, time, plus what the evaluation
+checkpoint path and SHA-256, how the model was trained (``training``: epochs, iterations, the
+selected parameters and the convergence status, docs/method.md §6.5), lsnf version, time,
+plus what the evaluation
 adds (inference settings, feature extractor, mask, ...), and its ``identity`` (experiment, run,
 prior, seed, held-out digit, mask: :func:`identify`), by which the tables group results. The
 JSON files are the source of truth; MLflow and the tables copy them. :func:`save_outcome` writes
@@ -68,7 +70,7 @@ def make_result(
         "dataset": data_meta.get("dataset"),
         "data": data_meta,
         "model": {
-            "prior": cfg.prior.kind,
+            "prior": cfg.model_kind,
             "generator": cfg.model.generator,
             "latent_dim": cfg.model.latent_dim,
             "sigma": cfg.model.sigma,
@@ -79,6 +81,7 @@ def make_result(
         "config_sha256": cfg.digest(),
         "checkpoint": str(trained.path),
         "checkpoint_sha256": trained.sha256,
+        "training": trained.training,
         **stamp(),
     }
     record.update(extra)
@@ -97,7 +100,7 @@ def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dic
     identity = {
         "experiment": experiment or None,
         "run": run or None,
-        "prior": cfg.prior.kind,
+        "prior": cfg.model_kind,
         "seed": cfg.seed,
         "held_out_digit": cfg.data.held_out_digit if cfg.data.protocol == "anomaly" else None,
         "mask": MaskSpec(**mask).tag if mask else None,

@@ -116,7 +116,7 @@ class Statistic:
     """A table cell's statistic of per-example columns: ``fn(columns, weights (B, n)) -> (B,)``.
     ``higher_is_better`` decides a comparison's verdict. ``fn`` is None for a statistic that
     per-example columns do not give, whose replicates are stored with its result instead
-    (FID: ``bootstrap_fid``, over the generated samples)."""
+    (FID, KID, precision: over the generated samples; recall: over the reference images)."""
 
     label: str
     columns: tuple[str, ...]
@@ -145,6 +145,9 @@ STATISTICS: dict[str, Statistic] = {
     "psnr": Statistic("PSNR", ("psnr",), True, _mean_of("psnr")),
     "ssim": Statistic("SSIM", ("ssim",), True, _mean_of("ssim")),
     "fid": Statistic("FID", ("bootstrap_fid",), False, None),
+    "kid": Statistic("KID", ("bootstrap_kid",), False, None),
+    "precision": Statistic("precision", ("bootstrap_precision",), True, None),
+    "recall": Statistic("recall", ("bootstrap_recall",), True, None),
 }
 
 

@@ -1,7 +1,7 @@
-"""Write every table from result JSONs (the ``tables`` rule): the comparison first, the paper's
-tables (:mod:`lsnf.paper_tables`), the cost table and ``measurements.csv``, each as CSV
-(numbers), Markdown and LaTeX (display strings); :func:`table_names` is the list the workflow
-expects, from the same definitions.
+"""Write every table from result JSONs (the ``tables`` rule): the comparison first (and its
+forest plot, :mod:`lsnf.forest`), the paper's tables (:mod:`lsnf.paper_tables`), the cost
+table and ``measurements.csv``, each as CSV (numbers), Markdown and LaTeX (display strings);
+:func:`table_names` is the list the workflow expects, from the same definitions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yaml
 
 from lsnf import layout
 from lsnf.io import atomic_write_text
-from lsnf.measurements import load_floors, load_measurements, setting_text
+from lsnf.measurements import load_floors, load_measurements, setting_text, with_trivial_fid
 from lsnf.paper_tables import (
     PAPER_TABLES,
     PRIOR_NAMES,
@@ -70,8 +70,8 @@ def write_tables(
     from lsnf.cost import cost_table
 
     out_dir = Path(out_dir)
-    df = load_measurements(result_files)
     floors = load_floors(list(floor_files))
+    df = with_trivial_fid(load_measurements(result_files), floors)
     reference = yaml.safe_load(Path(reference_path).read_text())
     reps = Replicates()
     written = [out_dir / layout.table_file("measurements", "csv")]
@@ -98,7 +98,13 @@ def write_tables(
         build, needs = builder if isinstance(builder, tuple) else (builder, PAPER_TABLES[name])
         if df.empty or not every & set(needs):
             continue
-        written += _write(out_dir, name, *build(df))
+        numeric, display = build(df)
+        written += _write(out_dir, name, numeric, display)
+        if name == "comparison":
+            from lsnf.forest import plot_forest
+
+            plot_forest(numeric, out_dir / layout.FOREST)
+            written.append(out_dir / layout.FOREST)
     return written
 
 

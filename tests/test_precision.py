@@ -42,7 +42,7 @@ def test_bf16_learning_keeps_parameters_latents_and_optimiser_state_fp32(make_co
 
     adam = load_checkpoint(tmp_path / "model.pt")["optimizers"][0]["state"]
     assert adam and all(v["exp_avg"].dtype == torch.float32 for v in adam.values())
-    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])["loss_g"] > 0
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[1])["loss_g"] > 0
 
 
 def test_bf16_on_a_cpu_without_native_bf16_warns(make_config, monkeypatch, capsys) -> None:

@@ -109,10 +109,10 @@ def test_tiny_scenario_on_slurm_equals_the_local_run(slurm, tiny_run: Path, tmp_
     assert r.returncode == 0, log[-4000:]
     assert "Using profiles slurm" in log
 
-    # every job except the local ones (the target `all`, the 13 resolved run configs, the 8
+    # every job except the local ones (the target `all`, the 14 resolved run configs, the 8
     # evaluation settings files) went through sbatch, and SLURM ran it
     local = Counter(re.findall(r"^localrule (\w+):", log, re.MULTILINE))
-    assert local == {"all": 1, "run_config": 13, "eval_settings": 8}, local
+    assert local == {"all": 1, "run_config": 14, "eval_settings": 8}, local
     submitted = _submitted(log)
     assert len(submitted) == _steps(log) - sum(local.values()), log[-3000:]
     ids = [slurm_id for _, slurm_id, _ in submitted]
@@ -131,7 +131,7 @@ def test_tiny_scenario_on_slurm_equals_the_local_run(slurm, tiny_run: Path, tmp_
     a, b = (pd.read_csv(d / "tables" / "measurements.csv") for d in (local, remote))
     pd.testing.assert_frame_equal(a, b)
     models = sorted(p.relative_to(local) for p in local.glob("models/*/*/model.pt"))
-    assert len(models) == 13
+    assert len(models) == 14
     for m in models:
         a = torch.load(local / m, weights_only=True)["model"]
         b = torch.load(remote / m, weights_only=True)["model"]

@@ -58,6 +58,7 @@ def _anomaly(
         "model": {"prior": prior},
         "inference": {"steps": 50, "noise": False},
         "checkpoint_sha256": "0" * 64,
+        "training": _trained(),
         "reference_scores": floors,
         "identity": _who(exp, f"{prior}-digit{digit}-seed{seed}", prior, seed, digit),
     }
@@ -68,14 +69,28 @@ def _anomaly(
     return path
 
 
+def _trained(status: str = "converged") -> dict:
+    """A result's ``training`` (lsnf.checkpoint.training_summary) with the model's status."""
+    return {"epochs": 3, "convergence": {"status": status, "detail": f"{status} (test)"}}
+
+
 def _who(exp: str, run: str, prior: str, seed: int, digit: int | None = None) -> dict:
     """A result's identity (lsnf.results.identify)."""
     keys = ("experiment", "run", "prior", "seed", "held_out_digit", "mask")
     return dict(zip(keys, (exp, run, prior, seed, digit, None), strict=True))
 
 
-def _recon(root: Path, prior: str, scale: float, n: int = 200, exp: str = "g") -> Path:
-    """A reconstruction result whose per-image errors are ``scale`` times shared ones."""
+def _recon(
+    root: Path,
+    prior: str,
+    scale: float,
+    n: int = 200,
+    exp: str = "g",
+    status: str = "converged",
+    trivial: float | None = None,
+) -> Path:
+    """A reconstruction result whose per-image errors are ``scale`` times shared ones, of a
+    model of convergence ``status``; ``trivial``: the mean training image's MSE."""
     errors = scale * np.random.default_rng(7).exponential(0.05, n)
     record = {
         "evaluation": "reconstruction",
@@ -87,6 +102,8 @@ def _recon(root: Path, prior: str, scale: float, n: int = 200, exp: str = "g") -
         "model": {"prior": prior},
         "inference": {"steps": 50, "noise": False},
         "checkpoint_sha256": "0" * 64,
+        "training": _trained(status),
+        "trivial_reference": {"of": "the mean training image", "value": trivial},
         "identity": _who(exp, f"{prior}-seed0", prior, 0),
     }
     path = root / f"eval/{exp}/{prior}-seed0/reconstruction.json"
@@ -108,11 +125,17 @@ def _fid(root: Path, prior: str, value: float) -> Path:
         "model": {"prior": prior},
         "feature_extractor": {"name": "lsnf-domain-cnn"},
         "checkpoint_sha256": "0" * 64,
+        "training": _trained(),
         "identity": _who("g", f"{prior}-seed0", prior, 0),
     }
     path = root / f"eval/g/{prior}-seed0/fid.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    others = {"kid": value / 1000, "sample_precision": 0.5, "sample_recall": 0.5}
+    record.update(others)
     arrays = {"mu": np.zeros(2), "sigma": np.eye(2), "bootstrap_fid": reps}
+    arrays.update(
+        {f"bootstrap_{k.removeprefix('sample_')}": v + reps - value for k, v in others.items()}
+    )
     save_outcome(Outcome(record, None, "", arrays), path, None)
     return path
 
@@ -184,6 +207,28 @@ def test_comparison_gives_the_known_verdicts(tmp_path: Path) -> None:
     assert "generated samples" in row("FID", "ABP")["interval"]
     md = (tmp_path / "tables/comparison.md").read_text()
     assert "indistinguishable" in md and "(higher is better)" in md
+
+
+def test_verdicts_wait_for_converged_models_and_name_failed_ones(tmp_path: Path) -> None:
+    """docs/method.md §6.5: a comparison with a side not converged is undecided whatever its
+    interval says; a model no better than its trivial reference failed to train."""
+    files = [
+        _recon(tmp_path, "flow", 0.8),
+        _recon(tmp_path, "gaussian", 1.0, status="not converged"),
+        _recon(tmp_path, "ebm", 1.0, trivial=0.04),  # mean error ~0.05: worse than the mean image
+    ]
+    write_tables(files, REFERENCE, tmp_path / "tables")
+    df = pd.read_csv(tmp_path / "tables/comparison.csv").set_index("comparison")
+    abp, lebm = df.loc["LFBM − ABP"], df.loc["LFBM − LEBM"]
+    assert abp["interval_verdict"] == "better"  # the interval alone would decide
+    assert abp["verdict"] == "undecided (not converged: ABP)"
+    assert abp["convergence"] == "LFBM: converged; ABP: not converged"
+    assert lebm["verdict"] == "failed to train: LEBM"
+    generation = pd.read_csv(tmp_path / "tables/generation.csv").set_index("model")
+    assert generation.loc["ABP (Gaussian prior) [lsnf: g]", "training"] == "not converged"
+    md = (tmp_path / "tables/comparison.md").read_text()
+    assert "undecided (not converged: ABP)" in md and "failed to train: LEBM" in md
+    assert (tmp_path / "tables/comparison_forest.png").stat().st_size > 0  # its forest plot
 
 
 def test_a_changed_per_example_file_is_refused(tmp_path: Path) -> None:

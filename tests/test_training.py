@@ -35,16 +35,15 @@ def test_short_training_lowers_reconstruction_error_on_real_mnist(make_config, t
     after = reconstruction_errors(model, test.images[:200], settings)[40].mean()
     assert after < 0.8 * before, (before, after)
     history = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [1, 2, 3]
-    assert history[-1]["loss_g"] < history[0]["loss_g"]
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]  # validation point 0, then epochs
+    assert history[-1]["loss_g"] < history[1]["loss_g"]
 
 
 def test_flow_prior_likelihood_rises_during_training(make_config, tmp_path):
     cfg = make_config(**MNIST_TINY)
     fit(cfg, tmp_path)
-    losses = [
-        json.loads(line)["loss_p"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
-    ]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss_p"] for r in rows if r["epoch"] > 0]  # after validation point 0
     assert losses[-1] < losses[0]  # -log p_a(z_post) falls
 
 
@@ -70,7 +69,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(make_config, tmp_pat
     ):
         assert torch.equal(a, b), name
     hist = load_checkpoint(tmp_path / "resumed" / MODEL_NAME)["history"]
-    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert [h["epoch"] for h in hist] == [0, 1, 2, 3]
 
 
 def test_resume_with_another_config_is_refused(make_config, tmp_path):
@@ -81,7 +80,7 @@ def test_resume_with_another_config_is_refused(make_config, tmp_path):
     after_one = load_checkpoint(tmp_path / MODEL_NAME)["model"]
     model = fit(make_config(train={"epochs": 2}), tmp_path)
     state = load_checkpoint(tmp_path / MODEL_NAME)
-    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [0, 1, 2]
     assert any(not torch.equal(after_one[k], v) for k, v in model.state_dict().items())
 
 
@@ -164,16 +163,16 @@ def test_identical_runs_write_identical_model_bytes_and_keep_timings_aside(make_
     history = load_checkpoint(tmp_path / "a" / MODEL_NAME)["history"]
     assert all("seconds" not in h and "images_per_s" not in h for h in history)
     rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in rows)
+    assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in rows if r["epoch"] > 0)
 
 
 def test_resumed_run_keeps_the_timings_of_earlier_epochs(make_config, tmp_path):
     fit(make_config(train={"epochs": 1}), tmp_path)
-    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    first = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[1])
     fit(make_config(train={"epochs": 2}), tmp_path)  # resumes after epoch 1
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2]
-    assert rows[0]["seconds"] == first["seconds"] and rows[1]["seconds"] > 0
+    assert [r["epoch"] for r in rows] == [0, 1, 2]  # validation point 0, then epochs
+    assert rows[1]["seconds"] == first["seconds"] and rows[2]["seconds"] > 0
 
 
 def test_batchnorm_running_statistics_come_from_the_learning_step_only(make_config):
@@ -199,3 +198,38 @@ def test_batchnorm_running_statistics_come_from_the_learning_step_only(make_conf
     assert len(stats) == 6
     for name, expected in before.generator.named_buffers():
         assert torch.equal(buffers[name], expected), name
+
+
+def test_two_stage_fits_a_flow_to_abp_latents_and_keeps_abps_generator(make_config, tmp_path):
+    """docs/method.md §6.6: 2s-ABP is ABP's generator with a flow fitted by MLE to ABP's inferred
+    training latents; its config must be ABP's but for the prior; it is never trained jointly."""
+    from lsnf.checkpoint import load_model
+    from lsnf.errors import UserError
+    from lsnf.two_stage import fit_two_stage, infer_latents
+
+    tiny = {**MNIST_TINY, "train": {**MNIST_TINY["train"], "epochs": 2, "validation_n": 50}}
+    fit(make_config(**{**tiny, "prior": {**tiny["prior"], "kind": "gaussian"}}), tmp_path / "abp")
+    two = make_config(**{**tiny, "prior": {**tiny["prior"], "kind": "flow", "fit": "two_stage"}})
+    with pytest.raises(UserError, match="fit-two-stage"):
+        Trainer(two, tmp_path / "joint")
+    other = two.model_copy(update={"model": two.model.model_copy(update={"ngf": 4})})
+    with pytest.raises(UserError, match="differs from the config"):
+        fit_two_stage(other, tmp_path / "abp" / MODEL_NAME, tmp_path / "bad")
+    fit_two_stage(two, tmp_path / "abp" / MODEL_NAME, tmp_path / "2s")
+
+    abp, two_stage = (load_model(tmp_path / d / MODEL_NAME) for d in ("abp", "2s"))
+    assert two_stage.config.model_kind == "abp2s" and abp.config.model_kind == "gaussian"
+    gen = lambda m: {k: v for k, v in m.model.state_dict().items() if k.startswith("generator.")}
+    assert all(torch.equal(v, gen(two_stage)[k]) for k, v in gen(abp).items())
+    # the fitted flow gives ABP's latents a higher likelihood than the flow it started from
+    z = infer_latents(
+        abp.model, load_split(two.data, "valid").images, two, torch.Generator().manual_seed(1)
+    )
+    torch.manual_seed(two.seed)
+    untrained = build_model(two).prior
+    with torch.no_grad():
+        gain = two_stage.model.prior.log_prob(z).mean() - untrained.log_prob(z).mean()
+    assert gain > 1.0, gain
+    record = load_checkpoint(tmp_path / "2s" / MODEL_NAME)
+    assert record["two_stage"]["latents"]["train"] == len(load_split(two.data, "train"))
+    assert "flow fit" in two_stage.training["convergence"]["detail"]

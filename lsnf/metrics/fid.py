@@ -8,9 +8,10 @@ Extractors (every result names the one it used, with its weights' SHA-256):
   its penultimate layer as features, registered with torch-fidelity. Fast on CPU; its FID is
   *not* comparable with published numbers.
 
-Reference statistics (mu, Sigma of a data split) are computed once and stored as ``.npz``;
-every model's FID reuses them. Features, statistics and the Fréchet distance are torch-fidelity's
-own functions.
+Reference statistics (mu, Sigma of a data split) are computed once and stored as ``.npz``, with
+the features of its first :data:`REFERENCE_FEATURES` images (KID, precision and recall need
+features, not statistics: :mod:`lsnf.metrics.sample_quality`); every model's FID reuses them.
+Features, statistics and the Fréchet distance are torch-fidelity's own functions.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "write_reference_statistics",
 ]
 
+REFERENCE_FEATURES = 10_000  # reference images whose features are stored (KID, precision/recall)
 INCEPTION = "inception-v3-compat"
 DOMAIN = "lsnf-domain-cnn"
 _INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -94,13 +96,19 @@ class ExtractorSpec:
         return "2048" if self.name == INCEPTION else "penultimate"
 
     def describe(self) -> dict[str, Any]:
-        return {
+        """What a result records of its extractor; the domain extractor's test accuracy too
+        (how well its features tell the dataset's classes apart)."""
+        out = {
             "name": self.name,
             "layer": self.layer,
             "weights": str(self.weights),
             "weights_sha256": sha256(self.weights),
             "comparable_with_published_fid": self.name == INCEPTION,
         }
+        if self.name == DOMAIN:
+            state = torch.load(self.weights, weights_only=True)
+            out["test_accuracy"] = float(state["test_accuracy"])
+        return out
 
 
 def _domain_extractor_class() -> type:
@@ -228,21 +236,28 @@ def bootstrap_fid(
 
 
 def save_statistics(path: str | Path, stats: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write reference statistics and what they describe to ``.npz`` (atomically)."""
+    """Write reference statistics (``mu``, ``sigma``, ``features``) and what they describe to
+    ``.npz`` (atomically)."""
     import json
 
     def write(fh: Any) -> None:
-        np.savez(fh, mu=stats["mu"], sigma=stats["sigma"], meta=np.array(json.dumps(meta)))
+        np.savez(fh, **stats, meta=np.array(json.dumps(meta)))
 
     atomic_write_bytes(path, write)
 
 
 def load_statistics(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read statistics written by :func:`save_statistics`."""
+    """Read statistics written by :func:`save_statistics`; one without reference features
+    (an older lsnf's) is refused, naming how to recompute it."""
     import json
 
     with np.load(path, allow_pickle=False) as f:
-        return {"mu": f["mu"], "sigma": f["sigma"]}, json.loads(str(f["meta"]))
+        if "features" not in f.files:
+            raise UserError(
+                f"{path} holds no reference features (KID, precision and recall need them): it "
+                f"was written by an older lsnf; delete it and recompute it with `lsnf fid-stats`"
+            )
+        return {k: f[k] for k in ("mu", "sigma", "features")}, json.loads(str(f["meta"]))
 
 
 def write_reference_statistics(
@@ -251,13 +266,16 @@ def write_reference_statistics(
     """Statistics of a data split's features, saved with what they describe: the split's
     provenance (SHA-256 of its images included) and the identity of the data it comes from
     (``data_cfg``, :meth:`lsnf.config.DataConfig.identity`), which every FID checks."""
-    stats = feature_statistics(extract_features(data.images, spec, device))
+    features = extract_features(data.images, spec, device)  # (N, F)
+    stats = feature_statistics(features)
+    stats["features"] = features[:REFERENCE_FEATURES].float().numpy()  # (min(N, 10^4), F)
     save_statistics(
         out,
         stats,
         {
             "data": data.describe(),
             "n": len(data),
+            "n_features": min(len(data), REFERENCE_FEATURES),
             "data_key": data_cfg.key,
             "identity": data_cfg.identity(),
             "feature_extractor": spec.describe(),

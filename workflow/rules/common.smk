@@ -10,12 +10,18 @@ from snakemake.utils import validate
 from lsnf import layout, plan
 from lsnf.mlflow_store import init_store
 from lsnf.tracking_sync import failure_report
-from lsnf.config import DATA_KEY_PATTERN
+from lsnf.config import DATA_KEY_PATTERN, TWO_STAGE
 from lsnf.registry import EVALUATIONS
 from lsnf.tables import table_names
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 EXPERIMENTS = plan.enabled_experiments(config)
+for _name, _exp in EXPERIMENTS.items():  # 2s-ABP fits latents of complete images (§6.6)
+    if TWO_STAGE in _exp["priors"] and _exp["task"] == "recovery":
+        raise ValueError(
+            f"experiments.{_name}.priors: {TWO_STAGE} needs complete training images; a "
+            f"recovery experiment learns from corrupted ones"
+        )
 for _pair in config["versus"]:  # fail before any job, naming the key
     _bad = [e for e in _pair if e not in EXPERIMENTS]
     if _bad or EXPERIMENTS[_pair[0]]["task"] != EXPERIMENTS[_pair[1]]["task"]:
@@ -38,6 +44,7 @@ wildcard_constraints:
     data=DATA_KEY_PATTERN,
     split="train|test",
     extractor="lsnf-domain-cnn|inception-v3-compat",
+    row="|".join(layout.FID_ROWS),
     mask=plan.MASK_TAG_PATTERN,
     stem="|".join(
         f"{e.name}-({plan.MASK_TAG_PATTERN})" if e.per_mask else e.name
@@ -213,7 +220,7 @@ def table_category(path):
 
 
 def fid_floors():
-    """The FID floor of each dataset with FID results (real test images vs its reference)."""
+    """The model-free FID rows of each dataset with FID results (layout.FID_ROWS)."""
     keys = sorted(
         {
             plan.data_key(config, name)
@@ -221,4 +228,5 @@ def fid_floors():
             if exp["task"] == "generation"
         }
     )
-    return [layout.fid_floor(key, config["fid"]["extractor"]) for key in keys]
+    extractor = config["fid"]["extractor"]
+    return [layout.fid_floor(key, extractor, row) for key in keys for row in layout.FID_ROWS]

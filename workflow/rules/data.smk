@@ -1,5 +1,6 @@
 # Data preparation (download or check), the domain FID extractor, FID reference statistics and
-# the FID floor (real held-out images against that reference).
+# the model-free FID rows against that reference: the floor (real held-out images) and the
+# noise row (uniform noise images).
 # Each is per data identity ({data} = lsnf.config.DataConfig.key: the images an experiment's
 # splits hold, docs/protocols.md §1), shared by the experiments on those images. prepare_data
 # reruns when the resolved data config changes (its SHA-256 is a param); the others follow it.
@@ -71,12 +72,12 @@ rule fid_floor:
         stats=layout.fid_reference("{data}", config["fid"]["reference_split"], "{extractor}"),
         weights=lambda w: extractor_weights(w.data),
     output:
-        result=layout.fid_floor("{data}", "{extractor}"),
-        features=layout.examples(layout.fid_floor("{data}", "{extractor}"), arrays=True),
+        result=layout.fid_floor("{data}", "{extractor}", "{row}"),
+        features=layout.examples(layout.fid_floor("{data}", "{extractor}", "{row}"), arrays=True),
     log:
-        job_log("fid_floor", "{data}-{extractor}"),
+        job_log("fid_floor", "{data}-{row}-{extractor}"),
     benchmark:
-        job_benchmark("fid_floor", "{data}-{extractor}")
+        job_benchmark("fid_floor", "{data}-{row}-{extractor}")
     threads: config["threads"]["evaluate"]
     resources:
         **job_resources("evaluate"),
@@ -86,8 +87,9 @@ rule fid_floor:
         n=config["fid"]["n_samples"],
         weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
         device=config["device"],
+        split=lambda w: layout.FID_ROWS[w.row],
     shell:
-        "lsnf --threads {threads} fid-floor {params.run_config} {params.sets} --split test"
+        "lsnf --threads {threads} fid-floor {params.run_config} {params.sets} --split {params.split}"
         " --n {params.n} --stats {input.stats} --extractor {wildcards.extractor} {params.weights}"
         f" {FID_DOWNLOAD}"
         " --device {params.device} --out {output.result} > {log} 2>&1"

@@ -1,6 +1,7 @@
 # Aggregation: the comparison table (flow prior vs each baseline, paired intervals), the paper's
 # tables (CSV, Markdown, LaTeX; measured rows with 95% intervals beside the published numbers of
-# config/paper_reference.yaml and model-free floors), the cost table, and training curves.
+# config/paper_reference.yaml and model-free floors), the cost table, the comparison's forest
+# plot, and training curves.
 
 
 rule tables:
@@ -21,6 +22,11 @@ rule tables:
             for p in table_outputs()
         ],
         measurements=layout.table("measurements", "csv"),
+        forest=report(
+            layout.forest_figure(),
+            caption="../report/forest.rst",
+            category="1. Comparison",
+        ),
     log:
         layout.log("tables", "tables"),
     params:

@@ -1,4 +1,6 @@
 # One training job per (experiment, prior, seed[, held-out digit | training mask]).
+# Each validates its model on the validation split as it learns (docs/method.md §6.5); a
+# generation model's validation KID uses its data's domain FID extractor, trained first.
 #
 # Reruns follow content, not file times: `run_config` writes each run's resolved config and is
 # re-run only when that content changes (its params are the config's SHA-256; Snakemake's
@@ -24,10 +26,14 @@ rule run_config:
         plan.write_run_config(config, wildcards.exp, wildcards.run, output[0])
 
 
+ruleorder: train_two_stage > train
+
+
 rule train:
     input:
         config=RUN_CONFIG,
         data=data_manifest,
+        extractor=lambda w: plan.validation_extractor(config, w.exp) or [],
     output:
         model=MODEL,
         curve=layout.curve("{exp}", "{run}"),
@@ -41,6 +47,33 @@ rule train:
     params:
         run=run_flags,
         out=layout.model_dir("{exp}", "{run}"),
+        extractor=lambda w, input: f"--extractor {input.extractor}" if input.extractor else "",
     shell:
         "lsnf --threads {threads} train {input.config} --out {params.out} --restart-if-changed"
-        " {params.run} > {log} 2>&1"
+        " {params.extractor} {params.run} > {log} 2>&1"
+
+
+# 2s-ABP (docs/method.md §6.6): the ABP model of the same seed (and digit), then a flow fitted to
+# its inferred training latents; evaluated like every other model.
+rule train_two_stage:
+    input:
+        config=RUN_CONFIG,
+        source=lambda w: layout.model(w.exp, plan.two_stage_source(w.run)),
+    output:
+        model=MODEL,
+        curve=layout.curve("{exp}", "{run}"),
+    log:
+        job_log("train_two_stage"),
+    benchmark:
+        job_benchmark("train_two_stage")
+    wildcard_constraints:
+        run=f"{TWO_STAGE}-.+",
+    threads: config["threads"]["train"]
+    resources:
+        **job_resources("train"),
+    params:
+        run=run_flags,
+        out=layout.model_dir("{exp}", "{run}"),
+    shell:
+        "lsnf --threads {threads} fit-two-stage {input.config} --from {input.source}"
+        " --out {params.out} {params.run} > {log} 2>&1"

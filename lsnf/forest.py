@@ -1,0 +1,90 @@
+"""The comparison as a forest plot (docs/method.md §9): every difference LFBM − baseline with
+its 95% interval and verdict.
+
+One panel per evaluation and metric, in the metric's own units (a shared relative scale would
+be ruled by metrics near 0, such as KID), each saying which side of 0 favours the flow prior.
+Colour and marker give the verdict, undecided and failed ones hollow: the figure reads like the
+table, never more decided than it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lsnf.io import atomic_write_bytes
+
+__all__ = ["plot_forest"]
+
+_STYLE = {  # verdict -> (colour, filled)
+    "better": ("tab:green", True),
+    "worse": ("tab:red", True),
+    "indistinguishable": ("tab:gray", True),
+    "undecided": ("tab:orange", False),
+    "failed to train": ("black", False),
+}
+
+
+def _style(verdict: str) -> tuple[str, bool]:
+    for key, style in _STYLE.items():
+        if verdict.startswith(key):
+            return style
+    return "tab:blue", False
+
+
+def plot_forest(num: pd.DataFrame, out: str | Path) -> None:
+    """Write the forest plot of a numeric comparison table (lsnf.comparison) to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if num.empty:  # nothing to compare: say so, in the place the figure is looked for
+        fig, ax = plt.subplots(figsize=(8, 1.5))
+        ax.axis("off")
+        ax.text(
+            0.5,
+            0.5,
+            "No comparison: no experiment has a flow model and a baseline with "
+            "results of one evaluation",
+            ha="center",
+            va="center",
+        )
+        atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+        plt.close(fig)
+        return
+    groups = list(num.groupby(["evaluation", "metric"], sort=False))
+    heights = [len(g) + 1.5 for _, g in groups]
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(10, 0.3 * sum(heights) + 1),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    seen: dict[str, Any] = {}
+    for ax, ((evaluation, metric), g) in zip(axes[:, 0], groups, strict=True):
+        y = np.arange(len(g))[::-1]
+        for yi, (_, r) in zip(y, g.iterrows(), strict=True):
+            colour, filled = _style(str(r["verdict"]))
+            ax.plot([r["lo"], r["hi"]], [yi, yi], color=colour, lw=1.5)
+            key = str(r["verdict"]).split(" (")[0].split(":")[0]
+            mfc = colour if filled else "white"
+            seen[key] = ax.plot(r["difference"], yi, "o", color=colour, mfc=mfc)[0]
+        ax.axvline(0, color="black", lw=0.8)
+        labels = [
+            f"{r['experiment']} · {r['condition']} · {r['comparison']}" for _, r in g.iterrows()
+        ]
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_ylim(-0.8, len(g) - 0.2)
+        side = "right" if g["better"].iloc[0] == "higher" else "left"
+        ax.set_title(f"{evaluation}: {metric} (LFBM better to the {side} of 0)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
+    fig.suptitle("Is the flow prior better? LFBM − baseline, 95% interval, verdict", fontsize=10)
+    fig.tight_layout()
+    atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)

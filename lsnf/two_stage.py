@@ -1,0 +1,192 @@
+"""2s-ABP: a flow prior fitted after a Gaussian-prior generator (docs/method.md §6.6).
+
+The ablation asks whether learning the flow jointly with the generator matters, or whether any
+flow on ABP's latents would do:
+
+1. take a trained ABP model (Gaussian prior, docs/method.md §3.1) and keep its generator;
+2. infer each training image's latent with ABP's learning-time inference: K = ``inference.steps``
+   noisy Langevin steps (5.1) from ``z0 ~ N(0, I)`` on the Gaussian-prior posterior, BatchNorm
+   with running statistics (the generator is fixed), one seeded generator in image order; the
+   validation images' latents alike;
+3. fit the flow of ``prior.flow`` to those latents by maximum likelihood (the loss of §6 on
+   fixed latents): ``train.epochs`` epochs of mini-batches of ``train.batch_size``, Adam with
+   ``prior.lr`` decayed by ``train.lr_decay`` per epoch, the data order of epoch e from
+   ``(seed, e)``;
+4. the model: ABP's generator with that flow as its prior, sampled ancestrally like LFBM.
+
+The fit's validation curve is the flow's negative log-likelihood of the validation latents,
+per epoch; the model's convergence status is the worse of ABP's and that curve's (§6.5).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lsnf import layout
+from lsnf.checkpoint import load_checkpoint, save_checkpoint, training_summary
+from lsnf.config import RunConfig, config_from_dict
+from lsnf.convergence import FAILED, NOT_CONVERGED, judge_curve
+from lsnf.data import load_split
+from lsnf.errors import UserError
+from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
+from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
+from lsnf.pixels import to_model_scale
+
+__all__ = ["fit_two_stage", "infer_latents"]
+
+
+def _check_source(cfg: RunConfig, source: RunConfig, path: Path) -> None:
+    """The 2s config must be the ABP model's own but for its prior (and device)."""
+    if source.prior.kind != "gaussian" or source.prior.fit != "joint":
+        raise UserError(
+            f"{path} is not an ABP model (prior.kind: gaussian); 2s-ABP starts from one"
+        )
+    if source.model_copy(update={"prior": cfg.prior, "device": cfg.device}) != cfg:
+        raise UserError(
+            f"the 2s-ABP config differs from the config of {path} in more than its prior "
+            f"(and device); retrain that ABP model with this config's settings, or fit from "
+            f"the ABP model they describe"
+        )
+
+
+def infer_latents(
+    model: LatentModel, images_u8: Tensor, cfg: RunConfig, generator: torch.Generator
+) -> Tensor:
+    """ABP's learning-time posterior samples of every image (N, d): step 2 of the module
+    docstring."""
+    device = next(model.parameters()).device
+    model.eval()  # the generator is fixed: its running BatchNorm statistics
+    out = []
+    bsz = cfg.train.batch_size
+    for start in range(0, images_u8.shape[0], bsz):
+        x = to_model_scale(images_u8[start : start + bsz]).to(device)  # (B, C, H, W)
+        z, _ = infer_posterior(
+            model, x, cfg.inference.steps, cfg.inference.step_size, True, generator
+        )  # (B, d)
+        out.append(z.detach())
+    return torch.cat(out)  # (N, d)
+
+
+def _nll(model: LatentModel, z: Tensor) -> Tensor:
+    """Per-latent negative log-likelihood under the flow (N,), no gradients."""
+    with torch.no_grad():
+        return -model.prior.log_prob(z)
+
+
+def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) -> LatentModel:
+    """Fit the 2s-ABP model of run config ``cfg`` from the ABP model at ``source_path`` into
+    ``out_dir`` (``model.pt``, ``metrics.jsonl``, ``config.yaml``, ``data.json``)."""
+    import yaml
+
+    source_path, out_dir = Path(source_path), Path(out_dir)
+    state = load_checkpoint(source_path)
+    source = config_from_dict(state["config"], origin=str(source_path))
+    if cfg.prior.fit != "two_stage" or cfg.prior.kind != "flow":
+        raise UserError("a 2s-ABP config has prior.kind: flow and prior.fit: two_stage")
+    _check_source(cfg, source, source_path)
+    if cfg.data.corruption is not None:
+        raise UserError("2s-ABP needs complete training images (data.corruption: null)")
+    device = resolve_device(cfg.device)
+    start = time.perf_counter()
+
+    abp = build_model(source)
+    abp.load_state_dict(state["model"])
+    abp = abp.to(device)
+    rng = torch.Generator(device=device).manual_seed(cfg.seed)
+    train = load_split(cfg.data, "train")
+    z_train = infer_latents(abp, train.images, cfg, rng)  # (N, d)
+    z_valid = infer_latents(abp, load_split(cfg.data, "valid").images, cfg, rng)  # (V, d)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg).to(device)
+    generator_state = {k: v for k, v in state["model"].items() if k.startswith("generator.")}
+    model.load_state_dict({**model.state_dict(), **generator_state})
+    opt = torch.optim.Adam(model.prior.parameters(), lr=cfg.prior.lr, betas=cfg.train.betas)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.train.lr_decay)
+    bsz = cfg.train.batch_size
+    n_batches = max(1, len(z_train) // bsz)
+    curve = {0: _nll(model, z_valid).double().cpu().numpy()}
+    rows: list[dict[str, float]] = []
+    for epoch in range(1, cfg.train.epochs + 1):
+        order = torch.randperm(
+            len(z_train), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        )
+        total = 0.0
+        for it in range(n_batches):
+            z = z_train[order[it * bsz : (it + 1) * bsz]]  # (B, d)
+            opt.zero_grad(set_to_none=True)
+            loss = model.prior.learning_loss(z, None)  # -(1/m) sum log p(z)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+            if not math.isfinite(total):
+                raise UserError(f"non-finite flow loss at epoch {epoch}; lower prior.lr")
+        sched.step()
+        curve[epoch] = _nll(model, z_valid).double().cpu().numpy()
+        rows.append(
+            {
+                "fit_epoch": epoch,
+                "flow_nll": total / n_batches,
+                "valid_flow_nll": float(curve[epoch].mean()),
+            }
+        )
+
+    summary = training_summary(state)
+    fit = judge_curve(
+        "valid_flow_nll",
+        {e: float(v.mean()) for e, v in curve.items()},
+        curve,
+        cfg.train.convergence_tolerance,
+        None,
+    )
+    convergence = _combined(summary.get("convergence"), fit)
+    seconds = time.perf_counter() - start
+    final = {
+        **{k: v for k, v in state.items() if k not in ("optimizers", "schedulers", "rng")},
+        "config": cfg.to_dict(),
+        "model": model.state_dict(),
+        "convergence": convergence,
+        "two_stage": {
+            "source": str(source_path),
+            "source_checkpoint": state.get("selected"),
+            "latents": {"train": len(z_train), "valid": len(z_valid)},
+            "inference": {
+                "steps": cfg.inference.steps,
+                "step_size": cfg.inference.step_size,
+                "noise": True,
+                "init": "N(0, I)",
+                "batchnorm": "running",
+            },
+            "fit": rows,
+        },
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / layout.CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write_json(out_dir / layout.DATA, train.describe())
+    source_rows = read_json_lines(source_path.parent / layout.METRICS)
+    last = {"epoch": float(summary["epochs"]), "stage": 2.0, "seconds": seconds, **rows[-1]}
+    atomic_write_json_lines(out_dir / layout.METRICS, [*source_rows, last])
+    save_checkpoint(out_dir / layout.MODEL, final)
+    return model
+
+
+def _combined(abp: dict[str, Any] | None, fit: dict[str, Any]) -> dict[str, Any]:
+    """The 2s model's status: the worse of its ABP generator's and its flow fit's."""
+    from lsnf.convergence import CONVERGED, NOT_MEASURED
+
+    order = [FAILED, NOT_CONVERGED, NOT_MEASURED, CONVERGED]
+    abp_status = (abp or {}).get("status", NOT_MEASURED)
+    status = min((abp_status, fit["status"]), key=order.index)
+    detail = (
+        f"ABP generator: {abp_status} ({(abp or {}).get('detail', 'no validation curves')}); "
+        f"flow fit: validation NLL {-100 * fit['relative_improvement']:+.1f}% over epochs "
+        f"{fit['from_epoch']}→{fit['to_epoch']} ({fit['status']})"
+    )
+    curves = {**(abp or {}).get("curves", {}), "valid_flow_nll": fit}
+    return {**(abp or {}), "status": status, "detail": detail, "curves": curves}

@@ -1,0 +1,132 @@
+"""Validation curves during training (docs/method.md §6.5).
+
+At epoch 0 (before learning) and every ``train.validate_every`` epochs (and the last), a model
+is scored on the first ``train.validation_n`` images of the validation split, which is carved
+out of the training data (docs/protocols.md §1), never the test split:
+
+- ``valid_mse``: reconstruction MSE per pixel ([-1, 1]) after ``train.validation_steps``
+  noise-free Langevin steps from z0 drawn with the run's seed (eval-mode BatchNorm), per image;
+- ``valid_kid`` (when an extractor is given: generation experiments): KID (docs/method.md
+  §7.3) of as many ancestral samples (drawn with the same seed each time) against the
+  validation images, in that extractor's features, with bootstrap replicates over the samples.
+
+Each comes with a trivial reference, what a model that learned nothing reaches: the MSE of
+the mean training image, and the KID of uniform noise images. The curves are what
+:mod:`lsnf.convergence` judges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lsnf.config import RunConfig
+from lsnf.data import ImageSplit, load_split
+from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
+from lsnf.model import LatentModel
+from lsnf.pixels import to_model_scale, to_uint8
+
+__all__ = ["CURVES", "KID_REPLICATES", "Validator", "mean_image_mse", "noise_images"]
+
+# validation curve -> (its label, the trivial reference's label); lower is better for each
+CURVES = {
+    "valid_mse": ("validation reconstruction MSE", "the mean training image"),
+    "valid_kid": ("validation KID", "uniform noise images"),
+}
+KID_REPLICATES = 200  # bootstrap replicates of a validation KID (its noise, for convergence)
+
+
+def noise_images(n: int, shape: tuple[int, int, int], seed: int) -> Tensor:
+    """``n`` images of independent uniform uint8 pixels (n, C, H, W): the upper reference of
+    sample-quality scores (what a generator that learned nothing could emit)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
+
+
+def mean_image_mse(train_u8: Tensor, images_u8: Tensor) -> float:
+    """MSE per pixel ([-1, 1]) of the mean training image (of ``train_u8``) as the
+    reconstruction of every image of ``images_u8``: the trivial reference of reconstruction."""
+    mean_image = to_model_scale(train_u8).double().mean(dim=0, keepdim=True)  # (1, C, H, W)
+    return float((to_model_scale(images_u8).double() - mean_image).pow(2).mean())
+
+
+@dataclass
+class Validator:
+    """Scores a model on the validation images (module docstring)."""
+
+    images: Tensor  # uint8 (n, C, H, W)
+    settings: InferenceSettings
+    references: dict[str, float]  # curve -> its trivial reference's value
+    extractor: Any = None  # lsnf.metrics.fid.ExtractorSpec, or None: no KID
+    real_features: Tensor | None = None  # (n, F)
+    sample_seed: int = 0
+    device: str = "cpu"
+
+    @classmethod
+    def create(
+        cls, cfg: RunConfig, train: ImageSplit, extractor: str | Path | None, device: str
+    ) -> Validator:
+        """The validator of run ``cfg`` (its training images ``train`` give the mean image);
+        ``extractor``: weights of the domain extractor for KID (None: MSE only)."""
+        valid = load_split(cfg.data, "valid").head(cfg.train.validation_n)
+        references = {"valid_mse": mean_image_mse(train.images, valid.images)}
+        settings = InferenceSettings(
+            steps=cfg.train.validation_steps,
+            step_size=cfg.inference.test_step_size,
+            batch_size=cfg.train.batch_size,
+            seed=cfg.seed,
+        )
+        out = cls(valid.images, settings, references, sample_seed=cfg.seed + 1, device=device)
+        if extractor is not None:
+            from lsnf.metrics.fid import DOMAIN, ExtractorSpec, extract_features
+            from lsnf.metrics.sample_quality import kid
+
+            out.extractor = ExtractorSpec.create(DOMAIN, extractor)
+            out.real_features = extract_features(valid.images, out.extractor, device)
+            noise = noise_images(len(valid), valid.shape, cfg.seed)
+            noise_features = extract_features(noise, out.extractor, device)
+            references["valid_kid"] = kid(noise_features, out.real_features)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """What the curves measure: images, inference, extractor, references."""
+        return {
+            "split": "valid",
+            "n": len(self.images),
+            "inference": self.settings.describe(),
+            "kid_extractor": None if self.extractor is None else self.extractor.describe(),
+            "references": {k: {"of": CURVES[k][1], "value": v} for k, v in self.references.items()},
+        }
+
+    @torch.no_grad()
+    def _samples(self, model: LatentModel) -> Tensor:
+        rng = torch.Generator(device=next(model.parameters()).device).manual_seed(self.sample_seed)
+        n, bsz = len(self.images), self.settings.batch_size
+        return torch.cat(
+            [to_uint8(model.sample(min(bsz, n - i), rng)) for i in range(0, n, bsz)]
+        )  # (n, C, H, W)
+
+    def measure(self, model: LatentModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """The curves' values at the model's current parameters, and their noise arrays:
+        ``valid_mse`` per image (n,), ``valid_kid`` bootstrap replicates (KID_REPLICATES,).
+        Leaves the model in eval mode."""
+        errors = reconstruction_errors(model, self.images, self.settings)[self.settings.steps]
+        values = {"valid_mse": float(errors.double().mean())}
+        arrays = {"valid_mse": errors.double().numpy()}
+        if self.extractor is not None:
+            from lsnf.metrics.fid import extract_features
+            from lsnf.metrics.sample_quality import kid_replicates
+            from lsnf.stats import resample_weights
+
+            model.eval()
+            features = extract_features(self._samples(model), self.extractor, self.device)
+            n = features.shape[0]
+            both = np.vstack([np.ones((1, n)), resample_weights(n, KID_REPLICATES)])
+            kids = kid_replicates(features, self.real_features, both)  # (1 + B,)
+            values["valid_kid"], arrays["valid_kid"] = float(kids[0]), kids[1:]
+        return values, arrays
