@@ -14,6 +14,7 @@ from typing import Any
 from lsnf import config, layout
 from lsnf.commands import (
     cmd_bench,
+    cmd_budget,
     cmd_curves,
     cmd_eval,
     cmd_fid_floor,
@@ -181,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-experiment", default="lsnf")
     p = command("curves", cmd_curves, "training curves; K_test plot (reconstruction.json)")
     p.add_argument("metrics", nargs="+")
+    p.add_argument("--out", required=True, help="PNG to write")
+
+    p = command(
+        "budget",
+        cmd_budget,
+        "verdicts against the training budget, from a run with one experiment per budget",
+    )
+    p.add_argument("--tables", default=layout.tables_dir(), help="its results/tables directory")
     p.add_argument("--out", required=True, help="PNG to write")
 
     p = command("bench", cmd_bench, "speed of Langevin steps and training iterations")

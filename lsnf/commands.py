@@ -164,6 +164,18 @@ def cmd_track(args: argparse.Namespace) -> None:
     print(sync(args.results_dir, args.mlflow_uri, args.mlflow_experiment))
 
 
+def cmd_budget(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from lsnf.forest import plot_budget
+
+    tables = Path(args.tables)
+    comparison = pd.read_csv(tables / layout.table_file("comparison", "csv"))
+    measurements = pd.read_csv(tables / layout.table_file("measurements", "csv"))
+    plot_budget(comparison, measurements, args.out)
+    print(f"[lsnf] wrote {args.out}")
+
+
 def cmd_curves(args: argparse.Namespace) -> None:
     from lsnf.curves import plot_curves
 

@@ -4,7 +4,8 @@ its 95% interval and verdict.
 One panel per evaluation and metric, in the metric's own units (a shared relative scale would
 be ruled by metrics near 0, such as KID), each saying which side of 0 favours the flow prior.
 Colour and marker give the verdict, undecided and failed ones hollow: the figure reads like the
-table, never more decided than it.
+table, never more decided than it. :func:`plot_budget` draws the same differences against the
+models' training budget, one experiment per budget (docs/results.md, "Budget to verdict").
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from lsnf.io import atomic_write_bytes
 
-__all__ = ["plot_forest"]
+__all__ = ["plot_budget", "plot_forest"]
 
 _STYLE = {  # verdict -> (colour, filled)
     "better": ("tab:green", True),
@@ -85,6 +86,53 @@ def plot_forest(num: pd.DataFrame, out: str | Path) -> None:
         ax.grid(axis="x", alpha=0.3)
     fig.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
     fig.suptitle("Is the flow prior better? LFBM − baseline, 95% interval, verdict", fontsize=10)
+    fig.tight_layout()
+    atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)
+
+
+def plot_budget(num: pd.DataFrame, measurements: pd.DataFrame, out: str | Path) -> None:
+    """Each comparison's difference, interval and verdict against the flow models' learning
+    iterations, one experiment per budget: where the verdicts settle. ``num``: a numeric
+    comparison table; ``measurements``: its ``measurements.csv`` (``train_iterations``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    flow = measurements[measurements["prior"] == "flow"]
+    budget = flow.groupby("experiment")["train_iterations"].max()  # experiment -> iterations
+    num = num.assign(iterations=num["experiment"].map(budget)).dropna(subset=["iterations"])
+    metrics = list(dict.fromkeys(zip(num["evaluation"], num["metric"], strict=True)))
+    sides = list(dict.fromkeys(num["comparison"]))
+    fig, axes = plt.subplots(
+        len(metrics), len(sides), figsize=(4 * len(sides), 2.4 * len(metrics)), squeeze=False
+    )
+    seen: dict[str, Any] = {}
+    for i, (evaluation, metric) in enumerate(metrics):
+        for j, side in enumerate(sides):
+            ax = axes[i, j]
+            rows = num[
+                (num["evaluation"] == evaluation)
+                & (num["metric"] == metric)
+                & (num["comparison"] == side)
+            ].sort_values("iterations")
+            ax.axhline(0, color="black", lw=0.8)
+            ax.plot(rows["iterations"], rows["difference"], color="lightgray", lw=1)
+            for _, r in rows.iterrows():
+                colour, filled = _style(str(r["verdict"]))
+                ax.plot([r["iterations"]] * 2, [r["lo"], r["hi"]], color=colour, lw=1.5)
+                key = str(r["verdict"]).split(" (")[0].split(":")[0]
+                mfc = colour if filled else "white"
+                seen[key] = ax.plot(r["iterations"], r["difference"], "o", color=colour, mfc=mfc)[0]
+            better = "higher" if rows["better"].eq("higher").all() else "lower"
+            ax.set_title(f"{metric} ({better} is better): {side}", fontsize=8)
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            if i == len(metrics) - 1:
+                ax.set_xlabel("learning iterations")
+    fig.legend(seen.values(), seen.keys(), fontsize=8, loc="upper right")
+    fig.suptitle("Budget to verdict: LFBM − baseline against the training budget", fontsize=10)
     fig.tight_layout()
     atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)

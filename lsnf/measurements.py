@@ -64,6 +64,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "ssim": r.get("ssim"),
             "convergence": converged.get("status") or NOT_MEASURED,
             "convergence_detail": converged.get("detail"),
+            "train_iterations": (r.get("training") or {}).get("iterations"),
             "checkpoint_sha256": r["checkpoint_sha256"],
             "config_sha256": r.get("config_sha256"),
             "file": str(p),

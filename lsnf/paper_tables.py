@@ -308,14 +308,15 @@ def generation_table(
     measured_places = lambda c: 4 if c.endswith("_mse") else 2
     published_places = lambda c: 3 if c.endswith("_mse") else 2
     published = lambda cells, c: (cells.get(c), None)
+    measured_fid = set(m.loc[m["evaluation"] == "fid", "column"]) if len(m) else set()
     cells = lambda c: (
         [("value", c, c, measured_places(c))]
         + [
             (v.column, f"{c}_{v.statistic}", f"{c} {v.label}", v.digits)
             for v in EVALUATIONS["fid"].values[1:]
-            if "_fid" in c
+            if c in measured_fid
         ]
-    )  # FID columns: KID, precision and recall beside (docs/method.md §7.3)
+    )  # measured FID columns: KID, precision and recall beside (docs/method.md §7.3)
     # per data identity (lsnf.config.DataConfig.key): the floor and the noise row
     floor_head = lambda group: {
         "model": f"uniform noise images [upper reference: {group[0]}]"

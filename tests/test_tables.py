@@ -71,7 +71,8 @@ def _anomaly(
 
 def _trained(status: str = "converged") -> dict:
     """A result's ``training`` (lsnf.checkpoint.training_summary) with the model's status."""
-    return {"epochs": 3, "convergence": {"status": status, "detail": f"{status} (test)"}}
+    convergence = {"status": status, "detail": f"{status} (test)"}
+    return {"epochs": 3, "iterations": 120, "convergence": convergence}
 
 
 def _who(exp: str, run: str, prior: str, seed: int, digit: int | None = None) -> dict:
@@ -308,3 +309,24 @@ def test_results_are_identified_by_their_records_not_their_paths(tmp_path: Path)
     moved[0].write_text(json.dumps(record))
     with pytest.raises(UserError, match="does not record its experiment and run.*--run-key"):
         write_tables(moved, REFERENCE, tmp_path / "tables")
+
+
+def test_budget_figure_places_each_experiments_verdicts_at_its_iterations(tmp_path: Path) -> None:
+    """docs/results.md "Budget to verdict": one experiment per training budget; the figure takes
+    each experiment's budget from its flow models' recorded learning iterations."""
+    from lsnf.forest import plot_budget
+
+    files = [
+        _recon(tmp_path, prior, scale, exp=exp, status=status)
+        for exp, status in (("short", "not converged"), ("long", "converged"))
+        for prior, scale in (("flow", 0.8), ("gaussian", 1.0))
+    ]
+    write_tables(files, REFERENCE, tmp_path / "tables")
+    num = pd.read_csv(tmp_path / "tables/comparison.csv")
+    measurements = pd.read_csv(tmp_path / "tables/measurements.csv")
+    assert set(measurements["train_iterations"]) == {120}  # what the records say
+    measurements["train_iterations"] = measurements["experiment"].map({"short": 40, "long": 400})
+    plot_budget(num, measurements, tmp_path / "budget.png")
+    assert (tmp_path / "budget.png").stat().st_size > 0
+    verdicts = num.set_index("experiment")["verdict"]
+    assert verdicts["short"].startswith("undecided") and verdicts["long"] == "better"
