@@ -15,7 +15,11 @@ SVHN, CIFAR-10, CelebA-64, flow prior) and per precision (§5.4):
   timing noise it bounds the step's share from above (the step also runs the prior, BatchNorm,
   activations and the energy), so it tells how much of a gap is the layers' own kernels and
   how much the rest;
-- the bf16 step's speedup over the fp32 step, timed in the same blocks.
+- the bf16 step's speedup over the fp32 step, timed in the same blocks;
+- first, per shape and prior: **ops/step**, the non-view aten operators one posterior Langevin
+  step dispatches (training mode, fp32, counted with a ``TorchDispatchMode``: the difference
+  between 2 and 1 steps, so set-up is not counted). On a GPU each is a kernel launch, so the
+  count bounds a small step's speed there whatever the arithmetic (:func:`ops_per_step`).
 
 Burn-in first, then blocks in which the step, the research form, the GEMM and every layer run
 in turn, each keeping its minimum: every figure is a ratio measured in the same blocks of this
@@ -45,6 +49,7 @@ __all__ = [
     "PAPER_SHAPES",
     "bench_shape",
     "layer_fns",
+    "ops_per_step",
     "research_copy",
     "run_bench",
     "straightforward_steps",
@@ -175,6 +180,53 @@ def _step_flops(model: LatentModel, x: Tensor, z0: Tensor) -> int:
         return _flops(lambda: model.energy(z, x).sum().backward())
 
 
+def _dispatched_ops(fn: Callable[[], object]) -> int:
+    """Non-view aten operators that ``fn`` dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            Count.n += not func.is_view
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        fn()
+    return Count.n
+
+
+def ops_per_step(cfg: RunConfig, batch_size: int) -> int:
+    """Non-view aten operators of one posterior Langevin step of ``cfg``'s model (training
+    mode, noise on): the count of 2 steps minus that of 1 (module docstring)."""
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    g = torch.Generator().manual_seed(0)
+    c, s = cfg.model.channels, cfg.model.image_size
+    x = torch.rand(batch_size, c, s, s, generator=g) * 2 - 1  # (B, C, H, W)
+    z0 = torch.randn(batch_size, cfg.model.latent_dim, generator=g)  # (B, d)
+
+    def steps(k: int) -> int:
+        rng = torch.Generator().manual_seed(1)
+        return _dispatched_ops(lambda: infer_posterior(model, x, k, 0.1, True, rng, z0=z0))
+
+    return steps(2) - steps(1)
+
+
+def _print_ops(shapes: list[str], batch_size: int) -> None:
+    from lsnf.config import PRIOR_KINDS
+
+    print(f"ops/step (non-view aten ops of one posterior Langevin step, batch {batch_size}):")
+    print(f"{'shape':9} " + " ".join(f"{p:>9}" for p in PRIOR_KINDS))
+    for name in shapes:
+        shape = {k: v for k, v in PAPER_SHAPES[name].items() if k != "K"}
+        counts = [
+            ops_per_step(config_from_dict({"model": shape, "prior": {"kind": p}}), batch_size)
+            for p in PRIOR_KINDS
+        ]
+        print(f"{name:9} " + " ".join(f"{n:9d}" for n in counts), flush=True)
+
+
 def _shape_config(shape: dict[str, int | str], precision: str) -> RunConfig:
     return config_from_dict({"model": shape, "prior": {"kind": "flow"}, "precision": precision})
 
@@ -282,6 +334,7 @@ def run_bench(
     if unknown:
         raise UserError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
     _print_machine()
+    _print_ops(shapes, batch_size)
     print(
         f"batch {batch_size}, burn-in 1 block, min over {blocks} interleaved blocks of "
         f"{steps_per_block} steps"

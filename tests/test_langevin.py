@@ -203,3 +203,20 @@ def test_bf16_langevin_recovers_the_analytic_posterior_within_a_looser_tolerance
     with torch.no_grad():
         diff = (model.decode(z0[:100]) - model32.decode(z0[:100])).abs().max()
     assert 1e-4 < float(diff) < 0.05
+
+
+def test_bench_counts_the_ops_of_one_langevin_step(make_config) -> None:
+    """lsnf bench's ops/step (issue: the flow prior's step dispatches many small kernels): the
+    count of one step, the same for the second and the third, more for the flow prior than for
+    the Gaussian one, whose step is the generator's and the energy's alone."""
+    from lsnf.bench import _dispatched_ops, ops_per_step
+    from lsnf.model import build_model, infer_posterior
+
+    cfg = make_config()
+    model = build_model(cfg).train()
+    x, z0 = torch.zeros(8, 1, 16, 16), torch.zeros(8, cfg.model.latent_dim)
+    rng = lambda: torch.Generator().manual_seed(0)
+    count = lambda k: _dispatched_ops(lambda: infer_posterior(model, x, k, 0.1, True, rng(), z0=z0))
+    assert count(3) - count(2) == count(2) - count(1) == ops_per_step(cfg, 8)
+    gaussian = make_config(prior={"kind": "gaussian"})
+    assert ops_per_step(cfg, 8) > ops_per_step(gaussian, 8) > 0
