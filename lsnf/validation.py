@@ -73,6 +73,14 @@ class Validator:
     ) -> Validator:
         """The validator of run ``cfg`` (its training images ``train`` give the mean image);
         ``extractor``: weights of the domain extractor for KID (None: MSE only)."""
+        if cfg.data.validation_fraction == 0:
+            from lsnf.errors import UserError
+
+            raise UserError(
+                "train.validate_every needs a validation split: set data.validation_fraction "
+                "above 0, or train.validate_every: 0 (then every comparison of this model is "
+                "'undecided (convergence not measured)')"
+            )
         valid = load_split(cfg.data, "valid").head(cfg.train.validation_n)
         references = {"valid_mse": mean_image_mse(train.images, valid.images)}
         settings = InferenceSettings(

@@ -233,3 +233,32 @@ def test_two_stage_fits_a_flow_to_abp_latents_and_keeps_abps_generator(make_conf
     record = load_checkpoint(tmp_path / "2s" / MODEL_NAME)
     assert record["two_stage"]["latents"]["train"] == len(load_split(two.data, "train"))
     assert "flow fit" in two_stage.training["convergence"]["detail"]
+
+
+def test_validation_needs_a_validation_split_and_can_be_switched_off(make_config, tmp_path):
+    """docs/method.md §6.5: without a validation split, validating is refused with the two ways
+    out; with train.validate_every: 0 the model trains and records no convergence status."""
+    from lsnf.checkpoint import load_model
+    from lsnf.errors import UserError
+
+    no_split = make_config(data={"validation_fraction": 0})
+    with pytest.raises(UserError, match="validation_fraction.*validate_every: 0"):
+        Trainer(no_split, tmp_path / "a")
+    fit(make_config(data={"validation_fraction": 0}, train={"validate_every": 0}), tmp_path / "b")
+    trained = load_model(tmp_path / "b" / MODEL_NAME)
+    assert trained.training["convergence"] is None and trained.training["epochs"] == 2
+
+
+def test_best_validation_selects_the_epoch_with_the_lowest_validation_score(make_config, tmp_path):
+    """train.select: best_validation: model.pt holds the parameters of the validation point with
+    the lowest score (MSE without an extractor), and names it; the last epoch's stay in
+    checkpoint.pt."""
+    cfg = make_config(train={"epochs": 3, "select": "best_validation", "lr": 0.1})
+    fit(cfg, tmp_path)
+    state = load_checkpoint(tmp_path / MODEL_NAME)
+    scores = {int(h["epoch"]): h["valid_mse"] for h in state["history"] if h["epoch"] > 0}
+    best = min(scores, key=scores.get)
+    assert state["selected"] == {"by": "best valid_mse", "epoch": best}
+    last = load_checkpoint(tmp_path / CHECKPOINT_NAME)["model"]
+    same = all(torch.equal(v, last[k]) for k, v in state["model"].items())
+    assert best == 2 and not same  # here epoch 3 scores worse than epoch 2
