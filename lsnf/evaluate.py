@@ -33,6 +33,7 @@ from lsnf.metrics.inference import (
     step_counts,
 )
 from lsnf.metrics.inpainting import evaluate_completion
+from lsnf.model import LatentModel
 from lsnf.pixels import to_model_scale, to_uint8
 from lsnf.results import Grid, Outcome, make_result, stamp
 from lsnf.validation import mean_image_mse
@@ -208,7 +209,7 @@ def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     spec, ref, ref_meta = _fid_reference(
         extractor, weights, stats, ev.fid.download, trained.config.data
     )
-    images = sample_images(trained, n, ev.seed, ev.batch_size)
+    images = sample_images(trained.model, n, ev.seed, ev.batch_size)
     values, examples = _fid_of(images, spec, ref, ev, str(trained.device))
     record = make_result(
         "fid",
@@ -383,12 +384,10 @@ def samples(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     return Outcome(None, Grid(images, nrow=10), f"{ev.grid_samples} samples")
 
 
-def sample_images(trained: TrainedModel, n: int, seed: int, batch_size: int) -> torch.Tensor:
+def sample_images(model: LatentModel, n: int, seed: int, batch_size: int) -> torch.Tensor:
     """``n`` ancestral samples as uint8 (n, C, H, W), drawn in batches from one generator."""
-    rng = torch.Generator(device=trained.device).manual_seed(seed)
-    chunks = [
-        to_uint8(trained.model.sample(min(batch_size, n - i), rng)) for i in range(0, n, batch_size)
-    ]
+    rng = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    chunks = [to_uint8(model.sample(min(batch_size, n - i), rng)) for i in range(0, n, batch_size)]
     return torch.cat(chunks)
 
 

@@ -29,7 +29,7 @@ from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, load_split
 from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
 from lsnf.model import LatentModel
-from lsnf.pixels import to_model_scale, to_uint8
+from lsnf.pixels import to_model_scale
 
 __all__ = ["CURVES", "KID_REPLICATES", "Validator", "mean_image_mse", "noise_images"]
 
@@ -111,14 +111,6 @@ class Validator:
             "references": {k: {"of": CURVES[k][1], "value": v} for k, v in self.references.items()},
         }
 
-    @torch.no_grad()
-    def _samples(self, model: LatentModel) -> Tensor:
-        rng = torch.Generator(device=next(model.parameters()).device).manual_seed(self.sample_seed)
-        n, bsz = len(self.images), self.settings.batch_size
-        return torch.cat(
-            [to_uint8(model.sample(min(bsz, n - i), rng)) for i in range(0, n, bsz)]
-        )  # (n, C, H, W)
-
     def measure(self, model: LatentModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """The curves' values at the model's current parameters, and their noise arrays:
         ``valid_mse`` per image (n,), ``valid_kid`` bootstrap replicates (KID_REPLICATES,).
@@ -127,12 +119,17 @@ class Validator:
         values = {"valid_mse": float(errors.double().mean())}
         arrays = {"valid_mse": errors.double().numpy()}
         if self.extractor is not None:
+            from lsnf.evaluate import sample_images
             from lsnf.metrics.fid import extract_features
             from lsnf.metrics.sample_quality import kid_replicates
             from lsnf.stats import resample_weights
 
             model.eval()
-            features = extract_features(self._samples(model), self.extractor, self.device)
+            with torch.no_grad():
+                images = sample_images(
+                    model, len(self.images), self.sample_seed, self.settings.batch_size
+                )  # (n, C, H, W)
+            features = extract_features(images, self.extractor, self.device)
             n = features.shape[0]
             both = np.vstack([np.ones((1, n)), resample_weights(n, KID_REPLICATES)])
             kids = kid_replicates(features, self.real_features, both)  # (1 + B,)
