@@ -36,7 +36,7 @@ from lsnf.metrics.inpainting import evaluate_completion
 from lsnf.model import LatentModel
 from lsnf.pixels import to_model_scale, to_uint8
 from lsnf.results import Grid, Outcome, make_result, stamp
-from lsnf.validation import mean_image_mse
+from lsnf.trivial import mean_image_mse
 
 __all__ = [
     "anomaly",
@@ -257,7 +257,7 @@ def fid_floor(
     noise, the upper reference: what a model that learned nothing reaches). A split with fewer
     than ``n`` images gives all of them, recorded as ``n`` beside ``n_requested`` (FID is biased
     upwards at smaller n: such a floor is pessimistic, and the table shows its n)."""
-    from lsnf.validation import noise_images
+    from lsnf.trivial import noise_images
 
     spec, ref, ref_meta = _fid_reference(extractor, weights, stats, download, data_cfg)
     if split == "noise":

@@ -29,9 +29,9 @@ from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, load_split
 from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
 from lsnf.model import LatentModel
-from lsnf.pixels import to_model_scale
+from lsnf.trivial import mean_image_mse, noise_images
 
-__all__ = ["CURVES", "KID_REPLICATES", "Validator", "mean_image_mse", "noise_images"]
+__all__ = ["CURVES", "KID_REPLICATES", "Validator"]
 
 # validation curve -> (its label, the trivial reference's label); lower is better for each
 CURVES = {
@@ -39,20 +39,6 @@ CURVES = {
     "valid_kid": ("validation KID", "uniform noise images"),
 }
 KID_REPLICATES = 200  # bootstrap replicates of a validation KID (its noise, for convergence)
-
-
-def noise_images(n: int, shape: tuple[int, int, int], seed: int) -> Tensor:
-    """``n`` images of independent uniform uint8 pixels (n, C, H, W): the upper reference of
-    sample-quality scores (what a generator that learned nothing could emit)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, *shape), generator=gen, dtype=torch.uint8)
-
-
-def mean_image_mse(train_u8: Tensor, images_u8: Tensor) -> float:
-    """MSE per pixel ([-1, 1]) of the mean training image (of ``train_u8``) as the
-    reconstruction of every image of ``images_u8``: the trivial reference of reconstruction."""
-    mean_image = to_model_scale(train_u8).double().mean(dim=0, keepdim=True)  # (1, C, H, W)
-    return float((to_model_scale(images_u8).double() - mean_image).pow(2).mean())
 
 
 @dataclass

@@ -139,7 +139,8 @@ def test_benchmark_runs_and_reports_every_figure(capsys) -> None:
 
     rows = run_bench(["mnist"], batch_size=4, blocks=1, steps_per_block=1)
     out = capsys.readouterr().out
-    assert "machine:" in out and "layers %" in out and out.count("\nmnist ") == 2
+    assert "machine:" in out and "ops/step" in out and "layers %" in out
+    assert out.count("\nmnist ") == 3  # its ops/step row, then its fp32 and bf16 rows
     assert [r["precision"] for r in rows] == ["fp32", "bf16"] and rows[0]["speedup"] == 1.0
     for row in rows:
         for key in (
