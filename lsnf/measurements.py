@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lsnf.convergence import NOT_MEASURED
+from lsnf.convergence import NOT_MEASURED, status_for
 from lsnf.errors import UserError
 from lsnf.io import read_json
 from lsnf.registry import EVALUATIONS
@@ -33,7 +33,9 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
                 f"`lsnf eval` without --run-key EXPERIMENT/RUN); rerun that evaluation with it"
             )
         extractor = r.get("feature_extractor", {}).get("name")
-        converged = (r.get("training") or {}).get("convergence") or {}  # docs/method.md §6.5
+        model_convergence = (r.get("training") or {}).get("convergence")
+        # the status of the curve that decides this evaluation's verdicts (docs/method.md §6.5)
+        converged = status_for(model_convergence, EVALUATIONS[r["evaluation"]].curve)
         references = {
             f"ref_{kind}_{k}": v
             for kind, cell in r.get("reference_scores", {}).items()
@@ -62,8 +64,9 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "mask": who["mask"],
             "psnr": r.get("psnr"),
             "ssim": r.get("ssim"),
-            "convergence": converged.get("status") or NOT_MEASURED,
-            "convergence_detail": converged.get("detail"),
+            "convergence": converged["status"],
+            "convergence_detail": converged["detail"],
+            "model_convergence": (model_convergence or {}).get("status") or NOT_MEASURED,
             "train_iterations": (r.get("training") or {}).get("iterations"),
             "checkpoint_sha256": r["checkpoint_sha256"],
             "config_sha256": r.get("config_sha256"),

@@ -57,7 +57,10 @@ class Evaluation:
     """One evaluation (module docstring). ``condition``: the measurements' column that names
     what a result is of (held-out digit, dataset, extractor, mask); ``per_mask``: one result per
     test mask of the experiment (``{mask}`` in its file names); ``mlflow_suffix``: the record's
-    field, as a dotted path, whose value tells apart several results of one model in MLflow."""
+    field, as a dotted path, whose value tells apart several results of one model in MLflow;
+    ``curve``: the validation curve whose convergence decides its verdicts (docs/method.md
+    §6.5): the validation KID for sample quality, the reconstruction MSE for anything that
+    infers latents."""
 
     name: str
     tasks: tuple[str, ...]
@@ -72,6 +75,7 @@ class Evaluation:
     grid_title: str = "Grids"  # its grids' category in the workflow's report
     per_mask: bool = False
     mlflow_suffix: str | None = None
+    curve: str = "valid_mse"
 
     @property
     def function(self) -> Callable[..., Any]:
@@ -134,6 +138,7 @@ EVALUATIONS: dict[str, Evaluation] = {
             condition="extractor",
             arrays=True,
             mlflow_suffix="feature_extractor.name",
+            curve="valid_kid",
         ),
         Evaluation(
             "samples",

@@ -31,7 +31,7 @@ from torch import Tensor
 from lsnf import layout
 from lsnf.checkpoint import load_checkpoint, save_checkpoint, training_summary
 from lsnf.config import RunConfig, config_from_dict
-from lsnf.convergence import FAILED, NOT_CONVERGED, judge_curve
+from lsnf.convergence import FAILED, FLOW_FIT, NOT_CONVERGED, curve_text, judge_curve
 from lsnf.data import load_split
 from lsnf.errors import UserError
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
@@ -133,13 +133,13 @@ def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) 
             {
                 "fit_epoch": epoch,
                 "flow_nll": total / n_batches,
-                "valid_flow_nll": float(curve[epoch].mean()),
+                FLOW_FIT: float(curve[epoch].mean()),
             }
         )
 
     summary = training_summary(state)
     fit = judge_curve(
-        "valid_flow_nll",
+        FLOW_FIT,
         {e: float(v.mean()) for e, v in curve.items()},
         curve,
         cfg.train.convergence_tolerance,
@@ -185,8 +185,7 @@ def _combined(abp: dict[str, Any] | None, fit: dict[str, Any]) -> dict[str, Any]
     status = min((abp_status, fit["status"]), key=order.index)
     detail = (
         f"ABP generator: {abp_status} ({(abp or {}).get('detail', 'no validation curves')}); "
-        f"flow fit: validation NLL {-100 * fit['relative_improvement']:+.1f}% over epochs "
-        f"{fit['from_epoch']}→{fit['to_epoch']} ({fit['status']})"
+        f"flow fit: {curve_text(FLOW_FIT, fit)}"
     )
-    curves = {**(abp or {}).get("curves", {}), "valid_flow_nll": fit}
+    curves = {**(abp or {}).get("curves", {}), FLOW_FIT: fit}
     return {**(abp or {}), "status": status, "detail": detail, "curves": curves}

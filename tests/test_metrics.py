@@ -221,3 +221,76 @@ def test_convergence_status_of_a_validation_curve(drop: float, noise: float, sta
     assert out["curves"]["valid_mse"]["from_epoch"] == 3
     failed = model_status(history, arrays, {"valid_mse": 0.01}, tolerance=0.05)
     assert failed["status"] == "failed to train"  # ends no better than the trivial reference
+
+
+def _kid_curve(slope: float, sd: float, replicate_sd: float = 75.0) -> tuple[list[dict], dict]:
+    """A validation KID curve 1000 + slope x epoch (epochs 0..12) with N(0, sd) wobble per
+    point, and bootstrap replicates of sd ``replicate_sd`` around each point as its noise
+    arrays (75: as wide as a 400-sample validation KID's, docs/results.md)."""
+    rng = np.random.default_rng(3)
+    points = {e: 1000 + slope * e + sd * rng.normal() for e in range(13)}
+    history = [{"epoch": e, "valid_kid": v} for e, v in points.items()]
+    arrays = {e: {"valid_kid": v + replicate_sd * rng.normal(size=200)} for e, v in points.items()}
+    return history, arrays
+
+
+@pytest.mark.parametrize(
+    "slope, sd, status",
+    [
+        (-30.0, 15.0, "not converged"),  # falls steadily; its last two points are within noise
+        (0.0, 30.0, "converged"),  # flat, wobbling
+        (5.0, 30.0, "converged"),  # rising: over-training
+        (-1.0, 1.0, "converged"),  # falls, but < 5% per quarter of training
+    ],
+)
+def test_a_noisy_curve_is_judged_by_its_trend(slope: float, sd: float, status: str) -> None:
+    """docs/method.md §6.5: with ≥ 4 points in the last half, the least-squares trend decides,
+    so a curve as noisy as a validation KID is read from all its points, not two of them."""
+    from scipy import stats
+
+    from lsnf.convergence import judge_curve, model_status
+
+    history, arrays = _kid_curve(slope, sd)
+    out = model_status(history, arrays, {"valid_kid": 5000.0}, tolerance=0.05)
+    judged = out["curves"]["valid_kid"]
+    assert (judged["method"], judged["from_epoch"], judged["points"]) == ("trend", 6, 7)
+    assert judged["status"] == status, out["detail"]
+    # the projection is the least-squares slope over epochs 6..12, times a quarter (3 epochs)
+    fit = stats.linregress(range(6, 13), [history[e]["valid_kid"] for e in range(6, 13)])
+    assert judged["relative_improvement"] == pytest.approx(
+        -3 * fit.slope / (fit.intercept + 12 * fit.slope)
+    )
+    if slope == -30.0:  # the two-point rule (9 -> 12 against the bootstrap noise) misreads it
+        two = judge_curve(
+            "valid_kid",
+            {e: history[e]["valid_kid"] for e in (0, 9, 12)},
+            {e: arrays[e]["valid_kid"] for e in (0, 9, 12)},
+            0.05,
+            None,
+        )
+        assert (two["method"], two["status"]) == ("two points", "converged"), two
+
+
+def test_each_evaluation_is_judged_by_its_own_curve() -> None:
+    """docs/method.md §6.5: FID by the validation KID, reconstruction by the validation MSE; a
+    failed curve fails every evaluation; no KID curve: not measured for FID."""
+    from lsnf.convergence import status_for
+    from lsnf.registry import EVALUATIONS
+
+    assert EVALUATIONS["fid"].curve == "valid_kid"
+    assert {e.curve for n, e in EVALUATIONS.items() if n != "fid"} == {"valid_mse"}
+    kid_flat, kid_arrays = _kid_curve(0.0, 30.0)
+    mse = [{"epoch": e, "valid_mse": 1.0 - 0.05 * e} for e in range(13)]  # still falling fast
+    history = [k | m for k, m in zip(kid_flat, mse, strict=True)]
+    arrays = {e: kid_arrays[e] | {"valid_mse": np.full(50, 1.0)} for e in range(13)}
+    from lsnf.convergence import model_status
+
+    record = model_status(history, arrays, {"valid_mse": 2.0, "valid_kid": 5000.0}, 0.05)
+    assert record["status"] == "not converged"  # the model as a whole
+    assert status_for(record, "valid_kid")["status"] == "converged"
+    assert status_for(record, "valid_mse")["status"] == "not converged"
+    no_kid = {**record, "curves": {"valid_mse": record["curves"]["valid_mse"]}}
+    assert status_for(no_kid, "valid_kid")["status"] == "convergence not measured"
+    failed = model_status(history, arrays, {"valid_mse": 0.1, "valid_kid": 5000.0}, 0.05)
+    assert status_for(failed, "valid_kid")["status"] == "failed to train"
+    assert status_for(None, "valid_mse")["status"] == "convergence not measured"
