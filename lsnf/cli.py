@@ -15,6 +15,7 @@ from lsnf import config, layout
 from lsnf.commands import (
     cmd_bench,
     cmd_budget,
+    cmd_convergence,
     cmd_curves,
     cmd_eval,
     cmd_fid_floor,
@@ -191,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tables", default=layout.tables_dir(), help="its results/tables directory")
     p.add_argument("--out", required=True, help="PNG to write")
+
+    p = command(
+        "convergence",
+        cmd_convergence,
+        "a trained model's convergence status had it stopped after each earlier epoch",
+    )
+    p.add_argument("model", help="its model.pt (or checkpoint.pt)")
+    p.add_argument("--tolerance", type=float, help="default: the run's train.convergence_tolerance")
 
     p = command("bench", cmd_bench, "speed of Langevin steps and training iterations")
     p.add_argument("--shapes", default="mnist,svhn,cifar10,celeba64", help="comma-separated")

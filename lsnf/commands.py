@@ -176,6 +176,41 @@ def cmd_budget(args: argparse.Namespace) -> None:
     print(f"[lsnf] wrote {args.out}")
 
 
+def cmd_convergence(args: argparse.Namespace) -> None:
+    from lsnf.checkpoint import load_checkpoint
+    from lsnf.convergence import status_by_budget
+    from lsnf.validation import CURVES
+
+    state = load_checkpoint(args.model)
+    setup = state.get("validation_setup")
+    if not setup:
+        raise UserError(
+            f"{args.model} has no validation curves (trained with train.validate_every: 0, or by "
+            f"an lsnf before validation); retrain it with validation to judge its convergence"
+        )
+    references = {c: r["value"] for c, r in setup["references"].items()}
+    tolerance = args.tolerance or state["config"]["train"]["convergence_tolerance"]
+    rows = status_by_budget(state["history"], references, tolerance)
+    curves = [c for c in CURVES if any(c in r["status"]["curves"] for r in rows)]
+    print(
+        f"{args.model}: each validation curve's status had training stopped after epoch E "
+        f"(this run's points up to E; tolerance {tolerance:g}, docs/method.md §6.5)"
+    )
+    print(f"{'E':>3} {'iteration':>9}  " + "  ".join(f"{CURVES[c][0]:<34}" for c in curves))
+    for r in rows:
+        cells = []
+        for c in curves:
+            j = r["status"]["curves"].get(c)
+            cells.append(
+                "-"
+                if j is None
+                else f"{j['status']} ({-100 * j['relative_improvement']:+.1f}%)"
+                if j["method"] == "trend"
+                else f"{j['status']} ({j['method']})"
+            )
+        print(f"{r['epoch']:>3} {r['iteration']:>9}  " + "  ".join(f"{x:<34}" for x in cells))
+
+
 def cmd_curves(args: argparse.Namespace) -> None:
     from lsnf.curves import plot_curves
 

@@ -1,27 +1,19 @@
 """Convergence status, from validation curves (docs/method.md §6.5).
 
-Each curve (lower is better) is judged over the last part of training, ending at its last
-point (epoch E):
+Each curve (lower is better) is judged by its **trend** over the last half of training: with
+E its last validation epoch, the least-squares line through its points at epochs ≥ E/2;
+``improvement`` = the fall it projects over another quarter of training (−slope × E/4),
+``relative = improvement / (the line's value at E)``; its noise, the slope's standard error
+from the residuals (× E/4), and "beyond noise" means beyond the two-sided 95% Student-t
+quantile (points − 2 degrees of freedom) of it. All the points count, so a curve as noisy as
+a validation KID of a few hundred samples is read from its course, not from two of its points.
 
-- **trend** (at least ``TREND_POINTS`` validation points at epochs ≥ E/2): the least-squares
-  line through those points; ``improvement`` = the fall it projects over another quarter of
-  training (−slope × E/4), ``relative = improvement / (the line's value at E)``; its noise is
-  the slope's standard error from the residuals (× E/4), and "beyond noise" means beyond the
-  two-sided 95% Student-t quantile (points − 2 degrees of freedom) of it. All the points count,
-  so a curve as noisy as a validation KID of a few hundred samples is still read rightly;
-- **two points** (fewer validation points): its last point against its point at the start of
-  the last quarter (the latest validation epoch ≤ 3E/4; epoch 0 is always one),
-  ``improvement = start − end``, ``relative = improvement / start``; its noise: for the
-  reconstruction MSE (and 2s-ABP's flow NLL, docs/method.md §6.6), the standard error of the
-  per-example differences (the same examples at both points); for KID,
-  ``sqrt(var_start + var_end)`` of the bootstrap replicates over each point's samples; beyond
-  noise means beyond ``NOISE_MULTIPLE`` of it;
-- the curve has **converged** when ``relative < tolerance`` or the improvement is not beyond
-  its noise: more training of a quarter's length would not move it by more than the
-  tolerance, or it is not moving beyond its own noise.
-
-A curve **failed to train** when it ends no better than its trivial reference (the mean
-training image for MSE, uniform noise for KID).
+- **converged**: ``relative < tolerance`` or the fall is not beyond its noise (more training of
+  a quarter's length would not move it by more than the tolerance, or it is not moving);
+- **not converged**: otherwise, and whenever the last half holds fewer than ``TREND_POINTS``
+  points (early curves jump about: from two or three points a rise reads as a plateau);
+- **failed to train**: it ends no better than its trivial reference (the mean training image
+  for MSE, uniform noise for KID).
 
 Which curves decide a result's verdict depends on the evaluation (:func:`status_for`): each
 evaluation of the registry names its curve (sample quality: the validation KID; everything
@@ -45,23 +37,15 @@ __all__ = [
     "curve_text",
     "judge_curve",
     "model_status",
+    "status_by_budget",
     "status_for",
     "verdict_for",
 ]
 
 CONVERGED, NOT_CONVERGED, FAILED = "converged", "not converged", "failed to train"
 NOT_MEASURED = "convergence not measured"  # a model trained without validation curves
-NOISE_MULTIPLE = 2.0  # two-point rule: an improvement within this many standard errors is noise
-TREND_POINTS = 4  # validation points in the last half of training that the trend rule needs
+TREND_POINTS = 4  # validation points in the last half of training that a judgement needs
 FLOW_FIT = "valid_flow_nll"  # 2s-ABP's second stage (docs/method.md §6.6)
-
-
-def _noise(curve: str, start: np.ndarray, end: np.ndarray) -> float:
-    """Standard error of ``start − end`` (module docstring)."""
-    if curve == "valid_kid":  # bootstrap replicates of each point's KID
-        return float(math.sqrt(start.var(ddof=1) + end.var(ddof=1)))
-    d = start - end  # per example, the same examples at both points: paired
-    return float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("inf")
 
 
 def _trend(epochs: list[int], values: list[float], end_epoch: int) -> dict[str, float]:
@@ -82,47 +66,40 @@ def _trend(epochs: list[int], values: list[float], end_epoch: int) -> dict[str, 
 def judge_curve(
     curve: str,
     points: dict[int, float],
-    arrays: dict[int, np.ndarray],
     tolerance: float,
     reference: float | None,
 ) -> dict[str, Any]:
     """One curve's judgement (module docstring): ``points`` validation epoch -> value,
-    ``arrays`` epoch -> its noise array (two-point rule), ``reference`` its trivial
-    reference's value."""
+    ``reference`` its trivial reference's value (None: none)."""
     end_epoch = max(points)
     end = points[end_epoch]
     window = sorted(e for e in points if e >= end_epoch / 2)
-    if len(window) >= TREND_POINTS:
-        start_epoch, method = window[0], "trend"
-        t = _trend(window, [points[e] for e in window], end_epoch)
-        improvement, relative, noise, multiple = (
-            t["improvement"],
-            t["relative"],
-            t["noise"],
-            t["multiple"],
-        )
-    else:
-        start_epoch, method = max(e for e in points if e <= 0.75 * end_epoch), "two points"
-        improvement = points[start_epoch] - end
-        relative = improvement / abs(points[start_epoch]) if points[start_epoch] else math.nan
-        noise = _noise(curve, arrays[start_epoch], arrays[end_epoch])
-        multiple = NOISE_MULTIPLE
-    failed = reference is not None and end >= reference
-    moving = relative >= tolerance and improvement > multiple * noise
-    return {
-        "method": method,
-        "from_epoch": start_epoch,
+    judged: dict[str, Any] = {
+        "from_epoch": window[0],
         "to_epoch": end_epoch,
-        "points": len(window) if method == "trend" else 2,
-        "start": points[start_epoch],
+        "points": len(window),
+        "start": points[window[0]],
         "end": end,
-        "relative_improvement": relative,
-        "noise_se": noise,
-        "noise_multiple": multiple,
-        "noise_relative": noise * relative / improvement if improvement else math.nan,
         "reference": reference,
-        "status": FAILED if failed else NOT_CONVERGED if moving else CONVERGED,
     }
+    if len(window) < TREND_POINTS:
+        judged |= {"method": "too few points", "relative_improvement": math.nan}
+        status = NOT_CONVERGED
+    else:
+        t = _trend(window, [points[e] for e in window], end_epoch)
+        moving = t["relative"] >= tolerance and t["improvement"] > t["multiple"] * t["noise"]
+        judged |= {
+            "method": "trend",
+            "relative_improvement": t["relative"],
+            "noise_se": t["noise"],
+            "noise_multiple": t["multiple"],
+            "noise_relative": t["noise"] * t["relative"] / t["improvement"]
+            if t["improvement"]
+            else math.nan,
+        }
+        status = NOT_CONVERGED if moving else CONVERGED
+    failed = reference is not None and end >= reference
+    return judged | {"status": FAILED if failed else status}
 
 
 def _label(curve: str) -> str:
@@ -136,48 +113,40 @@ def curve_text(curve: str, j: dict[str, Any]) -> str:
     label = _label(curve)
     if j["status"] == FAILED:
         return f"{label} {j['end']:.4g} is no better than {j['reference']:.4g} (trivial reference)"
-    change = f"{-100 * j['relative_improvement']:+.1f}%"
-    if j.get("method") == "trend":  # ± a 95% interval of the projection
-        ci = 100 * j["noise_relative"] * j["noise_multiple"]
+    if j["method"] != "trend":
         return (
-            f"{label} {change} (±{ci:.1f}%) per further quarter of training, by its trend over "
-            f"epochs {j['from_epoch']}→{j['to_epoch']} ({j['points']} points): {j['status']}"
+            f"{label}: {j['points']} point(s) over epochs {j['from_epoch']}→{j['to_epoch']}, "
+            f"fewer than the {TREND_POINTS} its trend needs: {j['status']}"
         )
+    ci = 100 * j["noise_relative"] * j["noise_multiple"]  # ± a 95% interval of the projection
     return (
-        f"{label} {change} over epochs {j['from_epoch']}→{j['to_epoch']} "
-        f"(noise ±{100 * j['noise_se'] / abs(j['start']):.1f}%): {j['status']}"
+        f"{label} {-100 * j['relative_improvement']:+.1f}% (±{ci:.1f}%) per further quarter of "
+        f"training, by its trend over epochs {j['from_epoch']}→{j['to_epoch']} "
+        f"({j['points']} points): {j['status']}"
     )
 
 
 CRITERION = (
-    "a curve has converged when it is projected to improve by < {tol:g}% over another quarter "
-    "of training, or not beyond its noise (trend over the last half with ≥ {points} points, "
-    "else the last quarter's two points); failed: it ends no better than its trivial reference"
+    "a curve has converged when its trend over the last half of training (≥ {points} points) "
+    "projects a fall of < {tol:g}% over another quarter of training, or one not beyond its "
+    "noise; failed: it ends no better than its trivial reference"
 )
 
 
 def model_status(
     history: list[dict[str, float]],
-    arrays: dict[int, dict[str, np.ndarray]],
     references: dict[str, float],
     tolerance: float,
 ) -> dict[str, Any]:
     """The model's status from its history rows (``epoch`` and the curves' values, epoch 0
-    included) and per-epoch noise ``arrays``; ``references``: curve -> trivial reference."""
+    included); ``references``: curve -> trivial reference."""
     from lsnf.validation import CURVES
 
     curves = {}
     for curve in CURVES:
         points = {int(r["epoch"]): r[curve] for r in history if curve in r}
         if len(points) >= 2:
-            judged = judge_curve(
-                curve,
-                points,
-                {e: arrays[e][curve] for e in points},
-                tolerance,
-                references.get(curve),
-            )
-            curves[curve] = judged
+            curves[curve] = judge_curve(curve, points, tolerance, references.get(curve))
     statuses = {j["status"] for j in curves.values()}
     status = (
         FAILED
@@ -195,6 +164,32 @@ def model_status(
         "criterion": CRITERION.format(tol=100 * tolerance, points=TREND_POINTS),
         "curves": curves,
     }
+
+
+def status_by_budget(
+    history: list[dict[str, float]],
+    references: dict[str, float],
+    tolerance: float,
+) -> list[dict[str, Any]]:
+    """:func:`model_status` had training stopped after each validation epoch ≥ 2 of this run
+    (its points up to that epoch): the run's learning-rate schedule does not depend on the
+    number of epochs, so a shorter run is this one's prefix (docs/results.md, budget to
+    verdict). One row per epoch: ``epoch``, ``iteration`` and the status record."""
+    from lsnf.validation import CURVES
+
+    epochs = sorted({int(r["epoch"]) for r in history if any(c in r for c in CURVES)})
+    rows = []
+    for end in (e for e in epochs if e >= 2):
+        prefix = [r for r in history if r["epoch"] <= end]
+        at = next(r for r in prefix if int(r["epoch"]) == end and any(c in r for c in CURVES))
+        rows.append(
+            {
+                "epoch": end,
+                "iteration": int(at.get("iteration", 0)),
+                "status": model_status(prefix, references, tolerance),
+            }
+        )
+    return rows
 
 
 def status_for(convergence: dict[str, Any] | None, curve: str) -> dict[str, str]:

@@ -183,7 +183,8 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
         self.epoch = 0  # completed epochs
         self.history: list[dict[str, float]] = []  # validation point 0, then one row per epoch
-        self.validation: dict[int, dict[str, np.ndarray]] = {}  # epoch -> curve -> noise array
+        # epoch -> curve -> its spread (per-image errors, KID replicates), kept in checkpoints
+        self.validation: dict[int, dict[str, np.ndarray]] = {}
         self.validator = None
         if t.validate_every > 0:
             from lsnf.validation import Validator
@@ -351,10 +352,7 @@ class Trainer:
             from lsnf.convergence import model_status
 
             state["convergence"] = model_status(
-                state["history"],
-                self.validation,
-                self.validator.references,
-                self.cfg.train.convergence_tolerance,
+                state["history"], self.validator.references, self.cfg.train.convergence_tolerance
             )
             state["validation_setup"] = self.validator.describe()
         best_path = self.run_dir / layout.BEST

@@ -141,7 +141,6 @@ def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) 
     fit = judge_curve(
         FLOW_FIT,
         {e: float(v.mean()) for e, v in curve.items()},
-        curve,
         cfg.train.convergence_tolerance,
         None,
     )

@@ -38,7 +38,7 @@ CURVES = {
     "valid_mse": ("validation reconstruction MSE", "the mean training image"),
     "valid_kid": ("validation KID", "uniform noise images"),
 }
-KID_REPLICATES = 200  # bootstrap replicates of a validation KID (its noise, for convergence)
+KID_REPLICATES = 200  # bootstrap replicates of a validation KID (its spread, in checkpoints)
 
 
 @dataclass

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_help_lists_subcommands(tmp_path) -> None:
     out = lsnf_cli("--help", cwd=tmp_path)
     assert out.returncode == 0
-    for cmd in ("train", "eval", "fid-stats", "train-extractor", "bench"):
+    for cmd in ("train", "eval", "fid-stats", "train-extractor", "bench", "convergence"):
         assert cmd in out.stdout
 
 
