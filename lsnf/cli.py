@@ -200,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="its model.pt (or checkpoint.pt)")
     p.add_argument("--tolerance", type=float, help="default: the run's train.convergence_tolerance")
+    p.add_argument(
+        "--rewrite",
+        action="store_true",
+        help="replace the model's convergence record by this lsnf's judgement of its curves "
+        "(a model trained under an older rule; its parameters stay as they are)",
+    )
 
     p = command("bench", cmd_bench, "speed of Langevin steps and training iterations")
     p.add_argument("--shapes", default="mnist,svhn,cifar10,celeba64", help="comma-separated")

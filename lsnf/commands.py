@@ -177,8 +177,8 @@ def cmd_budget(args: argparse.Namespace) -> None:
 
 
 def cmd_convergence(args: argparse.Namespace) -> None:
-    from lsnf.checkpoint import load_checkpoint
-    from lsnf.convergence import status_by_budget
+    from lsnf.checkpoint import load_checkpoint, save_checkpoint
+    from lsnf.convergence import model_status, status_by_budget
     from lsnf.validation import CURVES
 
     state = load_checkpoint(args.model)
@@ -209,6 +209,16 @@ def cmd_convergence(args: argparse.Namespace) -> None:
                 else f"{j['status']} ({j['method']})"
             )
         print(f"{r['epoch']:>3} {r['iteration']:>9}  " + "  ".join(f"{x:<34}" for x in cells))
+    if args.rewrite:
+        if args.tolerance is not None or "two_stage" in state:
+            raise UserError(
+                "--rewrite re-judges a model with its own train.convergence_tolerance and is for "
+                "jointly trained models: drop --tolerance; refit a 2s-ABP model instead "
+                "(lsnf fit-two-stage)"
+            )
+        state["convergence"] = model_status(state["history"], references, tolerance)
+        save_checkpoint(args.model, state)
+        print(f"[lsnf] rewrote {args.model}'s convergence record: {state['convergence']['status']}")
 
 
 def cmd_curves(args: argparse.Namespace) -> None:

@@ -53,12 +53,14 @@ def _trend(epochs: list[int], values: list[float], end_epoch: int) -> dict[str, 
     from scipy import stats
 
     fit = stats.linregress(np.asarray(epochs, float), np.asarray(values, float))
+    slope, intercept, stderr = float(fit.slope), float(fit.intercept), float(fit.stderr)
     quarter = end_epoch / 4
-    fitted_end = fit.intercept + fit.slope * end_epoch
+    fitted_end = intercept + slope * end_epoch
+    # plain floats: the record goes into checkpoints, which load with weights_only=True
     return {
-        "improvement": -fit.slope * quarter,
-        "relative": -fit.slope * quarter / abs(fitted_end) if fitted_end else float("nan"),
-        "noise": fit.stderr * quarter,
+        "improvement": -slope * quarter,
+        "relative": -slope * quarter / abs(fitted_end) if fitted_end else float("nan"),
+        "noise": stderr * quarter,
         "multiple": float(stats.t.ppf(0.975, len(epochs) - 2)),
     }
 

@@ -307,6 +307,13 @@ def test_convergence_command_prints_the_status_at_every_budget(tmp_path, capsys)
     assert "validation KID" in lines[1] and len(lines) == 2 + 11  # epochs 2..12
     assert lines[2].split()[:4] == ["2", "72", "not", "converged"] and "too few" in lines[2]
     assert lines[-1].split()[:4] == ["12", "432", "not", "converged"]
+    # --rewrite: the record becomes this lsnf's judgement of the curves, nothing else changes
+    stale = {"status": "converged", "detail": "an older rule"}
+    old = state | {"history": history, "validation_setup": setup, "convergence": stale}
+    save_checkpoint(tmp_path / "old.pt", old)
+    assert main(["convergence", str(tmp_path / "old.pt"), "--rewrite"]) == 0
+    new = torch.load(tmp_path / "old.pt", weights_only=True)
+    assert new["convergence"]["status"] == "not converged" and new["history"] == history
     save_checkpoint(tmp_path / "bare.pt", state | {"history": []})
     assert main(["convergence", str(tmp_path / "bare.pt")]) == 2
     assert "validate_every" in capsys.readouterr().err
