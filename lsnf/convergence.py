@@ -2,16 +2,18 @@
 
 Each curve (lower is better) is judged by its **trend** over the last half of training: with
 E its last validation epoch, the least-squares line through its points at epochs ≥ E/2;
-``improvement`` = the fall it projects over another quarter of training (−slope × E/4),
-``relative = improvement / (the line's value at E)``; its noise, the slope's standard error
-from the residuals (× E/4), and "beyond noise" means beyond the two-sided 95% Student-t
-quantile (points − 2 degrees of freedom) of it. All the points count, so a curve as noisy as
-a validation KID of a few hundred samples is read from its course, not from two of its points.
+``improvement`` = the fall it projects over another quarter of training (−slope × E/4; a rise
+is a negative fall), ``relative = improvement / (the line's value at E)``; its noise, the
+slope's standard error from the residuals (× E/4), and "beyond noise" means beyond the
+two-sided 95% Student-t quantile (points − 2 degrees of freedom) of it. All the points count,
+so a curve as noisy as a validation KID of a few hundred samples is read from its course, not
+from two of its points.
 
-- **converged**: ``relative < tolerance`` or the fall is not beyond its noise (more training of
-  a quarter's length would not move it by more than the tolerance, or it is not moving);
-- **not converged**: otherwise, and whenever the last half holds fewer than ``TREND_POINTS``
-  points (early curves jump about: from two or three points a rise reads as a plateau);
+- **converged**: ``|relative| < tolerance`` or the change is not beyond its noise: more
+  training of a quarter's length would not move it, either way, by more than the tolerance;
+- **not converged**: otherwise (still falling, or rising: over-training and early instability
+  both show as a rise, and a rise in mid-training can turn back into a fall), and whenever the
+  last half holds fewer than ``TREND_POINTS`` points;
 - **failed to train**: it ends no better than its trivial reference (the mean training image
   for MSE, uniform noise for KID).
 
@@ -89,13 +91,15 @@ def judge_curve(
         status = NOT_CONVERGED
     else:
         t = _trend(window, [points[e] for e in window], end_epoch)
-        moving = t["relative"] >= tolerance and t["improvement"] > t["multiple"] * t["noise"]
+        moving = (
+            abs(t["relative"]) >= tolerance and abs(t["improvement"]) > t["multiple"] * t["noise"]
+        )
         judged |= {
             "method": "trend",
             "relative_improvement": t["relative"],
             "noise_se": t["noise"],
             "noise_multiple": t["multiple"],
-            "noise_relative": t["noise"] * t["relative"] / t["improvement"]
+            "noise_relative": t["noise"] * abs(t["relative"] / t["improvement"])
             if t["improvement"]
             else math.nan,
         }
@@ -130,8 +134,8 @@ def curve_text(curve: str, j: dict[str, Any]) -> str:
 
 CRITERION = (
     "a curve has converged when its trend over the last half of training (≥ {points} points) "
-    "projects a fall of < {tol:g}% over another quarter of training, or one not beyond its "
-    "noise; failed: it ends no better than its trivial reference"
+    "projects a change (fall or rise) of < {tol:g}% over another quarter of training, or one "
+    "not beyond its noise; failed: it ends no better than its trivial reference"
 )
 
 
@@ -213,9 +217,8 @@ def status_for(convergence: dict[str, Any] | None, curve: str) -> dict[str, str]
             f"training with a feature extractor)",
         }
     judged = {c: curves[c] for c in (curve, FLOW_FIT) if c in curves}
-    status = (
-        NOT_CONVERGED if any(j["status"] == NOT_CONVERGED for j in judged.values()) else (CONVERGED)
-    )
+    moving = any(j["status"] == NOT_CONVERGED for j in judged.values())
+    status = NOT_CONVERGED if moving else CONVERGED
     return {"status": status, "detail": "; ".join(curve_text(c, j) for c, j in judged.items())}
 
 

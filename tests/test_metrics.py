@@ -210,7 +210,8 @@ def _kid_curve(slope: float, sd: float, epochs: int = 12) -> list[dict]:
     [
         (-30.0, 15.0, "not converged"),  # falls steadily, through its wobble
         (0.0, 30.0, "converged"),  # flat, wobbling
-        (5.0, 30.0, "converged"),  # rising: over-training
+        (5.0, 30.0, "converged"),  # rising < 5% per quarter of training
+        (30.0, 15.0, "not converged"),  # rising steadily: over-training, or unstable
         (-1.0, 1.0, "converged"),  # falls, but < 5% per quarter of training
         (-3.0, 100.0, "converged"),  # falls 5%+ per quarter, but within its wobble
     ],
