@@ -128,6 +128,9 @@ def plot_budget(num: pd.DataFrame, measurements: pd.DataFrame, out: str | Path) 
             better = "higher" if rows["better"].eq("higher").all() else "lower"
             ax.set_title(f"{metric} ({better} is better): {side}", fontsize=8)
             ax.set_xscale("log")
+            ticks = sorted(num["iterations"].unique())  # the budgets themselves, no minor labels
+            ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks], minor=False)
+            ax.set_xticks([], minor=True)
             ax.grid(alpha=0.3)
             if i == len(metrics) - 1:
                 ax.set_xlabel("learning iterations")
