@@ -151,7 +151,7 @@ def layer_fns(model: LatentModel, z: Tensor, precision: str) -> list[Callable[[]
 
 def research_copy(model: LatentModel) -> LatentModel:
     """The model as the authors' code runs it: NCHW, and torch's own transposed convolution
-    (no 1x1 projection, lsnf.generators.project_1x1) in every layer."""
+    (no patch projection, lsnf.generators.project_patches) in every layer."""
     research = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     with_torch_layers(research)
     return research
@@ -375,7 +375,7 @@ def run_bench(
         "layers %: the generator's layers alone (forward + input-gradient, each at the "
         "step's shapes, summed) over the same ceiling: the most the step could reach if "
         "nothing else (prior, BatchNorm, activations, energy) took time.\n"
-        "ours/naive: our step (one gradient call, frozen parameters, NHWC, 1x1 projection) over "
+        "ours/naive: our step (one gradient call, frozen parameters, NHWC, patch projection) over "
         "the research-code form (two gradient calls, NCHW, torch's layers); >= 1 is the target.\n"
         "vs fp32: the step's speedup over the fp32 step of the same shape, same blocks."
     )

@@ -8,8 +8,9 @@ come from config so tests can build tiny ones. The four convolutional stacks are
 (no Tanh), used where an analytic posterior is needed (tests, sanity checks).
 
 Every transposed convolution is a :class:`ConvTranspose2d`: torch's layer (same parameters,
-same checkpoints), except that on a 1x1 input, the first layer of every conv stack, it runs as
-the single matrix multiply it is (:func:`project_1x1`, docs/method.md §4).
+same checkpoints), except that where its kernel patches do not overlap (a 1x1 input, the first
+layer of every conv stack; kernel = stride, the MNIST generator's layers) it runs as the single
+matrix multiply it is (:func:`project_patches`, docs/method.md §4).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = [
     "ConvTranspose2d",
     "build_generator",
     "output_shape",
-    "project_1x1",
+    "project_patches",
     "with_torch_layers",
 ]
 
@@ -53,37 +54,43 @@ CONV_STACKS: dict[str, tuple[ConvLayer, ...]] = {
 }
 
 
-def project_1x1(z: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """A transposed convolution (padding 0, dilation 1, one group) of a 1x1 input, as the one
-    matrix multiply it is: each latent channel paints its kernel, so
-    ``out[b, o, i, j] = sum_c z[b, c] W[c, o, i, j] + bias[o]`` (docs/method.md §4).
+def project_patches(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """A transposed convolution (padding 0, dilation 1, one group) whose kernel patches do not
+    overlap (kernel = stride, or a 1x1 input at any stride), as the one matrix multiply it is:
+    each input pixel paints its own kH x kW patch,
+    ``out[b, o, s·i + p, s·j + q] = sum_c x[b, c, i, j] W[c, o, p, q] + bias[o]``
+    (docs/method.md §4, eq. 4.1).
 
-    Equal to ``F.conv_transpose2d`` at any stride (one input pixel), values and gradients, but
-    runs as a GEMM (B, Cin) x (Cin, kH*kW*Cout): 4-12x faster than oneDNN's transposed
-    convolution at the SVHN, CIFAR-10 and CelebA-64 first layers on CPU, forward and
-    input-gradient, fp32 and bf16 (docs/results.md, "The benchmark"). The output is
-    (B, Cout, kH, kW) with channels-last strides, and the weight reshape is free when the weight
-    is channels-last, as :func:`build_generator` stores it.
+    Equal to ``F.conv_transpose2d``, values and gradients, but runs as a GEMM
+    (B·H·W, Cin) x (Cin, kH·kW·Cout) and one depth-to-space copy: 4-12x faster than oneDNN's
+    transposed convolution at the conv stacks' 1x1 first layers on CPU (docs/results.md, "The
+    benchmark"). The output has channels-last strides, so the next such layer reads its input
+    without a copy, and the weight reshape is free when the weight is channels-last, as
+    :func:`build_generator` stores it.
     """
-    b, c_in = z.shape[:2]
+    b, c_in, h, w = x.shape
     c_out, kh, kw = weight.shape[1:]
-    w = weight.permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)  # (Cin, kH*kW*Cout)
-    z2 = z.reshape(b, c_in)  # (B, Cin)
+    wm = weight.permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)  # (Cin, kH*kW*Cout)
+    xm = x.permute(0, 2, 3, 1).reshape(b * h * w, c_in)  # (B*H*W, Cin), free if channels-last
     if bias is None:
-        y = z2 @ w  # (B, kH*kW*Cout)
+        y = xm @ wm  # (B*H*W, kH*kW*Cout)
     else:
-        y = torch.addmm(bias.repeat(kh * kw), z2, w)  # (B, kH*kW*Cout), Cout fastest
-    return y.view(b, kh, kw, c_out).permute(0, 3, 1, 2)  # (B, Cout, kH, kW) channels-last
+        y = torch.addmm(bias.repeat(kh * kw), xm, wm)  # (B*H*W, kH*kW*Cout), Cout fastest
+    y = y.view(b, h, w, kh, kw, c_out).permute(0, 1, 3, 2, 4, 5)  # (B, H, kH, W, kW, Cout)
+    y = y.reshape(b, h * kh, w * kw, c_out)  # (B, H*kH, W*kW, Cout): a view when H = W = 1
+    return y.permute(0, 3, 1, 2)  # (B, Cout, H*kH, W*kW) channels-last
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """``torch.nn.ConvTranspose2d`` (same parameters and state dict) that runs a 1x1 input
-    through :func:`project_1x1`; every other input goes to torch's convolution."""
+    """``torch.nn.ConvTranspose2d`` (same parameters and state dict) that runs an input whose
+    kernel patches do not overlap through :func:`project_patches`: a 1x1 input (the first
+    layer of every conv stack), or kernel = stride (the MNIST generator's two layers). Every
+    other input goes to torch's convolution."""
 
     def _projects(self, x: Tensor, output_size: list[int] | None) -> bool:
         return (
             x.dim() == 4
-            and x.shape[-2:] == (1, 1)
+            and (x.shape[-2:] == (1, 1) or self.kernel_size == self.stride)
             and output_size is None
             and self.padding == (0, 0)
             and self.output_padding == (0, 0)
@@ -94,7 +101,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         if self._projects(x, output_size):
-            return project_1x1(x, self.weight, self.bias)
+            return project_patches(x, self.weight, self.bias)
         return super().forward(x, output_size)
 
 

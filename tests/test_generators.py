@@ -13,7 +13,7 @@ from lsnf.generators import (
     CONV_STACKS,
     ConvTranspose2d,
     build_generator,
-    project_1x1,
+    project_patches,
     with_torch_layers,
 )
 
@@ -22,25 +22,38 @@ FORMATS = [torch.channels_last, torch.contiguous_format]
 
 @pytest.mark.parametrize("memory_format", FORMATS)
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize(("kernel", "stride"), [(4, 1), (8, 1), (4, 2), (3, 1)])
-def test_projection_of_a_1x1_input_equals_torchs_transposed_convolution(
-    memory_format, bias, kernel, stride
+@pytest.mark.parametrize(
+    ("kernel", "stride", "size"),
+    [
+        (4, 1, (1, 1)),
+        (8, 1, (1, 1)),
+        (4, 2, (1, 1)),
+        (3, 1, (1, 1)),
+        (2, 2, (7, 7)),
+        (3, 3, (2, 5)),
+    ],
+)
+def test_projection_of_non_overlapping_patches_equals_torchs_transposed_convolution(
+    memory_format, bias, kernel, stride, size
 ) -> None:
-    """Values and the gradients of input, weight and bias, in float64, against
-    F.conv_transpose2d; the output keeps channels-last strides for the next layer."""
+    """A 1x1 input at any stride, or kernel = stride at any input size: values and the
+    gradients of input, weight and bias, in float64, against F.conv_transpose2d; the output
+    keeps channels-last strides for the next layer."""
     g = torch.Generator().manual_seed(0)
     layer = ConvTranspose2d(7, 5, kernel, stride, 0, bias=bias).double()
     layer = layer.to(memory_format=memory_format)
-    x = torch.randn(3, 7, 1, 1, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(3, 7, *size, generator=g, dtype=torch.float64)
+    x = x.to(memory_format=memory_format).requires_grad_(True)
     assert layer._projects(x, None)
-    upstream = torch.randn(3, 5, kernel, kernel, generator=g, dtype=torch.float64)
+    out_size = [(n - 1) * stride + kernel for n in size]
+    upstream = torch.randn(3, 5, *out_size, generator=g, dtype=torch.float64)
 
-    ours = layer(x)  # (3, 5, k, k)
+    ours = layer(x)  # (3, 5, H', W')
     grads = torch.autograd.grad((ours * upstream).sum(), [x, *layer.parameters()])
     ref = F.conv_transpose2d(x, layer.weight, layer.bias, stride, 0)
     ref_grads = torch.autograd.grad((ref * upstream).sum(), [x, *layer.parameters()])
 
-    assert ours.shape == ref.shape == (3, 5, kernel, kernel)
+    assert ours.shape == ref.shape == (3, 5, *out_size)
     assert ours.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
     assert len(grads) == (3 if bias else 2)
@@ -49,12 +62,15 @@ def test_projection_of_a_1x1_input_equals_torchs_transposed_convolution(
 
 
 def test_other_inputs_go_to_torchs_convolution_unchanged() -> None:
-    """A 2x2 input, or a 1x1 input with padding, is torch's own forward, to the bit."""
+    """Overlapping patches (a 2x2 input with kernel 4, stride 2), or padding, is torch's own
+    forward, to the bit."""
     g = torch.Generator().manual_seed(1)
     for layer, size in (
         (ConvTranspose2d(4, 3, 4, 2, 1), 2),
         (ConvTranspose2d(4, 3, 4, 1, 1), 1),
         (ConvTranspose2d(4, 3, 4, 2, 1), 1),
+        (ConvTranspose2d(4, 3, 4, 2, 0), 2),
+        (ConvTranspose2d(4, 3, 2, 2, 1), 3),
     ):
         x = torch.randn(2, 4, size, size, generator=g)
         assert not layer._projects(x, None)
@@ -102,15 +118,41 @@ def test_conv_generators_keep_torchs_parameters_and_project_their_first_layer(
         torch.testing.assert_close(ours(z), plain(z), rtol=1e-5, atol=1e-6)
 
 
-def test_project_1x1_is_a_matrix_multiply_of_the_latent() -> None:
-    """out[b, o, i, j] = sum_c z[b, c] W[c, o, i, j] + bias[o], written out with einsum."""
+def test_project_patches_paints_one_patch_per_input_pixel() -> None:
+    """out[b, o, s·i + p, s·j + q] = sum_c x[b, c, i, j] W[c, o, p, q] + bias[o] (kernel =
+    stride = (2, 4)), written out with einsum; a 1x1 input is (4.1) itself."""
     g = torch.Generator().manual_seed(4)
-    z = torch.randn(5, 6, 1, 1, generator=g, dtype=torch.float64)
+    x = torch.randn(5, 6, 3, 2, generator=g, dtype=torch.float64)
     w = torch.randn(6, 3, 2, 4, generator=g, dtype=torch.float64)  # (Cin, Cout, kH, kW)
     b = torch.randn(3, generator=g, dtype=torch.float64)
-    want = torch.einsum("bc,coij->boij", z.flatten(1), w) + b.view(1, 3, 1, 1)
-    torch.testing.assert_close(project_1x1(z, w, b), want, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(project_1x1(z, w, None), want - b.view(1, 3, 1, 1))
+    patches = torch.einsum("bcij,copq->boipjq", x, w)  # (B, Cout, H, kH, W, kW)
+    want = patches.reshape(5, 3, 6, 8) + b.view(1, 3, 1, 1)
+    torch.testing.assert_close(project_patches(x, w, b), want, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(project_patches(x, w, None), want - b.view(1, 3, 1, 1))
+    one = x[:, :, :1, :1]  # (B, Cin, 1, 1)
+    want_1x1 = torch.einsum("bc,coij->boij", one.flatten(1), w) + b.view(1, 3, 1, 1)
+    torch.testing.assert_close(project_patches(one, w, b), want_1x1, rtol=1e-12, atol=1e-12)
+
+
+def test_mnist_generator_projects_both_transposed_convolutions(make_config) -> None:
+    """Kernel 2, stride 2: both layers take the projection, and the generator equals its
+    torch-layer form (the checkpoint loads unchanged), values and input gradients."""
+    model = {"generator": "mnist", "latent_dim": 8, "ngf": 4, "channels": 1, "image_size": 28}
+    cfg = make_config(model=model)
+    ours = build_generator(cfg.model).double()
+    plain = with_torch_layers(build_generator(cfg.model)).double()
+    plain.load_state_dict(ours.state_dict())
+    convs = [m for m in ours.modules() if isinstance(m, ConvTranspose2d)]
+    assert len(convs) == 2 and all(m.kernel_size == m.stride == (2, 2) for m in convs)
+    z = torch.randn(6, 8, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    for model in (ours, plain):
+        model.eval()
+    za, zb = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    a, b = ours(za), plain(zb)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    (ga,) = torch.autograd.grad(a.pow(2).sum(), za)
+    (gb,) = torch.autograd.grad(b.pow(2).sum(), zb)
+    torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
 
 
 def test_benchmark_research_copy_runs_torchs_layers_in_nchw(make_config) -> None:
