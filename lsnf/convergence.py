@@ -63,6 +63,7 @@ def _trend(epochs: list[int], values: list[float], end_epoch: int) -> dict[str, 
         "improvement": -slope * quarter,
         "relative": -slope * quarter / abs(fitted_end) if fitted_end else float("nan"),
         "noise": stderr * quarter,
+        "noise_relative": stderr * quarter / abs(fitted_end) if fitted_end else float("nan"),
         "multiple": float(stats.t.ppf(0.975, len(epochs) - 2)),
     }
 
@@ -99,9 +100,7 @@ def judge_curve(
             "relative_improvement": t["relative"],
             "noise_se": t["noise"],
             "noise_multiple": t["multiple"],
-            "noise_relative": t["noise"] * abs(t["relative"] / t["improvement"])
-            if t["improvement"]
-            else math.nan,
+            "noise_relative": t["noise_relative"],
         }
         status = NOT_CONVERGED if moving else CONVERGED
     failed = reference is not None and end >= reference
@@ -183,15 +182,14 @@ def status_by_budget(
     verdict). One row per epoch: ``epoch``, ``iteration`` and the status record."""
     from lsnf.validation import CURVES
 
-    epochs = sorted({int(r["epoch"]) for r in history if any(c in r for c in CURVES)})
+    points = {int(r["epoch"]): r for r in history if any(c in r for c in CURVES)}
     rows = []
-    for end in (e for e in epochs if e >= 2):
+    for end in sorted(e for e in points if e >= 2):
         prefix = [r for r in history if r["epoch"] <= end]
-        at = next(r for r in prefix if int(r["epoch"]) == end and any(c in r for c in CURVES))
         rows.append(
             {
                 "epoch": end,
-                "iteration": int(at.get("iteration", 0)),
+                "iteration": int(points[end].get("iteration", 0)),
                 "status": model_status(prefix, references, tolerance),
             }
         )

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -183,8 +182,6 @@ class Trainer:
         self.rng = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
         self.epoch = 0  # completed epochs
         self.history: list[dict[str, float]] = []  # validation point 0, then one row per epoch
-        # epoch -> curve -> its spread (per-image errors, KID replicates), kept in checkpoints
-        self.validation: dict[int, dict[str, np.ndarray]] = {}
         self.validator = None
         if t.validate_every > 0:
             from lsnf.validation import Validator
@@ -205,10 +202,6 @@ class Trainer:
             "schedulers": [s.state_dict() for s in self.schedulers],
             "rng": self.rng.get_state(),
             "history": [_without_timings(h) for h in self.history],
-            "validation": {
-                str(e): {k: torch.from_numpy(v) for k, v in arrays.items()}
-                for e, arrays in self.validation.items()
-            },
             "data": self.data.meta,
         }
 
@@ -241,10 +234,6 @@ class Trainer:
         self.rng.set_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
         self.history = _with_timings(list(state["history"]), self.run_dir / layout.METRICS)
-        self.validation = {
-            int(e): {k: v.numpy() for k, v in arrays.items()}
-            for e, arrays in state.get("validation", {}).items()
-        }
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
 
     def _fail(self, what: str, epoch: int, iteration: int) -> None:
@@ -333,10 +322,9 @@ class Trainer:
         """Score the model on the validation split into ``stats`` (docs/method.md §6.5); with
         ``train.select: best_validation``, keep a new best in ``best.pt``."""
         assert self.validator is not None
-        values, arrays = self.validator.measure(self.model)
+        values = self.validator.measure(self.model)
         self.model.train()
         stats.update(values)
-        self.validation[self.epoch] = arrays
         if self.cfg.train.select == "best_validation" and self.epoch > 0:
             key = _selection_key(values)
             best = [h[key] for h in self.history if h.get("epoch", 0) > 0 and key in h]

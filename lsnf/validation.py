@@ -8,7 +8,7 @@ out of the training data (docs/protocols.md §1), never the test split:
   noise-free Langevin steps from z0 drawn with the run's seed (eval-mode BatchNorm), per image;
 - ``valid_kid`` (when an extractor is given: generation experiments): KID (docs/method.md
   §7.3) of as many ancestral samples (drawn with the same seed each time) against the
-  validation images, in that extractor's features, with bootstrap replicates over the samples.
+  validation images, in that extractor's features.
 
 Each comes with a trivial reference, what a model that learned nothing reaches: the MSE of
 the mean training image, and the KID of uniform noise images. The curves are what
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,14 +30,13 @@ from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
 from lsnf.model import LatentModel
 from lsnf.trivial import mean_image_mse, noise_images
 
-__all__ = ["CURVES", "KID_REPLICATES", "Validator"]
+__all__ = ["CURVES", "Validator"]
 
 # validation curve -> (its label, the trivial reference's label); lower is better for each
 CURVES = {
     "valid_mse": ("validation reconstruction MSE", "the mean training image"),
     "valid_kid": ("validation KID", "uniform noise images"),
 }
-KID_REPLICATES = 200  # bootstrap replicates of a validation KID (its spread, in checkpoints)
 
 
 @dataclass
@@ -97,18 +95,15 @@ class Validator:
             "references": {k: {"of": CURVES[k][1], "value": v} for k, v in self.references.items()},
         }
 
-    def measure(self, model: LatentModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        """The curves' values at the model's current parameters, and their noise arrays:
-        ``valid_mse`` per image (n,), ``valid_kid`` bootstrap replicates (KID_REPLICATES,).
-        Leaves the model in eval mode."""
+    def measure(self, model: LatentModel) -> dict[str, float]:
+        """The curves' values at the model's current parameters. Leaves the model in eval
+        mode."""
         errors = reconstruction_errors(model, self.images, self.settings)[self.settings.steps]
         values = {"valid_mse": float(errors.double().mean())}
-        arrays = {"valid_mse": errors.double().numpy()}
         if self.extractor is not None:
             from lsnf.evaluate import sample_images
             from lsnf.metrics.fid import extract_features
-            from lsnf.metrics.sample_quality import kid_replicates
-            from lsnf.stats import resample_weights
+            from lsnf.metrics.sample_quality import kid
 
             model.eval()
             with torch.no_grad():
@@ -116,8 +111,5 @@ class Validator:
                     model, len(self.images), self.sample_seed, self.settings.batch_size
                 )  # (n, C, H, W)
             features = extract_features(images, self.extractor, self.device)
-            n = features.shape[0]
-            both = np.vstack([np.ones((1, n)), resample_weights(n, KID_REPLICATES)])
-            kids = kid_replicates(features, self.real_features, both)  # (1 + B,)
-            values["valid_kid"], arrays["valid_kid"] = float(kids[0]), kids[1:]
-        return values, arrays
+            values["valid_kid"] = kid(features, self.real_features)
+        return values
