@@ -92,18 +92,19 @@ def langevin(
     trace = LangevinTrace()
     z = z0.detach()
     half_s2 = 0.5 * step_size * step_size
-    grad = None
+    grad = ones = None
     for _ in range(n_steps):
         z = z.requires_grad_(True)
         energy = energy_fn(z)  # (B,)
-        (grad,) = torch.autograd.grad(energy.sum(), z)  # (B, d)
+        if ones is None:
+            ones = torch.ones_like(energy)  # (B,): d(sum of energies)/d(energy), made once
+        (grad,) = torch.autograd.grad(energy, z, ones)  # (B, d)
         if record:
             trace.energies.append(float(energy.detach().mean()))
-        z = z.detach() - half_s2 * grad  # (B, d)
+        z = torch.add(z.detach(), grad, alpha=-half_s2)  # (B, d)
         if noise:
-            z = z + step_size * torch.randn(
-                z.shape, generator=generator, device=z.device, dtype=z.dtype
-            )
+            xi = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            z = torch.add(z, xi, alpha=step_size)  # (B, d)
     if grad is not None:
         trace.last_grad_norm = grad.norm(dim=1).mean().detach()  # ()
     return z.detach(), trace
@@ -113,7 +114,7 @@ def posterior_energy(
     z: Tensor,
     x: Tensor,
     decode: Callable[[Tensor], Tensor],
-    log_prior: Callable[[Tensor], Tensor],
+    prior_energy: Callable[[Tensor], Tensor],
     sigma: float,
     mask: Tensor | None = None,
 ) -> Tensor:
@@ -124,7 +125,7 @@ def posterior_energy(
         z: latents (B, d).
         x: images (B, C, H, W) in [-1, 1].
         decode: the generator g.
-        log_prior: log p(z), per example (B,).
+        prior_energy: -log p(z), per example (B,).
         sigma: observation noise standard deviation.
         mask: optional pixel mask broadcastable to x (1 = observed, 0 = hidden); hidden pixels
             contribute nothing (inpainting and recovery, docs/method.md §7.4).
@@ -132,8 +133,8 @@ def posterior_energy(
     Returns:
         energies (B,).
     """
-    recon = masked_sq_error(x, decode(z), mask) / (2.0 * sigma * sigma)  # (B,)
-    return recon - log_prior(z)
+    sq_error = masked_sq_error(x, decode(z), mask)  # (B,)
+    return torch.add(prior_energy(z), sq_error, alpha=0.5 / (sigma * sigma))  # (B,)
 
 
 def masked_sq_error(x: Tensor, x_hat: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -66,7 +66,7 @@ class LatentModel(nn.Module):
 
     def energy(self, z: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Posterior energy ``-log p(z|x) + const`` per example (docs/method.md eq. 5.2)."""
-        return posterior_energy(z, x, self.decode, self.prior.log_prob, self.sigma, mask)
+        return posterior_energy(z, x, self.decode, self.prior.neg_log_prob, self.sigma, mask)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -96,9 +96,12 @@ def infer_posterior(
             x.shape[0], model.latent_dim, generator=generator, device=x.device, dtype=x.dtype
         )  # (B, d)
     with frozen(model), batchnorm_statistics_kept(model), torch.enable_grad():
-        return langevin(
-            z0, lambda z: model.energy(z, x, mask), steps, step_size, noise, generator, record
-        )
+        prior_energy = model.prior.frozen_neg_log_prob()  # parameter-only terms once (§2.6)
+
+        def energy(z: Tensor) -> Tensor:  # (B, d) -> (B,)
+            return posterior_energy(z, x, model.decode, prior_energy, model.sigma, mask)
+
+        return langevin(z0, energy, steps, step_size, noise, generator, record)
 
 
 @contextmanager

@@ -5,7 +5,9 @@ Every prior offers:
   unnormalised ``-E(z) + log N(z; 0, I)`` (its normaliser is a constant in z);
 - ``sample(n, generator)``: prior samples with an explicit ``torch.Generator``;
 - ``learning_loss(z_post, generator)``: the prior's own learning objective on detached
-  posterior samples (``None`` for a prior without parameters).
+  posterior samples (``None`` for a prior without parameters);
+- ``frozen_neg_log_prob()``: ``-log_prob`` for while the parameters are frozen (the Langevin
+  steps of posterior inference), with whatever depends on the parameters alone computed once.
 
 Priors are built by name from :data:`PRIORS`, so adding one never touches the trainer.
 """
@@ -18,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from lsnf.config import PRIOR_KINDS, PriorConfig
-from lsnf.flow import GlowVectorFlow, standard_normal_log_prob
+from lsnf.flow import FoldedFlow, GlowVectorFlow, standard_normal_log_prob
 from lsnf.langevin import frozen, langevin
 
 __all__ = ["PRIORS", "EBMPrior", "FlowPrior", "GaussianPrior", "Prior", "build_prior"]
@@ -38,6 +40,15 @@ class Prior(nn.Module):
     def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor | None:
         """Loss whose gradient step is this prior's learning update (docs/method.md §6)."""
         raise NotImplementedError
+
+    def neg_log_prob(self, z: Tensor) -> Tensor:  # (B, d) -> (B,)
+        """``-log_prob(z)``: the prior's term of the posterior energy (docs/method.md eq. 5.2)."""
+        return -self.log_prob(z)
+
+    def frozen_neg_log_prob(self) -> Callable[[Tensor], Tensor]:
+        """``neg_log_prob`` to call while the parameters stay as they are now and frozen; valid
+        until they change (docs/method.md §2.6). By default ``neg_log_prob`` itself."""
+        return self.neg_log_prob
 
     def _randn(self, n: int, generator: torch.Generator | None) -> Tensor:
         """``N(0, I)`` draws (n, d) on this prior's device and in its dtype (the anchor buffer
@@ -59,6 +70,10 @@ class FlowPrior(Prior):
 
     def log_prob(self, z: Tensor) -> Tensor:
         return self.flow.log_prob(z)
+
+    def frozen_neg_log_prob(self) -> Callable[[Tensor], Tensor]:
+        """The folded flow's ``-log p_a``, its z-gradient written out (docs/method.md §2.6)."""
+        return FoldedFlow(self.flow).neg_log_prob
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Ancestral: ``eps ~ N(0, I)``, ``z = F^{-1}(eps)`` — no MCMC (docs/method.md §2.5)."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from lsnf.flow import ActNorm, AffineCoupling, GlowVectorFlow, InvertibleLinear
+from lsnf.flow import ActNorm, AffineCoupling, FoldedFlow, GlowVectorFlow, InvertibleLinear
 
 
 def _flow(d: int, depth: int = 3, hidden: int = 16, seed: int = 0, perturb: bool = True):
@@ -137,3 +137,38 @@ def test_each_block_inverts_and_has_the_autograd_log_det(kind: str, d: int) -> N
 def test_odd_dimension_is_a_clear_error(d: int) -> None:
     with pytest.raises(ValueError, match="even"):
         GlowVectorFlow(d)
+
+
+@pytest.mark.parametrize(("d", "depth", "hidden"), [(2, 1, 4), (6, 3, 16), (20, 5, 64)])
+def test_folded_flow_equals_the_flow_in_value_and_z_gradient(d: int, depth: int, hidden: int):
+    """docs/method.md §2.6: the folded -log p_a and its hand-written z-gradient equal the
+    module's (autograd through §2.1-§2.4) to float64 round-off, for any output gradient."""
+    flow = _flow(d, depth=depth, hidden=hidden, seed=d)
+    flow.requires_grad_(False)
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(11, d, generator=g, dtype=torch.float64, requires_grad=True)
+    g_out = torch.randn(11, generator=g, dtype=torch.float64)  # not all equal: rows differ
+    expected = -flow.log_prob(z)
+    folded = FoldedFlow(flow).neg_log_prob(z)
+    assert torch.allclose(folded, expected, rtol=0, atol=1e-11)
+    (grad_expected,) = torch.autograd.grad(expected, z, g_out)
+    (grad_folded,) = torch.autograd.grad(folded, z, g_out)
+    assert grad_expected.abs().max() > 0.1  # a gradient worth comparing
+    assert torch.allclose(grad_folded, grad_expected, rtol=0, atol=1e-11)
+    assert torch.autograd.gradcheck(FoldedFlow(flow).neg_log_prob, (z[:3],))
+
+
+def test_folded_flow_keeps_no_tie_to_changed_parameters_and_runs_in_fp32_under_autocast():
+    """A folded flow is a snapshot: rebuilt after the parameters change it follows them; under
+    bf16 autocast (the generator's precision) the prior stays fp32 (docs/method.md §5.4)."""
+    flow = _flow(4).float().requires_grad_(False)
+    z = torch.randn(5, 4, generator=torch.Generator().manual_seed(4))
+    before = FoldedFlow(flow)
+    with torch.no_grad():
+        flow.steps[0].actnorm.bias.add_(1.0)
+    assert torch.allclose(FoldedFlow(flow).neg_log_prob(z), -flow.log_prob(z), atol=1e-4)
+    assert not torch.allclose(before.neg_log_prob(z), -flow.log_prob(z), atol=1e-2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = FoldedFlow(flow).neg_log_prob(z)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, -flow.log_prob(z), atol=1e-4)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsnf.langevin import langevin, posterior_energy
-from lsnf.model import LatentModel, build_model, infer_posterior
+from lsnf.langevin import frozen, langevin, posterior_energy
+from lsnf.model import LatentModel, batchnorm_statistics_kept, build_model, infer_posterior
 
 D_LATENT = 2
 
@@ -119,7 +119,7 @@ def test_posterior_energy_gradient_matches_finite_differences(make_config) -> No
     model = build_model(cfg).double()
     x = torch.rand(2, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     z = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
-    fn = lambda z: posterior_energy(z, x, model.generator, model.prior.log_prob, 0.3)
+    fn = lambda z: posterior_energy(z, x, model.generator, model.prior.neg_log_prob, 0.3)
     assert torch.autograd.gradcheck(fn, (z,), eps=1e-6, atol=1e-5)
 
 
@@ -220,3 +220,37 @@ def test_bench_counts_the_ops_of_one_langevin_step(make_config) -> None:
     assert count(3) - count(2) == count(2) - count(1) == ops_per_step(cfg, 8)
     gaussian = make_config(prior={"kind": "gaussian"})
     assert ops_per_step(cfg, 8) > ops_per_step(gaussian, 8) > 0
+
+
+@pytest.mark.parametrize("shape", ["mnist", "svhn"])
+def test_the_flow_priors_langevin_step_dispatches_at_most_150_ops(shape: str) -> None:
+    """Issue: the flow prior's step at the paper's MNIST and SVHN shapes (batch 100, eager) in
+    at most 150 non-view aten ops, against 368 and 346 before folding (docs/method.md §2.6)."""
+    from lsnf.bench import PAPER_SHAPES, ops_per_step
+    from lsnf.config import config_from_dict
+
+    model = {k: v for k, v in PAPER_SHAPES[shape].items() if k != "K"}
+    flow = ops_per_step(config_from_dict({"model": model, "prior": {"kind": "flow"}}), 100)
+    gaussian = ops_per_step(config_from_dict({"model": model, "prior": {"kind": "gaussian"}}), 100)
+    assert flow <= 150, flow
+    assert flow - gaussian <= 100  # the flow's own share: 5 steps' forward and backward
+
+
+def test_infer_posterior_with_the_folded_flow_equals_the_unfolded_energy(make_config) -> None:
+    """Posterior inference folds the frozen flow once per call (docs/method.md §2.6); its
+    trajectory equals Langevin on the unfolded energy (5.2) to float64 round-off."""
+    cfg = make_config()
+    model = build_model(cfg).double().train()
+    with torch.no_grad():
+        for p in model.prior.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(5)))
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(6, 1, 16, 16, generator=g, dtype=torch.float64) * 2 - 1
+    z0 = torch.randn(6, cfg.model.latent_dim, generator=g, dtype=torch.float64)
+    z, _ = infer_posterior(model, x, 5, 0.1, True, torch.Generator().manual_seed(7), z0=z0)
+    with frozen(model), batchnorm_statistics_kept(model):
+        expected, _ = langevin(
+            z0, lambda v: model.energy(v, x), 5, 0.1, True, torch.Generator().manual_seed(7)
+        )
+    assert (z - z0).abs().max() > 1e-2
+    assert torch.allclose(z, expected, rtol=0, atol=1e-10)
