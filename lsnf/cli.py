@@ -176,11 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A:B",
         help="also tabulate experiment A - experiment B (repeatable)",
     )
-    p = command("track", cmd_track, "MLflow: `lsnf track sync` logs the results on disk")
-    p.add_argument("action", choices=["sync"])
+    p = command(
+        "track",
+        cmd_track,
+        "MLflow: `lsnf track sync` logs everything on disk; `lsnf track evaluations FILES` logs "
+        "those evaluation outputs (the workflow's one MLflow job for its evaluations)",
+    )
+    p.add_argument("action", choices=["sync", "evaluations"])
+    p.add_argument("files", nargs="*", help="evaluations: result JSONs and grids")
     p.add_argument("--results-dir", default=layout.ROOT)
     p.add_argument("--mlflow-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     p.add_argument("--mlflow-experiment", default="lsnf")
+    p.add_argument("--mlflow-failure-log", default=None, help="evaluations: failures go here")
+    p.add_argument("--out", default=None, help="evaluations: the record of what was logged")
     p = command("curves", cmd_curves, "training curves; K_test plot (reconstruction.json)")
     p.add_argument("metrics", nargs="+")
     p.add_argument("--out", required=True, help="PNG to write")

@@ -159,9 +159,22 @@ def cmd_tables(args: argparse.Namespace) -> None:
 
 
 def cmd_track(args: argparse.Namespace) -> None:
-    from lsnf.tracking_sync import sync
+    from lsnf.io import atomic_write_bytes
+    from lsnf.tracking_sync import log_evaluations, sync
 
-    print(sync(args.results_dir, args.mlflow_uri, args.mlflow_experiment))
+    if args.action == "sync":
+        if args.files or args.out:
+            raise UserError("`lsnf track sync` takes no files and no --out (it logs all on disk)")
+        print(sync(args.results_dir, args.mlflow_uri, args.mlflow_experiment))
+        return
+    if not args.mlflow_uri:
+        raise UserError("lsnf track evaluations needs --mlflow-uri or $MLFLOW_TRACKING_URI")
+    summary = log_evaluations(
+        args.files, args.mlflow_uri, args.mlflow_experiment, args.mlflow_failure_log
+    )
+    if args.out:
+        atomic_write_bytes(args.out, lambda fh: fh.write((summary + "\n").encode()))
+    print(summary)
 
 
 def cmd_budget(args: argparse.Namespace) -> None:

@@ -309,7 +309,12 @@ class EvaluationConfig(_Strict):
         None, gt=0, description="test-time Langevin step size (null = inference.test_step_size)"
     )
     n_test: int | None = Field(None, ge=1, description="first N test images (null = all)")
-    batch_size: int = Field(100, ge=1, description="images per inference batch")
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="images per inference batch, for speed alone: no number depends on it "
+        "unless batchnorm: batch (null = 100 on CPU, up to 1000 on CUDA as memory allows)",
+    )
     seed: int = Field(0, description="seed of z0, prior samples and generated samples")
     grid_samples: int = Field(100, ge=1, description="images in a sample grid")
     completions: int = Field(10, ge=1, description="inpainting: completions per image")

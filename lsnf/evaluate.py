@@ -11,16 +11,16 @@ them writes a file or talks to MLflow; the caller (the CLI) saves and tracks the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from lsnf.checkpoint import TrainedModel
 from lsnf.config import DataConfig, EvaluationConfig, EvaluationSettings, MaskSpec
 from lsnf.data import ImageSplit, corruption_masks, load_split
 from lsnf.errors import UserError
+from lsnf.eval_batch import evaluation_batch_size
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs
 from lsnf.metrics.inference import (
     InferenceSettings,
@@ -34,9 +34,13 @@ from lsnf.metrics.inference import (
 )
 from lsnf.metrics.inpainting import evaluate_completion
 from lsnf.model import LatentModel
+from lsnf.noise import ExampleNoise
 from lsnf.pixels import to_model_scale, to_uint8
 from lsnf.results import Grid, Outcome, make_result, stamp
 from lsnf.trivial import mean_image_mse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "anomaly",
@@ -59,12 +63,14 @@ def _test_images(trained: TrainedModel, ev: EvaluationConfig, split: str) -> Ima
 def reconstruction(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Reconstruction MSE per pixel on [-1, 1] after test-time inference (docs/method.md §7.1),
     and a grid of originals beside their reconstructions."""
-    model, settings = trained.model, InferenceSettings.create(trained.config, ev)
+    model, settings = trained.model, InferenceSettings.create(trained.config, ev, trained.model)
     split = ev.split
     data = _test_images(trained, ev, split)
     stops = step_counts(settings.steps)  # the error is read along the way: K_test sensitivity
     errors = reconstruction_errors(model, data.images, settings, stops)
     mse = float(errors[settings.steps].mean())
+    import pandas as pd  # here, not at the top: most evaluation jobs never need it
+
     examples = pd.DataFrame(
         {
             "example": np.arange(len(data)),
@@ -100,7 +106,7 @@ def reconstruction(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
 def anomaly(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Anomaly AUPRC of the score ``S(x)`` on the held-out-digit test split (docs/method.md
     §7.2, docs/protocols.md §2)."""
-    cfg, settings = trained.config, InferenceSettings.create(trained.config, ev)
+    cfg, settings = trained.config, InferenceSettings.create(trained.config, ev, trained.model)
     if cfg.data.protocol != "anomaly":
         raise UserError(f"{trained.path} was not trained with data.protocol: anomaly")
     data = _test_images(trained, ev, ev.split)
@@ -123,6 +129,8 @@ def anomaly(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         f"AUPRC {value:.4f}, AUROC {roc:.4f} (held-out digit "
         f"{cfg.data.held_out_digit}, n={len(data)})"
     )
+    import pandas as pd  # here, not at the top: most evaluation jobs never need it
+
     examples = pd.DataFrame(
         {
             "example": np.arange(len(data)),
@@ -137,7 +145,7 @@ def anomaly(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
 def inpainting(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Supervised inpainting: hole MSE / PSNR / SSIM of ``ev.completions`` completions per test
     image from prior samples (docs/method.md §7.4), and a grid."""
-    settings = InferenceSettings.create(trained.config, ev)
+    settings = InferenceSettings.create(trained.config, ev, trained.model)
     if ev.mask is None:
         raise UserError("inpainting needs its test mask: `mask:` in its settings")
     mask = ev.mask
@@ -159,7 +167,7 @@ def inpainting(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
 def recovery(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """Unsupervised recovery: error on the hidden pixels of the training images the model only
     saw corrupted, after re-inferring z (docs/method.md §7.4, docs/protocols.md §5)."""
-    cfg, settings = trained.config, InferenceSettings.create(trained.config, ev)
+    cfg, settings = trained.config, InferenceSettings.create(trained.config, ev, trained.model)
     if cfg.data.corruption is None:
         raise UserError(f"{trained.path} was trained on complete images (data.corruption)")
     truth = load_split(cfg.data, "train")  # the images the model only saw corrupted
@@ -195,6 +203,8 @@ def _completion_examples(values: dict[str, torch.Tensor]) -> pd.DataFrame:
     """One row per image and completion: ``example, completion, mse, psnr, ssim``."""
     n, k = values["mse"].shape
     columns = {name: v.reshape(-1).double().numpy() for name, v in values.items()}  # (N*K,)
+    import pandas as pd
+
     return pd.DataFrame(
         {"example": np.repeat(np.arange(n), k), "completion": np.tile(np.arange(k), n), **columns}
     )
@@ -209,7 +219,8 @@ def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     spec, ref, ref_meta = _fid_reference(
         extractor, weights, stats, ev.fid.download, trained.config.data
     )
-    images = sample_images(trained.model, n, ev.seed, ev.batch_size)
+    batch_size = evaluation_batch_size(ev.batch_size, trained.model)
+    images = sample_images(trained.model, n, ev.seed, batch_size)
     values, examples = _fid_of(images, spec, ref, ev, str(trained.device))
     record = make_result(
         "fid",
@@ -224,6 +235,7 @@ def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         feature_extractor=spec.describe(),
         reference=str(stats),
         samples=f"ancestral, seed {ev.seed}",
+        batch_size=batch_size,
         bootstrap_replicates=ev.bootstrap,
     )
     summary = (
@@ -379,15 +391,17 @@ def _fid_of(
 
 def samples(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     """A grid of ``ev.grid_samples`` ancestral samples (docs/method.md §1)."""
-    rng = torch.Generator(device=trained.device).manual_seed(ev.seed)
+    rng = ExampleNoise(ev.seed, 0, ev.grid_samples, trained.device)  # as sample_images's
     images = trained.model.sample(ev.grid_samples, rng)  # (n, C, H, W)
     return Outcome(None, Grid(images, nrow=10), f"{ev.grid_samples} samples")
 
 
 def sample_images(model: LatentModel, n: int, seed: int, batch_size: int) -> torch.Tensor:
-    """``n`` ancestral samples as uint8 (n, C, H, W), drawn in batches from one generator."""
-    rng = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    chunks = [to_uint8(model.sample(min(batch_size, n - i), rng)) for i in range(0, n, batch_size)]
+    """``n`` ancestral samples as uint8 (n, C, H, W), drawn in batches; sample ``i`` from its
+    own stream of ``seed`` (lsnf.noise.ExampleNoise), so the batch size changes none."""
+    device = next(model.parameters()).device
+    stops = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    chunks = [to_uint8(model.sample(b - a, ExampleNoise(seed, a, b, device))) for a, b in stops]
     return torch.cat(chunks)
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from lsnf.noise import RandomSource, standard_normal
+
 __all__ = [
     "LangevinTrace",
     "frozen",
@@ -67,7 +69,7 @@ def langevin(
     n_steps: int,
     step_size: float,
     noise: bool,
-    generator: torch.Generator | None = None,
+    generator: RandomSource = None,
     record: bool = False,
 ) -> tuple[Tensor, LangevinTrace]:
     """Run ``n_steps`` of (noisy or noise-free) Langevin dynamics on ``energy_fn`` from ``z0``.
@@ -81,7 +83,8 @@ def langevin(
         n_steps: number of steps K.
         step_size: s.
         noise: add ``s * N(0, I)`` each step.
-        generator: source of the noise (explicit, for reproducibility).
+        generator: source of the noise (explicit, for reproducibility): a batch's
+            ``torch.Generator``, or each example's stream (``lsnf.noise.ExampleNoise``).
         record: keep the mean energy of every step (costs one host sync per step).
 
     Returns:
@@ -103,7 +106,7 @@ def langevin(
             trace.energies.append(float(energy.detach().mean()))
         z = torch.add(z.detach(), grad, alpha=-half_s2)  # (B, d)
         if noise:
-            xi = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            xi = standard_normal(z.shape, generator, z.device, z.dtype)  # (B, d)
             z = torch.add(z, xi, alpha=step_size)  # (B, d)
     if grad is not None:
         trace.last_grad_norm = grad.norm(dim=1).mean().detach()  # ()

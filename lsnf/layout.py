@@ -93,6 +93,16 @@ def runs_on_disk(root: str = ROOT) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def run_key_of_output(path: str) -> str:
+    """``EXPERIMENT/RUN`` of an evaluation output (:func:`result`'s paths)."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.parent.parent.parent.name != _EVAL:
+        raise ValueError(f"{path} is not an evaluation output ({ROOT}/{_EVAL}/EXP/RUN/FILE)")
+    return f"{p.parent.parent.name}/{p.parent.name}"
+
+
 def result(exp: str, run: str, name: str, root: str = ROOT) -> str:
     """An evaluation's output file ``name`` (result JSON or grid) of a model."""
     return f"{eval_dir(exp, run, root)}/{name}"
@@ -172,6 +182,11 @@ def log(rule: str, job: str, root: str = ROOT) -> str:
 def benchmark(rule: str, job: str, root: str = ROOT) -> str:
     """A job's wall time and memory, written by Snakemake (read by the cost table)."""
     return f"{root}/benchmarks/{rule}/{job}.tsv"
+
+
+def tracked_evaluations(root: str = ROOT) -> str:
+    """The workflow's record that its evaluations are logged in MLflow (the runs it logged)."""
+    return f"{root}/logs/mlflow-evaluations.txt"
 
 
 def tracking_failures(root: str = ROOT) -> str:

@@ -61,6 +61,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "test_steps": r.get("inference", {}).get("steps"),
             "noise": r.get("inference", {}).get("noise"),
             "batchnorm": r.get("inference", {}).get("batchnorm"),
+            "batch_size": r.get("inference", {}).get("batch_size"),
             "mask": who["mask"],
             "psnr": r.get("psnr"),
             "ssim": r.get("ssim"),
@@ -106,6 +107,7 @@ def load_floors(paths: list[str | Path]) -> pd.DataFrame:
                 "test_steps": None,
                 "noise": None,
                 "batchnorm": None,
+                "batch_size": r.get("batch_size"),
                 "file": str(p),
             }
         )
@@ -121,7 +123,9 @@ def setting_text(g: pd.DataFrame, model_free: bool = False) -> str:
         noise = {"noisy" if n else "noise-free" for n in g["noise"].dropna()}
         parts.append(" ".join([f"K_test={'/'.join(map(str, steps))}", *sorted(noise)]))
     if "batch" in set(g["batchnorm"].dropna()) and not model_free:
-        parts.append("BatchNorm: test-batch statistics")
+        batch = g[g["batchnorm"] == "batch"]["batch_size"].dropna()  # then numbers depend on it
+        sizes_of = "/".join(str(int(b)) for b in sorted(set(batch)))
+        parts.append(f"BatchNorm: statistics of test batches of {sizes_of}")
     if not model_free and "precision" in g and g["precision"].notna().any():
         tf32 = " (TF32)" if g.get("tf32", pd.Series(dtype=bool)).fillna(False).any() else ""
         parts.append("/".join(sorted(set(g["precision"].dropna()))) + tf32)

@@ -6,7 +6,7 @@ LEBM — one code path for all three (§3). Nothing here reads or writes files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -16,6 +16,7 @@ from lsnf.config import RunConfig
 from lsnf.errors import UserError
 from lsnf.generators import build_generator
 from lsnf.langevin import LangevinTrace, frozen, langevin, posterior_energy
+from lsnf.noise import RandomSource, standard_normal
 from lsnf.priors import Prior, build_prior
 
 __all__ = [
@@ -64,12 +65,35 @@ class LatentModel(nn.Module):
             return x.to(z.dtype)
         return self.generator(z)
 
+    def frozen_decode(self) -> Callable[[Tensor], Tensor]:
+        """``decode`` for while the parameters stay as they are now and frozen (the Langevin
+        steps): with ``precision="bf16"`` the weights that autocast would cast at every call
+        (those of linear and (transposed) convolution layers) are cast to bf16 once, here, and
+        the generator runs on those copies under autocast; same values as ``decode``
+        (docs/method.md §5.4). With fp32, ``decode`` itself."""
+        if self.precision != "bf16":
+            return self.decode
+        layers = (nn.Linear, nn.modules.conv._ConvNd)
+        cast = {
+            f"{name}.{key}": p.detach().to(torch.bfloat16)
+            for name, m in self.generator.named_modules()
+            if isinstance(m, layers)
+            for key, p in m.named_parameters(recurse=False)
+        }  # each weight once, not once per step
+
+        def decode(z: Tensor) -> Tensor:  # (B, d) -> (B, C, H, W) in z's dtype
+            with torch.autocast(z.device.type, dtype=torch.bfloat16):
+                x = torch.func.functional_call(self.generator, cast, (z,), strict=False)
+            return x.to(z.dtype)
+
+        return decode
+
     def energy(self, z: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """Posterior energy ``-log p(z|x) + const`` per example (docs/method.md eq. 5.2)."""
         return posterior_energy(z, x, self.decode, self.prior.neg_log_prob, self.sigma, mask)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: RandomSource = None) -> Tensor:
         """Ancestral samples ``x = g(z)``, ``z ~ p(z)`` (docs/method.md §1), (n, C, H, W)."""
         return self.decode(self.prior.sample(n, generator))
 
@@ -80,7 +104,7 @@ def infer_posterior(
     steps: int,
     step_size: float,
     noise: bool,
-    generator: torch.Generator | None,
+    generator: RandomSource,
     mask: Tensor | None = None,
     z0: Tensor | None = None,
     record: bool = False,
@@ -89,17 +113,17 @@ def infer_posterior(
 
     Learning uses ``noise=True`` and K steps (§5.1); test-time inference ``noise=False`` and
     K_test steps (§5.3). ``mask`` (broadcastable to x, 1 = observed) restricts the likelihood
-    to observed pixels (inpainting, recovery).
+    to observed pixels (inpainting, recovery). ``generator``: the batch's, or each example's
+    stream (``lsnf.noise.ExampleNoise``, evaluation).
     """
     if z0 is None:
-        z0 = torch.randn(
-            x.shape[0], model.latent_dim, generator=generator, device=x.device, dtype=x.dtype
-        )  # (B, d)
+        z0 = standard_normal((x.shape[0], model.latent_dim), generator, x.device, x.dtype)
     with frozen(model), batchnorm_statistics_kept(model), torch.enable_grad():
         prior_energy = model.prior.frozen_neg_log_prob()  # parameter-only terms once (§2.6)
+        decode = model.frozen_decode()  # bf16: the weights cast once (§5.4)
 
         def energy(z: Tensor) -> Tensor:  # (B, d) -> (B,)
-            return posterior_energy(z, x, model.decode, prior_energy, model.sigma, mask)
+            return posterior_energy(z, x, decode, prior_energy, model.sigma, mask)
 
         return langevin(z0, energy, steps, step_size, noise, generator, record)
 

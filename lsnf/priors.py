@@ -3,7 +3,8 @@
 Every prior offers:
 - ``log_prob(z)``: log-density (B,) — exact for ``flow`` and ``gaussian``; for ``ebm`` the
   unnormalised ``-E(z) + log N(z; 0, I)`` (its normaliser is a constant in z);
-- ``sample(n, generator)``: prior samples with an explicit ``torch.Generator``;
+- ``sample(n, generator)``: prior samples from an explicit source: a ``torch.Generator``, or
+  each example's stream (``lsnf.noise.ExampleNoise``);
 - ``learning_loss(z_post, generator)``: the prior's own learning objective on detached
   posterior samples (``None`` for a prior without parameters);
 - ``frozen_neg_log_prob()``: ``-log_prob`` for while the parameters are frozen (the Langevin
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 from lsnf.config import PRIOR_KINDS, PriorConfig
 from lsnf.flow import FoldedFlow, GlowVectorFlow, standard_normal_log_prob
 from lsnf.langevin import frozen, langevin
+from lsnf.noise import RandomSource, standard_normal
 
 __all__ = ["PRIORS", "EBMPrior", "FlowPrior", "GaussianPrior", "Prior", "build_prior"]
 
@@ -34,10 +36,10 @@ class Prior(nn.Module):
     def log_prob(self, z: Tensor) -> Tensor:  # (B, d) -> (B,)
         raise NotImplementedError
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:  # (n, d)
+    def sample(self, n: int, generator: RandomSource = None) -> Tensor:  # (n, d)
         raise NotImplementedError
 
-    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor | None:
+    def learning_loss(self, z_post: Tensor, generator: RandomSource) -> Tensor | None:
         """Loss whose gradient step is this prior's learning update (docs/method.md §6)."""
         raise NotImplementedError
 
@@ -50,13 +52,11 @@ class Prior(nn.Module):
         until they change (docs/method.md §2.6). By default ``neg_log_prob`` itself."""
         return self.neg_log_prob
 
-    def _randn(self, n: int, generator: torch.Generator | None) -> Tensor:
+    def _randn(self, n: int, generator: RandomSource) -> Tensor:
         """``N(0, I)`` draws (n, d) on this prior's device and in its dtype (the anchor buffer
         follows ``.to()``, ``.double()`` and ``.cuda()``)."""
         anchor = self._device_anchor
-        return torch.randn(
-            n, self.dim, generator=generator, device=anchor.device, dtype=anchor.dtype
-        )
+        return standard_normal((n, self.dim), generator, anchor.device, anchor.dtype)
 
 
 class FlowPrior(Prior):
@@ -75,11 +75,11 @@ class FlowPrior(Prior):
         """The folded flow's ``-log p_a``, its z-gradient written out (docs/method.md §2.6)."""
         return FoldedFlow(self.flow).neg_log_prob
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: RandomSource = None) -> Tensor:
         """Ancestral: ``eps ~ N(0, I)``, ``z = F^{-1}(eps)`` — no MCMC (docs/method.md §2.5)."""
         return self.flow.inverse(self._randn(n, generator))
 
-    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor:
+    def learning_loss(self, z_post: Tensor, generator: RandomSource) -> Tensor:
         """``loss_F = -(1/m) sum_i log p_a(z_i^K)`` on detached posterior samples (§6)."""
         return -self.log_prob(z_post.detach()).mean()
 
@@ -95,10 +95,10 @@ class GaussianPrior(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         return standard_normal_log_prob(z)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: RandomSource = None) -> Tensor:
         return self._randn(n, generator)
 
-    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> None:
+    def learning_loss(self, z_post: Tensor, generator: RandomSource) -> None:
         return None
 
 
@@ -130,7 +130,7 @@ class EBMPrior(Prior):
         """Unnormalised: ``-E(z) + log N(z; 0, I)``."""
         return -self.energy(z) + standard_normal_log_prob(z)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, n: int, generator: RandomSource = None) -> Tensor:
         """Prior Langevin from N(0, I) on ``E(z) + ||z||^2 / 2`` (docs/method.md §3.2)."""
         with frozen(self), torch.enable_grad():  # Langevin needs grad even under no_grad
             z, _ = langevin(
@@ -143,7 +143,7 @@ class EBMPrior(Prior):
             )
         return z
 
-    def learning_loss(self, z_post: Tensor, generator: torch.Generator | None) -> Tensor:
+    def learning_loss(self, z_post: Tensor, generator: RandomSource) -> Tensor:
         """``loss_E = mean E(z_post) - mean E(z_prior)`` (docs/method.md §3.2): its gradient
         step lowers the energy of posterior samples and raises that of prior samples."""
         z_prior = self.sample(z_post.shape[0], generator)  # (B, d)

@@ -1,9 +1,13 @@
-"""MLflow logging that went missing: the failures a workflow run reports when it ends, and
-:func:`sync`, which logs the results on disk as the jobs would have."""
+"""MLflow logging of what is on disk: :func:`log_evaluations`, the workflow's one job that logs
+every evaluation's outputs (evaluation jobs do not open MLflow: its import and store set-up were
+most of a small job's cost, docs/results.md "Per-job fixed cost"); :func:`sync`, which logs
+everything on disk as the jobs would have; and the failures a workflow run reports when it
+ends."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ from lsnf import layout
 from lsnf.mlflow_store import Tracker
 from lsnf.tracking import log_epoch, log_outcome, log_run_config, log_training_end, run_tags
 
-__all__ = ["failure_report", "failures_since", "sync"]
+__all__ = ["failure_report", "failures_since", "log_evaluations", "sync"]
 
 
 def failures_since(path: str | Path, offset: int = 0) -> list[dict[str, Any]]:
@@ -77,15 +81,13 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
                 log_epoch(tracker, int(row["epoch"]), row)
             if (model_dir / layout.MODEL).is_file():
                 log_training_end(tracker, model_dir)
-        for result in sorted(Path(layout.eval_dir(exp, run, root)).glob("*.json")):
-            record = json.loads(result.read_text())
-            examples = result.with_name(record.get("examples", {}).get("file", result.name))
-            files = [examples, result, result.with_suffix(".png")]
-            log_outcome(tracker, record, list(dict.fromkeys(f for f in files if f.is_file())))
-        for ev in (e for e in EVALUATIONS.values() if not e.result):  # a grid, no result
-            grid = Path(layout.result(exp, run, f"{ev.stem}.png", root))
-            if grid.is_file():
-                log_outcome(tracker, None, [grid])
+        results = Path(layout.eval_dir(exp, run, root)).glob("*.json")
+        grids = (  # the grids of evaluations without a result
+            Path(layout.result(exp, run, f"{ev.stem}.png", root))
+            for ev in EVALUATIONS.values()
+            if not ev.result
+        )
+        _log_outputs(tracker, [*results, *(g for g in grids if g.is_file())])
         if tracker.disabled:
             failed.append(key)
     if failed:
@@ -94,3 +96,41 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
             f"({', '.join(failed)}); see the warnings above, then sync again"
         )
     return f"[lsnf] synced {len(runs)} runs into {uri} (experiment {experiment})"
+
+
+def _log_outputs(tracker: Tracker, files: Iterable[Path]) -> None:
+    """Log one run's evaluation outputs as its evaluation jobs would: each result JSON with its
+    metrics, per-example file and grid; each grid without a result JSON as a grid."""
+    files = sorted(set(files))
+    results = [f for f in files if f.suffix == ".json"]
+    for result in results:
+        record = json.loads(result.read_text())
+        examples = result.with_name(record.get("examples", {}).get("file", result.name))
+        paired = [examples, result, result.with_suffix(".png")]
+        log_outcome(tracker, record, list(dict.fromkeys(f for f in paired if f.is_file())))
+    with_result = {r.with_suffix("") for r in results}
+    for grid in (f for f in files if f.suffix == ".png" and f.with_suffix("") not in with_result):
+        log_outcome(tracker, None, [grid])
+
+
+def log_evaluations(
+    outputs: list[str | Path], uri: str, experiment: str, failure_log: str | Path | None
+) -> str:
+    """Log evaluation outputs (result JSONs and grids under ``eval/<experiment>/<run>/``) into
+    their models' MLflow runs, one run after another in this one process. Best effort, like a
+    job's own logging: a failure is warned about and appended to ``failure_log`` (the workflow
+    names it when it ends), never raised. Idempotent."""
+    by_run: dict[str, list[Path]] = {}
+    for output in map(Path, outputs):
+        by_run.setdefault(layout.run_key_of_output(str(output)), []).append(output)
+    failed = []
+    for key, files in sorted(by_run.items()):
+        fail_to = None if failure_log is None else Path(failure_log)
+        tracker = Tracker(uri, experiment, key, failure_log=fail_to, tags=run_tags(key))
+        _log_outputs(tracker, files)
+        if tracker.disabled:
+            failed.append(key)
+    logged = len(by_run) - len(failed)
+    return f"[lsnf] logged the evaluations of {logged} of {len(by_run)} runs into {uri}" + (
+        f"; failed: {', '.join(failed)} (see {failure_log})" if failed else ""
+    )

@@ -34,6 +34,7 @@ CORE = {
     "lsnf.generators",
     "lsnf.langevin",
     "lsnf.model",
+    "lsnf.noise",
     "lsnf.pixels",
 }
 

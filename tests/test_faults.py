@@ -260,9 +260,10 @@ def test_mlflow_server_lost_mid_run_loses_no_result_and_is_reported(tmp_path: Pa
     failures = [
         json.loads(x) for x in (results / "logs" / "mlflow-failures.jsonl").read_text().splitlines()
     ]
-    tracked_jobs = {"eval reconstruction", "eval fid", "eval samples"}
-    failed = {" ".join(f["command"].split()[3:5]) for f in failures if f["run_key"]}
-    assert tracked_jobs <= failed, failures
+    # evaluation jobs never open MLflow; the one job that logs their outputs names the run
+    failed = {(f["run_key"], " ".join(f["command"].split()[1:3])) for f in failures}
+    assert ("tiny_generation/flow-seed0", "track evaluations") in failed, failures
+    assert "MLflow tracking failed" in (results / "logs/track_evaluations/all.log").read_text()
     for rule in ("eval_reconstruction", "eval_fid"):
         (job_log,) = (results / "logs" / rule).rglob("*.log")
-        assert "MLflow tracking failed" in job_log.read_text()
+        assert "MLflow" not in job_log.read_text()

@@ -318,3 +318,21 @@ def test_convergence_command_prints_the_status_at_every_budget(tmp_path, capsys)
     save_checkpoint(tmp_path / "bare.pt", state | {"history": []})
     assert main(["convergence", str(tmp_path / "bare.pt")]) == 2
     assert "validate_every" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("n", "channels"), [(13, 3), (10, 1), (3, 1)])
+def test_grid_tiles_as_torchvision_and_saves_those_pixels(tmp_path, n: int, channels: int) -> None:
+    """lsnf.metrics.grids writes grids without importing torchvision (start-up cost): same
+    layout as ``make_grid``, same 0..255 mapping as ``save_image``."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    from lsnf.metrics.grids import save_grid, tile
+
+    x = torch.rand(n, channels, 7, 9, generator=torch.Generator().manual_seed(n))
+    expected = make_grid(x, nrow=5, padding=2)  # (3, H', W'): 1 channel repeated
+    assert torch.equal(tile(x, 5).expand_as(expected), expected)
+    save_grid(x * 2 - 1, tmp_path / "g.png", nrow=5)
+    pixels = torch.from_numpy(np.array(Image.open(tmp_path / "g.png")))
+    u8 = expected.mul(255).add(0.5).clamp(0, 255).to(torch.uint8)
+    assert torch.equal(pixels, u8[0] if channels == 1 else u8.permute(1, 2, 0))

@@ -78,3 +78,26 @@ def test_results_record_the_precision(make_config, tmp_path, precision) -> None:
     fit(cfg, tmp_path)
     outcome = reconstruction(load_model(tmp_path / "model.pt"), EvaluationSettings(n_test=20))
     assert outcome.record["precision"] == precision and outcome.record["tf32"] is False
+
+
+@pytest.mark.parametrize("generator", ["mnist", "svhn"])
+def test_bf16_langevin_casts_the_frozen_weights_once_with_the_same_values(make_config, generator):
+    """docs/method.md §5.4: in Langevin steps the generator runs on bf16 copies of its linear
+    and convolution weights, made once per inference call, instead of autocast casting them at
+    every step; the output is the same, bit for bit, and there are fewer casts per step."""
+    from lsnf.bench import _dispatched_ops
+    from lsnf.langevin import frozen
+    from lsnf.model import batchnorm_statistics_kept
+
+    size = {"mnist": 28, "svhn": 32}[generator]
+    model_cfg = {"generator": generator, "ngf": 8, "latent_dim": 6, "image_size": size}
+    cfg = make_config(model={**model_cfg, "channels": 1 if generator == "mnist" else 3})
+    model = build_model(cfg.model_copy(update={"precision": "bf16"})).train()
+    z = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+    with frozen(model), batchnorm_statistics_kept(model):
+        decode = model.frozen_decode()
+        assert torch.equal(decode(z), model.decode(z))
+        per_call = _dispatched_ops(lambda: model.decode(z))
+        assert _dispatched_ops(lambda: decode(z)) < per_call
+    fp32 = build_model(cfg).train()
+    assert fp32.frozen_decode() == fp32.decode  # nothing to cast in fp32

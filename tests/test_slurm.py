@@ -126,10 +126,11 @@ def test_tiny_generation_on_slurm_equals_the_local_run(
     assert "Using profiles slurm" in log
 
     # every job except the local ones (the target `all`, the 4 resolved run configs, the
-    # evaluation settings files) went through sbatch, and SLURM ran it
+    # evaluation settings files, the one job that logs the evaluations into MLflow) went
+    # through sbatch, and SLURM ran it
     local = Counter(re.findall(r"^localrule (\w+):", log, re.MULTILINE))
-    assert set(local) == {"all", "run_config", "eval_settings"}, local
-    assert local["all"] == 1 and local["run_config"] == 4, local
+    assert set(local) == {"all", "run_config", "eval_settings", "track_evaluations"}, local
+    assert local["all"] == local["track_evaluations"] == 1 and local["run_config"] == 4, local
     submitted = _submitted(log)
     rules = {path.split("/rule_")[1].split("/")[0] for _, _, path in submitted}
     assert {"train", "train_two_stage", "eval_fid", "fid_reference", "tables"} <= rules, rules

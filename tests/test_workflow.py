@@ -264,7 +264,8 @@ def _downstream_of_training(exp: str, runs: list[str], evals: list[str]) -> set[
         for run in runs
         for rule in ("run_config", train(run), *evals)
     }
-    return jobs | {("curves", f"exp={exp}"), ("tables", ""), ("all", "")}
+    once = {("curves", f"exp={exp}"), ("tables", ""), ("track_evaluations", ""), ("all", "")}
+    return jobs | once
 
 
 def test_content_of_the_configs_decides_what_reruns(tiny_run: Path) -> None:
@@ -303,6 +304,7 @@ def test_content_of_the_configs_decides_what_reruns(tiny_run: Path) -> None:
         *[("eval_reconstruction", f"exp=tiny_generation, run={r}") for r in generation_runs],
         ("test_steps_curve", "exp=tiny_generation"),
         ("tables", ""),
+        ("track_evaluations", ""),
         ("all", ""),
     }
     # 4. restored: nothing to do again

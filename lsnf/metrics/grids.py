@@ -1,4 +1,7 @@
-"""Sample and reconstruction grids as PNG (torchvision's ``save_image``)."""
+"""Sample and reconstruction grids as PNG: images tiled as torchvision's ``make_grid`` tiles
+them (2-pixel black borders), written by Pillow. Not torchvision's ``save_image`` itself: its
+import (torchvision's models and ops, torch._dynamo) cost a grid job 0.3-0.5 s of its
+start-up, a fifth of such a job (docs/results.md, "Per-job fixed cost")."""
 
 from __future__ import annotations
 
@@ -10,15 +13,33 @@ from torch import Tensor
 from lsnf.io import atomic_write_bytes
 from lsnf.pixels import to_unit_interval
 
-__all__ = ["completion_rows", "reconstruction_pairs", "save_grid"]
+__all__ = ["completion_rows", "reconstruction_pairs", "save_grid", "tile"]
+
+
+_PAD = 2  # pixels around every tile
+
+
+def tile(images: Tensor, nrow: int = 10) -> Tensor:
+    """Images (N, C, H, W) as one grid (C, rows·(H+2)+2, nrow·(W+2)+2), rows of ``nrow``
+    images, row-major, on a black (0) background: the layout of torchvision's ``make_grid``."""
+    n, c, h, w = images.shape
+    cols, rows = min(nrow, n), -(-n // nrow)
+    grid = images.new_zeros(c, rows * (h + _PAD) + _PAD, cols * (w + _PAD) + _PAD)
+    for k in range(n):
+        y, x = _PAD + (k // nrow) * (h + _PAD), _PAD + (k % nrow) * (w + _PAD)
+        grid[:, y : y + h, x : x + w] = images[k]
+    return grid
 
 
 def save_grid(images: Tensor, path: str | Path, nrow: int = 10) -> None:
-    """Save images (N, C, H, W) in [-1, 1] as one PNG grid, written atomically."""
-    from torchvision.utils import save_image
+    """Save images (N, C, H, W) in [-1, 1] as one PNG grid (:func:`tile`), written atomically;
+    values map to 0..255 as torchvision's ``save_image`` maps them."""
+    from PIL import Image
 
-    x = to_unit_interval(images.detach().float().cpu())  # (N, C, H, W) in [0, 1]
-    atomic_write_bytes(path, lambda fh: save_image(x.clamp(0, 1), fh, nrow=nrow, format="png"))
+    x = to_unit_interval(images.detach().float().cpu()).clamp(0, 1)  # (N, C, H, W) in [0, 1]
+    grid = tile(x, nrow).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)  # (C, H', W')
+    pixels = grid[0].numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).numpy()
+    atomic_write_bytes(path, lambda fh: Image.fromarray(pixels).save(fh, format="png"))
 
 
 def reconstruction_pairs(x: Tensor, x_hat: Tensor) -> Tensor:

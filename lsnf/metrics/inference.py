@@ -20,6 +20,7 @@ from torch import Tensor
 from lsnf.config import EvaluationConfig, RunConfig
 from lsnf.errors import UserError
 from lsnf.model import LatentModel, infer_posterior
+from lsnf.noise import ExampleNoise
 from lsnf.pixels import to_model_scale
 
 __all__ = [
@@ -48,21 +49,35 @@ class InferenceSettings:
     batchnorm: str = "running"
 
     @classmethod
-    def create(cls, cfg: RunConfig, ev: EvaluationConfig) -> InferenceSettings:
-        """The evaluation's settings where it sets them, else the run config's."""
+    def create(cls, cfg: RunConfig, ev: EvaluationConfig, model: LatentModel) -> InferenceSettings:
+        """The evaluation's settings where it sets them, else the run config's; the batch size
+        for ``model``'s device where it is null (lsnf.eval_batch)."""
+        from lsnf.eval_batch import evaluation_batch_size
+
         return cls(
             steps=ev.test_steps if ev.test_steps is not None else cfg.inference.test_steps,
             step_size=ev.step_size if ev.step_size is not None else cfg.inference.test_step_size,
-            batch_size=ev.batch_size,
+            batch_size=evaluation_batch_size(ev.batch_size, model),
             seed=ev.seed,
             noise=ev.noise,
             batchnorm=ev.batchnorm,
         )
 
-    def prepare(self, model: LatentModel) -> torch.Generator:
-        """Put ``model`` in the mode these settings score in; the seeded source of z0/noise."""
+    def prepare(self, model: LatentModel) -> torch.device:
+        """Put ``model`` in the mode these settings score in; return its device."""
         model.train(self.batchnorm == "batch")
-        return torch.Generator(device=next(model.parameters()).device).manual_seed(self.seed)
+        return next(model.parameters()).device
+
+    def streams(self, start: int, stop: int, device: torch.device) -> ExampleNoise:
+        """The z0, Langevin noise and prior samples of examples ``start .. stop - 1``: each
+        example's own, whatever the batch (docs/method.md §5.3)."""
+        return ExampleNoise(self.seed, start, stop, device)
+
+    @property
+    def batch_independent(self) -> bool:
+        """Whether an example's result is the same in any batch: yes, unless BatchNorm uses
+        each test batch's statistics."""
+        return self.batchnorm != "batch"
 
     def describe(self) -> dict[str, object]:
         return {
@@ -86,13 +101,16 @@ def infer_split(
     each step count ``k`` of ``stops`` (ascending; default: only ``settings.steps``) along one
     Langevin trajectory, so the latents at ``settings.steps`` do not depend on ``stops``.
 
-    z0 comes from one ``torch.Generator`` seeded with ``settings.seed``, so results repeat.
+    z0 (and noise, if on) come from each example's stream of ``settings.seed``
+    (:meth:`InferenceSettings.noise`), so results repeat and do not depend on the batch size.
     """
-    device = next(model.parameters()).device
-    rng = settings.prepare(model)
+    device = settings.prepare(model)
     stops = stops or (settings.steps,)
-    for start in range(0, images_u8.shape[0], settings.batch_size):
-        x = to_model_scale(images_u8[start : start + settings.batch_size]).to(device)  # (B,C,H,W)
+    n = images_u8.shape[0]
+    for start in range(0, n, settings.batch_size):
+        stop = min(start + settings.batch_size, n)
+        x = to_model_scale(images_u8[start:stop]).to(device)  # (B, C, H, W)
+        rng = settings.streams(start, stop, device)
         zs, z, done = {}, None, 0
         for k in stops:  # continuing a trajectory draws the same noise as running it at once
             z, _ = infer_posterior(

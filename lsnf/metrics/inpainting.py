@@ -17,6 +17,7 @@ from torch import Tensor
 
 from lsnf.metrics.inference import InferenceSettings
 from lsnf.model import LatentModel, infer_posterior
+from lsnf.noise import ExampleNoise
 from lsnf.pixels import to_model_scale, to_unit_interval
 
 __all__ = ["complete", "evaluate_completion", "hole_metrics", "psnr"]
@@ -34,7 +35,7 @@ def complete(
     mask: Tensor,
     n_completions: int,
     settings: InferenceSettings,
-    generator: torch.Generator,
+    generator: torch.Generator | ExampleNoise,
     init: str = "prior",
 ) -> Tensor:
     """Completions (K, B, C, H, W) in [-1, 1] of images x (B, C, H, W) with mask (B, 1, H, W).
@@ -135,14 +136,15 @@ def evaluate_completion(
     Returns (means over images and completions, completions (K, B, C, H, W) of the first batch,
     per-example values ``{"mse" | "psnr" | "ssim": (N, K)}``).
     """
-    device = next(model.parameters()).device
-    rng = settings.prepare(model)
+    device = settings.prepare(model)
     per_batch: dict[str, list[Tensor]] = {"mse": [], "psnr": [], "ssim": []}
     first = None
-    bsz = settings.batch_size
-    for start in range(0, images_u8.shape[0], bsz):
-        x = to_model_scale(images_u8[start : start + bsz]).to(device)  # (B, C, H, W)
-        m = masks[start : start + bsz].to(device)  # (B, 1, H, W)
+    n = images_u8.shape[0]
+    for start in range(0, n, settings.batch_size):
+        stop = min(start + settings.batch_size, n)
+        x = to_model_scale(images_u8[start:stop]).to(device)  # (B, C, H, W)
+        m = masks[start:stop].to(device)  # (B, 1, H, W)
+        rng = settings.streams(start, stop, device)  # each image's completions' own draws
         comps = complete(model, x, m, n_completions, settings, rng, init)
         values = [hole_metrics(x, comps[k], m) for k in range(comps.shape[0])]
         for key in per_batch:

@@ -112,19 +112,27 @@ TRACKING_FAILURES_OFFSET = (
 )
 
 
-def run_flags(wildcards):
-    """CLI flags that say which model a job is about (recorded in its results) and, when
-    tracking is on, log it into that model's MLflow run."""
-    flags = f"--run-key {wildcards.exp}/{wildcards.run}"
+def mlflow_flags():
+    """Where a job that logs to MLflow logs, and where it notes a failure."""
     m = config["mlflow"]
-    if not m["enabled"]:
-        return flags
     return (
-        f"{flags} --track "
         f"--mlflow-uri {shlex.quote(m['tracking_uri'])} "
         f"--mlflow-experiment {shlex.quote(m['experiment'])} "
         f"--mlflow-failure-log {TRACKING_FAILURES}"
     )
+
+
+def run_flags(wildcards):
+    """CLI flags that say which model a job is about (recorded in its results) and, for a
+    training job when tracking is on, log it live into that model's MLflow run."""
+    flags = f"--run-key {wildcards.exp}/{wildcards.run}"
+    return f"{flags} --track {mlflow_flags()}" if config["mlflow"]["enabled"] else flags
+
+
+def eval_run_flags(wildcards):
+    """An evaluation job's flags: which model its results are about. It does not open MLflow
+    (rule track_evaluations logs every evaluation's outputs, in one process)."""
+    return f"--run-key {wildcards.exp}/{wildcards.run}"
 
 
 onstart:
@@ -193,6 +201,8 @@ def extractor_weights(data):
 
 def all_targets():
     targets = plan.evaluation_targets(config)
+    if config["mlflow"]["enabled"]:
+        targets.append(layout.tracked_evaluations())
     targets += table_outputs()
     targets += [layout.curves_figure(exp) for exp in EXPERIMENTS]
     targets += [

@@ -8,6 +8,7 @@
 
 localrules:
     eval_settings,  # writes one small YAML file: not worth a cluster job
+    track_evaluations,  # talks to the MLflow store from the host that runs the workflow
 
 
 rule eval_settings:
@@ -42,8 +43,25 @@ for _ev in EVALUATIONS.values():
         params:
             name=_ev.name,
             out=eval_out_flags(_ev),
-            run=run_flags,
+            run=eval_run_flags,
             device=config["device"],
         shell:
             "lsnf --threads {threads} eval {params.name} {input.model} --settings {input.settings}"
             " {params.out} --device {params.device} {params.run} > {log} 2>&1"
+
+
+# Every evaluation's outputs into its model's MLflow run, in one job: evaluation jobs do not
+# import MLflow or open its store, which cost each 2-5 s (docs/results.md, "Per-job fixed cost").
+# Idempotent: rerun whenever an output, the store or the experiment changes.
+rule track_evaluations:
+    input:
+        plan.evaluation_targets(config),
+    output:
+        layout.tracked_evaluations(),
+    log:
+        layout.log("track_evaluations", "all"),
+    params:
+        mlflow=mlflow_flags(),
+        store=lambda w: [config["mlflow"]["tracking_uri"], config["mlflow"]["experiment"]],
+    shell:
+        "lsnf track evaluations {input} --out {output} {params.mlflow} > {log} 2>&1"

@@ -1,0 +1,41 @@
+"""Shared set-up of the A/B scripts: paper-shaped models and interleaved timing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from lsnf.bench import PAPER_SHAPES
+from lsnf.config import config_from_dict
+from lsnf.model import LatentModel, build_model
+
+
+def paper_model(shape: str, prior: str = "flow", precision: str = "fp32") -> LatentModel:
+    """The paper's ``shape`` (lsnf.bench.PAPER_SHAPES) with ``prior``, in training mode."""
+    model = {k: v for k, v in PAPER_SHAPES[shape].items() if k != "K"}
+    cfg = config_from_dict({"model": model, "prior": {"kind": prior}, "precision": precision})
+    return build_model(cfg).train()
+
+
+def batch(model: LatentModel, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (n, C, H, W) uniform in [-1, 1] of the model's shape, and z0 (n, d)."""
+    g = torch.Generator().manual_seed(seed)
+    z0 = torch.randn(n, model.latent_dim, generator=g)  # (n, d)
+    with torch.no_grad():
+        shape = model.decode(z0[:1]).shape[1:]
+    return torch.rand(n, *shape, generator=g) * 2 - 1, z0
+
+
+def best_of(fns: list[Callable[[], object]], blocks: int = 7) -> list[float]:
+    """Each function's best time (s) over ``blocks`` interleaved runs, after one warm-up."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(blocks):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
