@@ -373,6 +373,11 @@ class RunConfig(_Strict):
     tf32: bool = Field(
         False, description="CUDA only: let fp32 matmuls and convolutions use TF32 (Ampere or newer)"
     )
+    compile: bool = Field(
+        False,
+        description="torch.compile the posterior energy of the Langevin steps (CUDA: with CUDA "
+        "graphs); same numbers up to round-off (docs/method.md §5.5)",
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     prior: PriorConfig = PriorConfig()

@@ -23,6 +23,7 @@ __all__ = [
     "LatentModel",
     "batchnorm_statistics_kept",
     "build_model",
+    "compile_seconds",
     "infer_posterior",
     "resolve_device",
 ]
@@ -42,13 +43,19 @@ class LatentModel(nn.Module):
     """Top-down model ``z ~ p(z)``, ``x = g(z) + e``, ``e ~ N(0, sigma^2 I)``."""
 
     def __init__(
-        self, generator: nn.Module, prior: Prior, sigma: float, precision: str = "fp32"
+        self,
+        generator: nn.Module,
+        prior: Prior,
+        sigma: float,
+        precision: str = "fp32",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.generator = generator
         self.prior = prior
         self.sigma = sigma
         self.precision = precision
+        self.compile = compile  # Langevin energies through torch.compile (docs/method.md §5.5)
 
     @property
     def latent_dim(self) -> int:
@@ -119,13 +126,55 @@ def infer_posterior(
     if z0 is None:
         z0 = standard_normal((x.shape[0], model.latent_dim), generator, x.device, x.dtype)
     with frozen(model), batchnorm_statistics_kept(model), torch.enable_grad():
-        prior_energy = model.prior.frozen_neg_log_prob()  # parameter-only terms once (§2.6)
-        decode = model.frozen_decode()  # bf16: the weights cast once (§5.4)
+        if model.compile:  # the compiler does the folding (§5.5)
+            energy = _compiled_energy(model, x, mask)
+        else:
+            prior_energy = model.prior.frozen_neg_log_prob()  # parameter-only terms once (§2.6)
+            decode = model.frozen_decode()  # bf16: the weights cast once (§5.4)
 
-        def energy(z: Tensor) -> Tensor:  # (B, d) -> (B,)
-            return posterior_energy(z, x, decode, prior_energy, model.sigma, mask)
+            def energy(z: Tensor) -> Tensor:  # (B, d) -> (B,)
+                return posterior_energy(z, x, decode, prior_energy, model.sigma, mask)
 
         return langevin(z0, energy, steps, step_size, noise, generator, record)
+
+
+def _posterior_energy_of(model: LatentModel, z: Tensor, x: Tensor, mask: Tensor | None) -> Tensor:
+    """(5.2) of ``model`` at z (B, d): the function :func:`_compiled_energy` compiles."""
+    return posterior_energy(z, x, model.decode, model.prior.neg_log_prob, model.sigma, mask)
+
+
+_COMPILED: dict[str, Callable[..., Tensor]] = {}  # per device type, for the whole process
+
+
+def _compiled_energy(model: LatentModel, x: Tensor, mask: Tensor | None) -> Callable[..., Tensor]:
+    """The posterior energy through ``torch.compile`` (docs/method.md §5.5): one compiled
+    function per device type and process, the batch dimension dynamic (any batch size, no
+    recompilation); on CUDA with CUDA graphs (``mode="reduce-overhead"``). It guards on the
+    model's modes (train/eval, its BatchNorm statistics), so learning, validation and
+    evaluation each compile once."""
+    kind = x.device.type
+    if kind not in _COMPILED:
+        mode = "reduce-overhead" if kind == "cuda" else None
+        _COMPILED[kind] = torch.compile(_posterior_energy_of, dynamic=True, mode=mode)
+    compiled = _COMPILED[kind]
+
+    def energy(z: Tensor) -> Tensor:  # (B, d) -> (B,)
+        if kind == "cuda":  # a new step: CUDA graphs may reuse the last step's output memory
+            torch.compiler.cudagraph_mark_step_begin()
+        return compiled(model, z, x, mask)
+
+    return energy
+
+
+def compile_seconds() -> float | None:
+    """Seconds this process has spent compiling (TorchDynamo + Inductor, forward and backward
+    graphs), from torch's compile-time metrics; None if torch does not report them."""
+    from torch._dynamo.utils import compilation_time_metrics as metrics
+
+    keys = ("_compile.compile_inner", "compile_fx.<locals>.bw_compiler")
+    if keys[0] not in metrics:
+        return None
+    return float(sum(sum(metrics.get(k, [])) for k in keys))
 
 
 @contextmanager
@@ -157,4 +206,4 @@ def build_model(cfg: RunConfig) -> LatentModel:
         torch.manual_seed(cfg.seed)
         generator = build_generator(cfg.model)
         prior = build_prior(cfg.prior, cfg.model.latent_dim)
-    return LatentModel(generator, prior, cfg.model.sigma, cfg.precision)
+    return LatentModel(generator, prior, cfg.model.sigma, cfg.precision, cfg.compile)

@@ -78,6 +78,7 @@ def make_result(
         "seed": cfg.seed,
         "precision": cfg.precision,
         "tf32": cfg.tf32,
+        **_compiled(cfg.compile),
         "config_sha256": cfg.digest(),
         "checkpoint": str(trained.path),
         "checkpoint_sha256": trained.sha256,
@@ -86,6 +87,15 @@ def make_result(
     }
     record.update(extra)
     return record
+
+
+def _compiled(compiled: bool) -> dict[str, Any]:
+    """Whether the Langevin energies were compiled, and this process's compile time then."""
+    if not compiled:
+        return {"compile": False}
+    from lsnf.model import compile_seconds
+
+    return {"compile": True, "compile_s": compile_seconds()}
 
 
 def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dict[str, Any]:

@@ -39,7 +39,13 @@ from lsnf.errors import UserError
 from lsnf.hardware import apply_precision
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
 from lsnf.langevin import masked_sq_error
-from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
+from lsnf.model import (
+    LatentModel,
+    build_model,
+    compile_seconds,
+    infer_posterior,
+    resolve_device,
+)
 from lsnf.pixels import to_model_scale
 
 __all__ = [
@@ -53,10 +59,10 @@ __all__ = [
 
 # Wall-clock figures of an epoch: in metrics.jsonl only, never in a checkpoint, so that identical
 # runs write identical model.pt bytes (and identical checkpoint SHA-256s in their results).
-TIMING_KEYS = ("seconds", "images_per_s")
+TIMING_KEYS = ("seconds", "images_per_s", "compile_s")
 
 # Keys that may differ between a checkpoint and the config that resumes it.
-_RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",)}
+_RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",), ("compile",)}
 
 
 class NonFiniteError(UserError, FloatingPointError):
@@ -372,6 +378,8 @@ class Trainer:
             self.epoch += 1
             if self._validates(self.epoch):
                 self._validate(stats)
+            if self.cfg.compile and (compiling := compile_seconds()) is not None:
+                stats["compile_s"] = compiling  # this process's, so far (docs/method.md §5.5)
             self.history.append(stats)
             save_checkpoint(self.checkpoint_path, self.state())
             atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)

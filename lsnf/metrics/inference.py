@@ -73,12 +73,6 @@ class InferenceSettings:
         example's own, whatever the batch (docs/method.md §5.3)."""
         return ExampleNoise(self.seed, start, stop, device)
 
-    @property
-    def batch_independent(self) -> bool:
-        """Whether an example's result is the same in any batch: yes, unless BatchNorm uses
-        each test batch's statistics."""
-        return self.batchnorm != "batch"
-
     def describe(self) -> dict[str, object]:
         return {
             "steps": self.steps,
