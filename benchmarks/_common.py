@@ -9,7 +9,7 @@ import torch
 
 from lsnf.bench import PAPER_SHAPES
 from lsnf.config import config_from_dict
-from lsnf.model import LatentModel, build_model
+from lsnf.model import LatentModel, batchnorm_statistics_kept, build_model
 
 
 def paper_model(shape: str, prior: str = "flow", precision: str = "fp32") -> LatentModel:
@@ -23,8 +23,8 @@ def batch(model: LatentModel, n: int, seed: int = 0) -> tuple[torch.Tensor, torc
     """Images (n, C, H, W) uniform in [-1, 1] of the model's shape, and z0 (n, d)."""
     g = torch.Generator().manual_seed(seed)
     z0 = torch.randn(n, model.latent_dim, generator=g)  # (n, d)
-    with torch.no_grad():
-        shape = model.decode(z0[:1]).shape[1:]
+    with torch.no_grad(), batchnorm_statistics_kept(model):
+        shape = model.decode(z0[:2]).shape[1:]
     return torch.rand(n, *shape, generator=g) * 2 - 1, z0
 
 
