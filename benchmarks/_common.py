@@ -1,9 +1,7 @@
-"""Shared set-up of the A/B scripts: paper-shaped models and interleaved timing."""
+"""Shared set-up of the A/B scripts: paper-shaped models and their inputs (timing:
+``lsnf.bench.interleaved_min``)."""
 
 from __future__ import annotations
-
-import time
-from collections.abc import Callable
 
 import torch
 
@@ -26,16 +24,3 @@ def batch(model: LatentModel, n: int, seed: int = 0) -> tuple[torch.Tensor, torc
     with torch.no_grad(), batchnorm_statistics_kept(model):
         shape = model.decode(z0[:2]).shape[1:]
     return torch.rand(n, *shape, generator=g) * 2 - 1, z0
-
-
-def best_of(fns: list[Callable[[], object]], blocks: int = 7) -> list[float]:
-    """Each function's best time (s) over ``blocks`` interleaved runs, after one warm-up."""
-    for fn in fns:
-        fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(blocks):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t)
-    return best

@@ -4,8 +4,8 @@ through the lsnf.flow modules against FoldedFlow (docs/method.md §2.6), 50 call
 from __future__ import annotations
 
 import torch
-from _common import best_of
 
+from lsnf.bench import interleaved_min
 from lsnf.flow import FoldedFlow, GlowVectorFlow
 
 CALLS = 50
@@ -21,8 +21,8 @@ def compare(d: int) -> tuple[float, float]:
             zz = z.clone().requires_grad_(True)
             torch.autograd.grad(fn(zz).sum(), zz)
 
-    t_unfolded, t_folded = best_of(
-        [lambda: grad_of(lambda v: -flow.log_prob(v)), lambda: grad_of(folded.neg_log_prob)]
+    t_unfolded, t_folded = interleaved_min(
+        [lambda: grad_of(lambda v: -flow.log_prob(v)), lambda: grad_of(folded.neg_log_prob)], 7
     )
     return t_unfolded / CALLS * 1e3, t_folded / CALLS * 1e3
 

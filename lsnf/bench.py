@@ -48,6 +48,7 @@ from lsnf.train import learning_iteration
 __all__ = [
     "PAPER_SHAPES",
     "bench_shape",
+    "interleaved_min",
     "layer_fns",
     "ops_per_step",
     "research_copy",
@@ -70,7 +71,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 assert tuple(DTYPES) == PRECISIONS, "a dtype per precision of lsnf.config"
 
 
-def _interleaved_min(
+def interleaved_min(
     fns: list[Callable[[], object]], blocks: int, burn_in: bool = True
 ) -> list[float]:
     """Time several functions in alternation, block after block (the same conditions for
@@ -272,7 +273,7 @@ def bench_shape(
             ]
         )
     with frozen(*models):
-        times = iter(_interleaved_min([fn for group in groups for fn in group], blocks))
+        times = iter(interleaved_min([fn for group in groups for fn in group], blocks))
     iterations = []
     for model in models:
         opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
@@ -280,7 +281,7 @@ def bench_shape(
         iterations.append(
             lambda m=model, og=opt_g, op=opt_p: learning_iteration(m, x, og, op, k, 0.1, rng)
         )
-    t_iters = _interleaved_min(iterations, blocks=2, burn_in=False)  # warm; K steps each
+    t_iters = interleaved_min(iterations, blocks=2, burn_in=False)  # warm; K steps each
     step_flops = _step_flops(models[0], x, z0)  # the same work in every precision
 
     rows = []
