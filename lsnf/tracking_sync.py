@@ -13,7 +13,14 @@ from typing import Any
 
 from lsnf import layout
 from lsnf.mlflow_store import Tracker
-from lsnf.tracking import log_epoch, log_outcome, log_run_config, log_training_end, run_tags
+from lsnf.tracking import (
+    log_epoch,
+    log_outcome,
+    log_run_config,
+    log_training_end,
+    open_tracker,
+    run_tags,
+)
 
 __all__ = ["failure_report", "failures_since", "log_evaluations", "sync"]
 
@@ -124,9 +131,10 @@ def log_evaluations(
     for output in map(Path, outputs):
         by_run.setdefault(layout.run_key_of_output(str(output)), []).append(output)
     failed = []
+    fail_to = None if failure_log is None else Path(failure_log)
     for key, files in sorted(by_run.items()):
-        fail_to = None if failure_log is None else Path(failure_log)
-        tracker = Tracker(uri, experiment, key, failure_log=fail_to, tags=run_tags(key))
+        tracker = open_tracker(key, uri, experiment, fail_to)
+        assert tracker is not None  # a run key and a URI are given
         _log_outputs(tracker, files)
         if tracker.disabled:
             failed.append(key)
