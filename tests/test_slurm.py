@@ -163,8 +163,9 @@ def test_tiny_generation_on_slurm_equals_the_local_run(
 @pytest.mark.slow
 def test_out_of_memory_training_is_retried_with_more_memory(slurm, tmp_path: Path) -> None:
     """550 MB on attempt 1 is less than the tiny training job needs (its Snakemake benchmark
-    says about 730 MB since its jobs stopped importing torchvision), so SLURM kills it;
-    Snakemake retries it (profile: retries 2) with attempt x 550 MB, which is enough."""
+    says about 730 MB here; how much SLURM's cgroup counts differs between machines: on one CI
+    machine 1100 MB was killed too), so SLURM kills it; Snakemake retries it (profile: retries
+    2) with attempt x 550 MB until one attempt has enough."""
     work = copy_project(tmp_path)
     config = one_model_config(work, train={"mem_mb": 550, "runtime": 10})
     model = "results/models/tiny_generation/flow-seed0/model.pt"
@@ -174,12 +175,14 @@ def test_out_of_memory_training_is_retried_with_more_memory(slurm, tmp_path: Pat
     assert (work / model).exists()
 
     trains = [(sid, path) for _, sid, path in _submitted(log) if "/rule_train/" in path]
-    assert len(trains) == 2, log[-4000:]  # attempt 1 killed, attempt 2 done
+    assert 2 <= len(trains) <= 3, log[-4000:]  # attempt 1 killed, the last attempt done
     states = _job_states([sid for sid, _ in trains])
-    (first, first_log), (second, _) = trains
-    assert states[first] == ("FAILED", "550M") or states[first][0] == "OUT_OF_MEMORY", states
-    assert states[second] == ("COMPLETED", "1100M"), states
-    assert "exceeded memory limit" in Path(first_log).read_text()
+    *killed, (last, _) = trains
+    for attempt, (sid, path) in enumerate(killed, start=1):
+        state = states[sid]
+        assert state == ("FAILED", f"{550 * attempt}M") or state[0] == "OUT_OF_MEMORY", states
+        assert "exceeded memory limit" in Path(path).read_text()
+    assert states[last] == ("COMPLETED", f"{550 * len(trains)}M"), states
 
 
 def test_config_error_is_reported_before_any_job_is_submitted(slurm, tmp_path: Path) -> None:
