@@ -163,3 +163,13 @@ def test_resources_grow_with_attempt() -> None:
     assert plan.scaled_resource(config, "train", "runtime", 2) == 20
     with pytest.raises(ValueError, match="attempt counts from 1"):
         plan.scaled_resource(config, "train", "mem_mb", 0)
+
+
+def test_a_job_asks_for_a_gpu_only_when_it_runs_a_network_on_cuda() -> None:
+    def gpu(device: str, on_device: bool, model: str | None = None) -> dict:
+        return plan.gpu_resources({"device": device, "resources": {"gpu_model": model}}, on_device)
+
+    assert gpu("cpu", True) == {} and gpu("cpu", False, "a100") == {}
+    assert gpu("cuda", True) == gpu("cuda:1", True) == {"gpu": 1}
+    assert gpu("cuda", False, "a100") == {}  # CPU-only work (the domain extractor)
+    assert gpu("cuda", True, "a100") == {"gpu": 1, "gpu_model": "a100"}

@@ -3,7 +3,9 @@ from the repository root.
 
 - the tiny scenario's generation experiment goes through sbatch (SLURM job ids in the log,
   every job COMPLETED in SLURM's own records) and its table, measurements and models equal
-  those of the same experiment in the tiny scenario run locally;
+  those of the same experiment in the tiny scenario run locally, and none asked for a GPU
+  (``device: cpu``);
+- with ``device: cuda``, exactly the rules that run a network on it ask for a GPU (dry run);
 - a training job that runs out of memory is killed by SLURM and retried with twice the memory
   through ``attempt``;
 - a config error is reported before any job is submitted.
@@ -88,6 +90,19 @@ def _job_states(ids: list[str]) -> dict[str, tuple[str, str]]:
     return {i: (state, mem) for i, state, mem in (line.split() for line in r.stdout.splitlines())}
 
 
+def _gpu_requests(ids: list[str]) -> dict[str, str]:
+    """SLURM's record of the GPUs each job asked for: id -> its TRES per job (``gres:gpu:1``
+    for ``--gpus=1``, ``N/A`` for none)."""
+    r = subprocess.run(
+        ["squeue", "--states=all", "-h", "-O", "JobID,tres-per-job", "-j", ",".join(ids)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return {i: tres for i, tres in (line.split() for line in r.stdout.splitlines())}
+
+
 def _submitted(log: str) -> list[tuple[str, str, str]]:
     """(snakemake job, SLURM job id, SLURM log) of every submission in a Snakemake log."""
     return SUBMITTED.findall(log)
@@ -139,6 +154,8 @@ def test_tiny_generation_on_slurm_equals_the_local_run(
     states = _job_states(ids)
     assert {i: s for i, (s, _) in states.items() if s != "COMPLETED"} == {}
     assert set(states) == set(ids)
+    # device: cpu, so no job holds a GPU (lsnf.plan.gpu_resources)
+    assert {i: t for i, t in _gpu_requests(ids).items() if "gpu" in t} == {}
 
     # the generation table is the local run's, byte for byte; so are the experiment's
     # measurements and its models' parameters
@@ -183,6 +200,33 @@ def test_out_of_memory_training_is_retried_with_more_memory(slurm, tmp_path: Pat
         assert state == ("FAILED", f"{550 * attempt}M") or state[0] == "OUT_OF_MEMORY", states
         assert "exceeded memory limit" in Path(path).read_text()
     assert states[last] == ("COMPLETED", f"{550 * len(trains)}M"), states
+
+
+def test_with_device_cuda_exactly_the_rules_that_run_a_network_ask_for_a_gpu(
+    slurm, tmp_path: Path
+) -> None:
+    """A dry run of the tiny scenario through the SLURM profile with ``device: cuda`` and a GPU
+    model: training, every evaluation of the registry and the FID reference and floor ask for
+    one GPU of that model (the executor plugin's ``gpu`` / ``gpu_model``); nothing else does,
+    the domain extractor's training (CPU-only) included."""
+    from lsnf.registry import EVALUATIONS
+
+    work = copy_project(tmp_path)
+    cuda = ["--config", "device=cuda", "resources={gpu_model: h100}"]
+    r = on_slurm(work, TINY, "-n", *cuda, timeout=300)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-4000:]
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    resources: (.*)", log, re.M)
+    asks: dict[str, set[str]] = {}
+    for rule, resources in jobs:
+        gpu = ", ".join(r for r in resources.split(", ") if r.startswith("gpu"))
+        asks.setdefault(rule, set()).add(gpu)
+    gpu_rules = {"train", "train_two_stage", "fid_reference", "fid_floor"}
+    gpu_rules |= {f"eval_{name}" for name in EVALUATIONS}
+    assert {"train_extractor", "prepare_data", "tables"} <= set(asks) and gpu_rules <= set(asks)
+    expected = {rule: {"gpu=1, gpu_model=h100" if rule in gpu_rules else ""} for rule in asks}
+    assert asks == expected
+    assert not _submitted(log)
 
 
 def test_config_error_is_reported_before_any_job_is_submitted(slurm, tmp_path: Path) -> None:

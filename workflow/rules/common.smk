@@ -158,11 +158,12 @@ onerror:
     report_tracking_failures()
 
 
-def job_resources(kind):
+def job_resources(kind, on_device=True):
     """`resources:` of a job of `kind` (train | evaluate): the config's memory and wall time,
-    times Snakemake's attempt (lsnf.plan.scaled_resource), and a GPU for CUDA runs."""
+    times Snakemake's attempt (lsnf.plan.scaled_resource), and a GPU when the job runs its
+    networks on a CUDA `device` (lsnf.plan.gpu_resources; on_device=False: CPU-only work)."""
     scaled = lambda key: lambda wildcards, attempt: plan.scaled_resource(config, kind, key, attempt)
-    gpu = {"gpu": 1 if config["device"].startswith("cuda") else 0} if kind == "train" else {}
+    gpu = plan.gpu_resources(config, on_device)
     return {"mem_mb": scaled("mem_mb"), "runtime": scaled("runtime"), **gpu}
 
 

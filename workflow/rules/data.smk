@@ -19,6 +19,7 @@ rule prepare_data:
         "lsnf prepare-data {params.run_config} {params.sets} --out {output} > {log} 2>&1"
 
 
+# trains on the CPU whatever the device (lsnf.metrics.domain_extractor): never holds a GPU
 rule train_extractor:
     input:
         layout.data_manifest("{data}"),
@@ -30,7 +31,7 @@ rule train_extractor:
         job_benchmark("train_extractor", "{data}")
     threads: config["threads"]["evaluate"]
     resources:
-        **job_resources("evaluate"),
+        **job_resources("evaluate", on_device=False),
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
