@@ -17,9 +17,9 @@ import torch
 
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.errors import MissingFileError, UserError
-from lsnf.hardware import apply_precision
+from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_bytes, sha256
-from lsnf.model import LatentModel, build_model, resolve_device
+from lsnf.model import LatentModel, build_model
 
 __all__ = [
     "FORMAT",
@@ -94,8 +94,7 @@ def load_model(
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": data_root})})
     model = build_model(cfg)
     model.load_state_dict(state["model"])
-    target = resolve_device(device or cfg.device)
-    apply_precision(cfg, target)
+    target = setup_device(cfg, device)
     model = model.to(target).eval()
     return TrainedModel(model, cfg, Path(path), sha256(path), training_summary(state))
 

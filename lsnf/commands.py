@@ -103,30 +103,34 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
 
 def cmd_fid_stats(args: argparse.Namespace) -> None:
     from lsnf.data import load_split
+    from lsnf.hardware import setup_device
     from lsnf.metrics.fid import ExtractorSpec, write_reference_statistics
 
-    data_cfg = config.load_config(args.config, args.set).data
-    data = load_split(data_cfg, args.split).head(args.n)
+    cfg = config.load_config(args.config, args.set)
+    device = setup_device(cfg, args.device)
+    data = load_split(cfg.data, args.split).head(args.n)
     spec = ExtractorSpec.create(args.extractor, args.weights, args.download)
-    write_reference_statistics(data, data_cfg, spec, args.device, args.out)
+    write_reference_statistics(data, cfg.data, spec, str(device), args.out)
 
 
 def cmd_fid_floor(args: argparse.Namespace) -> None:
     from lsnf.evaluate import fid_floor
+    from lsnf.hardware import setup_device
     from lsnf.results import save_outcome
 
-    data_cfg = config.load_config(args.config, args.set).data
+    cfg = config.load_config(args.config, args.set)
+    device = setup_device(cfg, args.device)
     given = {k: getattr(args, k) for k in ("bootstrap", "seed") if getattr(args, k) is not None}
     ev = config.validated(config.EvaluationConfig, given, "fid-floor options")
     outcome = fid_floor(
-        data_cfg,
+        cfg.data,
         ev,
         args.extractor,
         args.weights,
         args.stats,
         args.n,
         args.split,
-        args.device,
+        str(device),
         args.download,
     )
     save_outcome(outcome, args.out, None)

@@ -373,6 +373,11 @@ class RunConfig(_Strict):
     tf32: bool = Field(
         False, description="CUDA only: let fp32 matmuls and convolutions use TF32 (Ampere or newer)"
     )
+    deterministic: bool = Field(
+        False,
+        description="deterministic algorithms only (cuDNN included; CUBLAS_WORKSPACE_CONFIG set): "
+        "bit-reproducible runs on CUDA too, somewhat slower (docs/method.md §6.3)",
+    )
     compile: bool = Field(
         False,
         description="torch.compile the posterior energy of the Langevin steps (CUDA: with CUDA "

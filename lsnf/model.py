@@ -13,7 +13,6 @@ import torch
 from torch import Tensor, nn
 
 from lsnf.config import RunConfig
-from lsnf.errors import UserError
 from lsnf.generators import build_generator
 from lsnf.langevin import LangevinTrace, frozen, langevin, posterior_energy
 from lsnf.noise import RandomSource, standard_normal
@@ -25,18 +24,7 @@ __all__ = [
     "build_model",
     "compile_seconds",
     "infer_posterior",
-    "resolve_device",
 ]
-
-
-def resolve_device(name: str) -> torch.device:
-    """The configured device, or a clear error if it is not available here."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(
-            f"device {name!r} is configured but no CUDA device is visible on this machine; "
-            f"set device: cpu (or --set device=cpu) to run here"
-        )
-    return torch.device(name)
 
 
 class LatentModel(nn.Module):

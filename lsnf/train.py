@@ -36,7 +36,7 @@ from lsnf.checkpoint import load_checkpoint, save_checkpoint
 from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
-from lsnf.hardware import apply_precision
+from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
 from lsnf.langevin import masked_sq_error
 from lsnf.model import (
@@ -44,7 +44,6 @@ from lsnf.model import (
     build_model,
     compile_seconds,
     infer_posterior,
-    resolve_device,
 )
 from lsnf.pixels import to_model_scale
 
@@ -62,7 +61,15 @@ __all__ = [
 TIMING_KEYS = ("seconds", "images_per_s", "compile_s")
 
 # Keys that may differ between a checkpoint and the config that resumes it.
-_RESUMABLE_CHANGES = {("train", "epochs"), ("train", "progress"), ("device",), ("compile",)}
+# (device: the noise generator is re-seeded when its type changes; deterministic and compile change
+# how, not what, is computed)
+_RESUMABLE_CHANGES = {
+    ("train", "epochs"),
+    ("train", "progress"),
+    ("device",),
+    ("compile",),
+    ("deterministic",),
+}
 
 
 class NonFiniteError(UserError, FloatingPointError):
@@ -119,6 +126,17 @@ def _epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
+def reseeded_noise_seed(seed: int, epoch: int) -> int:
+    """Seed of the Langevin noise generator of a run resumed after ``epoch`` epochs on another
+    device type than the checkpoint's (docs/method.md §6.3): a CPU generator's state (5,056
+    bytes) cannot be set on a CUDA one (16 bytes) or back, so the stream restarts from this pure
+    function of (seed, epoch), unrelated to the run's other streams."""
+    import numpy as np
+
+    state = np.random.SeedSequence([seed % 2**64, epoch, 0x5EED]).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(1))  # a non-negative int64
+
+
 def _without_timings(stats: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in stats.items() if k not in TIMING_KEYS}
 
@@ -163,8 +181,7 @@ class Trainer:
                 "`lsnf fit-two-stage CONFIG --from ABP/model.pt` (docs/method.md §6.6)"
             )
         self.run_dir = Path(self.run_dir)
-        self.device = resolve_device(self.cfg.device)
-        apply_precision(self.cfg, self.device)
+        self.device = setup_device(self.cfg)
         self.data = load_split(self.cfg.data, "train")
         check_data_shape(self.cfg, self.data)
         # learning from incomplete data (docs/method.md §6.2): hidden pixels are erased at load, and
@@ -189,6 +206,7 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.history: list[dict[str, float]] = []  # validation point 0, then one row per epoch
         self.validator = None
+        self.reseeded = False  # the noise generator was re-seeded on resume (§6.3)
         if t.validate_every > 0:
             from lsnf.validation import Validator
 
@@ -207,6 +225,7 @@ class Trainer:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "rng": self.rng.get_state(),
+            "rng_device": self.device.type,
             "history": [_without_timings(h) for h in self.history],
             "data": self.data.meta,
         }
@@ -237,8 +256,21 @@ class Trainer:
             opt.load_state_dict(s)
         for sched, s in zip(self.schedulers, state["schedulers"], strict=True):
             sched.load_state_dict(s)
-        self.rng.set_state(state["rng"].cpu())
         self.epoch = int(state["epoch"])
+        saved = state["rng"].cpu()
+        if saved.numel() == self.rng.get_state().numel():
+            self.rng.set_state(saved)
+        else:  # another device type's generator: re-seeded, and recorded (§6.3)
+            self.rng.manual_seed(reseeded_noise_seed(self.cfg.seed, self.epoch))
+            self.reseeded = True
+            made_on = state.get("rng_device", f"another device's ({saved.numel()} bytes)")
+            print(
+                f"[lsnf] {self.checkpoint_path}: its Langevin noise generator is {made_on}, "
+                f"this run is on {self.device}: the noise continues from a new stream seeded "
+                f"by (seed, epoch) = ({self.cfg.seed}, {self.epoch}); epoch {self.epoch + 1} "
+                f"records rng_reseeded: 1 in {layout.METRICS}",
+                file=sys.stderr,
+            )
         self.history = _with_timings(list(state["history"]), self.run_dir / layout.METRICS)
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
 
@@ -376,6 +408,9 @@ class Trainer:
             for sched in self.schedulers:
                 sched.step()  # lr x lr_decay per epoch
             self.epoch += 1
+            if self.reseeded:  # the first epoch after a resume on another device type
+                stats["rng_reseeded"] = 1.0
+                self.reseeded = False
             if self._validates(self.epoch):
                 self._validate(stats)
             if self.cfg.compile and (compiling := compile_seconds()) is not None:

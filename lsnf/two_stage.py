@@ -34,8 +34,9 @@ from lsnf.config import RunConfig, config_from_dict
 from lsnf.convergence import FAILED, FLOW_FIT, NOT_CONVERGED, curve_text, judge_curve
 from lsnf.data import load_split
 from lsnf.errors import UserError
+from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
-from lsnf.model import LatentModel, build_model, infer_posterior, resolve_device
+from lsnf.model import LatentModel, build_model, infer_posterior
 from lsnf.pixels import to_model_scale
 
 __all__ = ["fit_two_stage", "infer_latents"]
@@ -92,7 +93,7 @@ def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) 
     _check_source(cfg, source, source_path)
     if cfg.data.corruption is not None:
         raise UserError("2s-ABP needs complete training images (data.corruption: null)")
-    device = resolve_device(cfg.device)
+    device = setup_device(cfg)
     start = time.perf_counter()
 
     abp = build_model(source)

@@ -101,3 +101,61 @@ def test_bf16_langevin_casts_the_frozen_weights_once_with_the_same_values(make_c
         assert _dispatched_ops(lambda: decode(z)) < per_call
     fp32 = build_model(cfg).train()
     assert fp32.frozen_decode() == fp32.decode  # nothing to cast in fp32
+
+
+def test_a_cuda_ordinal_the_allocation_lacks_is_refused_naming_the_visible_devices(
+    make_config, tmp_path, monkeypatch
+) -> None:
+    """A SLURM allocation of one GPU shows it as cuda:0: a configured cuda:1 stops training
+    before anything is loaded, naming what is visible (CUDA simulated: this machine has none)."""
+    from lsnf.errors import UserError
+    from lsnf.train import Trainer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H100")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with pytest.raises(UserError) as err:
+        Trainer(make_config(**MNIST_TINY, device="cuda:1"), tmp_path)
+    message = str(err.value)
+    assert "'cuda:1'" in message and "cuda:0 (NVIDIA H100)" in message
+    assert "CUDA_VISIBLE_DEVICES=3" in message and "N below 1" in message
+    assert not any(tmp_path.iterdir())  # nothing written
+    assert hardware.resolve_device("cuda:0") == torch.device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="no CUDA device is visible.*device: cpu"):
+        hardware.resolve_device("cuda")
+
+
+def test_deterministic_sets_up_deterministic_algorithms_and_trains_the_same_model(
+    make_config, tmp_path, monkeypatch
+) -> None:
+    """deterministic: true switches torch to deterministic algorithms (cuDNN's too) with cuBLAS's
+    workspace set, for every command through hardware.setup_device; on a CPU the model equals
+    the default run's, bit for bit; false switches it off again."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        exact = fit(make_config(**MNIST_TINY, deterministic=True), tmp_path / "det")
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark
+        assert hardware.os.environ["CUBLAS_WORKSPACE_CONFIG"] == hardware.CUBLAS_WORKSPACE
+        default = fit(make_config(**MNIST_TINY), tmp_path / "default")
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert not torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    a, b = exact.state_dict(), default.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fid_features_are_computed_without_tf32_whatever_the_model_says() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        with hardware.exact_fp32():
+            assert not torch.backends.cuda.matmul.allow_tf32
+            assert not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = True  # torch's defaults

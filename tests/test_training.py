@@ -72,6 +72,38 @@ def test_resume_after_interruption_equals_uninterrupted_run(make_config, tmp_pat
     assert [h["epoch"] for h in hist] == [0, 1, 2, 3]
 
 
+def test_a_checkpoint_from_another_device_type_resumes_with_a_reseeded_noise_stream(
+    make_config, tmp_path, capsys
+):
+    """A CUDA generator's state (16 bytes) cannot be set on a CPU generator (5,056 bytes): the
+    run continues, its noise generator re-seeded from (seed, epoch), says so, and records it in
+    metrics.jsonl; two such resumes give the same model (docs/method.md §6.3)."""
+    from lsnf.train import reseeded_noise_seed
+
+    cfg = make_config(train={"epochs": 2})
+    models = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        fit(make_config(train={"epochs": 1}), run)
+        ckpt = run / CHECKPOINT_NAME
+        state = load_checkpoint(ckpt)
+        assert state["rng_device"] == "cpu" and state["rng"].numel() > 16
+        # as a checkpoint written on CUDA: Philox seed and offset, 16 bytes
+        state["rng"] = torch.zeros(16, dtype=torch.uint8)
+        state["rng_device"] = "cuda"
+        torch.save(state, ckpt)
+        capsys.readouterr()
+        models.append(fit(cfg, run))
+        err = capsys.readouterr().err
+        assert "Langevin noise generator is cuda" in err and "(seed, epoch) = (0, 1)" in err
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r.get("rng_reseeded") for r in rows if r["epoch"] > 0] == [None, 1.0]
+    a, b = (m.state_dict() for m in models)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert reseeded_noise_seed(0, 1) != reseeded_noise_seed(0, 2) != reseeded_noise_seed(1, 1)
+    assert all(0 <= reseeded_noise_seed(s, e) < 2**63 for s in (0, 2**40) for e in (0, 99))
+
+
 def test_resume_with_another_config_is_refused(make_config, tmp_path):
     fit(make_config(train={"epochs": 1}), tmp_path)
     with pytest.raises(ValueError, match="model.latent_dim"):

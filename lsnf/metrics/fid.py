@@ -17,6 +17,7 @@ Features, statistics and the Fréchet distance are torch-fidelity's own function
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,11 +186,17 @@ def extract_features(
     """Features (N, F) of uint8 images (N, C, H, W) with torch-fidelity's extractor loop."""
     from torch_fidelity.utils import get_featuresdict_from_dataset
 
+    from lsnf.hardware import exact_fp32
+
     cuda = device.startswith("cuda")
-    extractor = _extractor(spec, cuda)
-    feats = get_featuresdict_from_dataset(
-        _UInt8Images(images_u8), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False
-    )
+    # torch-fidelity moves to the current CUDA device (`.cuda()`): make it `device`'s; and the
+    # features in exact fp32 whatever the model's tf32, so every FID is computed alike
+    on_device = torch.cuda.device(torch.device(device)) if cuda else nullcontext()
+    with on_device, exact_fp32():
+        extractor = _extractor(spec, cuda)
+        feats = get_featuresdict_from_dataset(
+            _UInt8Images(images_u8), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False
+        )
     return feats[spec.layer]
 
 

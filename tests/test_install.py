@@ -1,0 +1,56 @@
+"""`.ci/setup-venv --torch BUILD` (README "Installing on a cluster"): which torch build each
+option installs. The CUDA 12 and CPU builds come from download.pytorch.org, which these machines
+cannot reach, so the test checks the install command (``--print-torch``), not the download."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = "torch==2.14.1 torchvision==0.29.1"
+
+
+def setup_venv(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LSNF_TORCH")}
+    return subprocess.run(
+        ["bash", str(ROOT / ".ci" / "setup-venv"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environ, **env},
+    )
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the builds are x86_64's")
+@pytest.mark.parametrize(
+    "args, env, index",
+    [
+        ((), {}, None),  # today's default: PyPI's CUDA 13 build
+        (("--torch", "cu13"), {}, None),
+        (("--torch", "cu12"), {}, "https://download.pytorch.org/whl/cu128"),
+        (("--torch=cpu",), {}, "https://download.pytorch.org/whl/cpu"),
+        ((), {"LSNF_TORCH": "cpu"}, "https://download.pytorch.org/whl/cpu"),
+        (
+            ("--torch", "cu12"),
+            {"LSNF_TORCH_INDEX": "https://download.pytorch.org/whl/cu126"},
+            "https://download.pytorch.org/whl/cu126",
+        ),
+    ],
+)
+def test_each_torch_build_installs_the_same_release_from_its_index(args, env, index) -> None:
+    r = setup_venv(*args, "--print-torch", **env)
+    assert r.returncode == 0, r.stderr
+    expected = f"pip install --index-url {index} {PAIR}" if index else f"pip install {PAIR}"
+    assert r.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("args", [("--torch", "cu11"), ("--torhc", "cpu")])
+def test_an_unknown_build_or_option_is_refused_naming_the_choices(args) -> None:
+    r = setup_venv(*args, "--print-torch")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "cu13" in r.stderr and "cu12" in r.stderr and "cpu" in r.stderr
