@@ -72,20 +72,33 @@ assert tuple(DTYPES) == PRECISIONS, "a dtype per precision of lsnf.config"
 
 
 def interleaved_min(
-    fns: list[Callable[[], object]], blocks: int, burn_in: bool = True
+    fns: list[Callable[[], object]],
+    blocks: int,
+    burn_in: bool = True,
+    sync: Callable[[], object] | None = None,
 ) -> list[float]:
     """Time several functions in alternation, block after block (the same conditions for
-    all); the minimum per function."""
+    all); the minimum per function. ``sync`` (e.g. ``torch.cuda.synchronize``) runs before
+    each clock read, so queued GPU work is timed where it was queued."""
+    wait = sync or (lambda: None)
     if burn_in:
         for fn in fns:
             fn()
     best = [float("inf")] * len(fns)
     for _ in range(blocks):
         for i, fn in enumerate(fns):
+            wait()
             t = time.perf_counter()
             fn()
+            wait()
             best[i] = min(best[i], time.perf_counter() - t)
     return best
+
+
+def device_sync(device: torch.device) -> Callable[[], object] | None:
+    """What makes a clock read after queued work on ``device`` honest: CUDA's synchronize (its
+    kernels run asynchronously), nothing on a CPU."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def _flops(fn: Callable[[], object]) -> int:
@@ -97,14 +110,17 @@ def _flops(fn: Callable[[], object]) -> int:
 
 
 @contextlib.contextmanager
-def _autocast(precision: str) -> Iterator[None]:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+def _autocast(precision: str, device_type: str) -> Iterator[None]:
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         yield
 
 
-def _gemm_fn(precision: str, n: int = 2048) -> tuple[Callable[[], object], float]:
-    """An n x n x n matrix multiply in ``precision`` and its FLOPs (the hardware's best case)."""
-    a, b = (torch.randn(n, n, dtype=DTYPES[precision]) for _ in range(2))
+def _gemm_fn(
+    precision: str, device: torch.device, n: int = 2048
+) -> tuple[Callable[[], object], float]:
+    """An n x n x n matrix multiply in ``precision`` and its FLOPs (the hardware's best case;
+    on a GPU 2048^3 may not fill it, so the ceiling is the best of this and the layers)."""
+    a, b = (torch.randn(n, n, dtype=DTYPES[precision], device=device) for _ in range(2))
     return (lambda: a @ b), 2.0 * n**3
 
 
@@ -131,17 +147,18 @@ def layer_fns(model: LatentModel, z: Tensor, precision: str) -> list[Callable[[]
     step's shapes in ``precision``: its forward, and its forward with the input-gradient (what
     a Langevin step runs of it). Call them with the layers frozen."""
     fns: list[Callable[[], object]] = []
+    kind = z.device.type
     for layer, inp in _layer_inputs(model, z):
         x = inp.clone().requires_grad_(True)
-        with _autocast(precision), torch.no_grad():
+        with _autocast(precision, kind), torch.no_grad():
             upstream = torch.ones_like(layer(x))  # made once, outside the timed calls
 
         def forward(layer: nn.Module = layer, x: Tensor = x) -> None:
-            with _autocast(precision), torch.no_grad():
+            with _autocast(precision, kind), torch.no_grad():
                 layer(x)
 
         def input_grad(layer: nn.Module = layer, x: Tensor = x, up: Tensor = upstream) -> None:
-            with _autocast(precision):
+            with _autocast(precision, kind):
                 out = layer(x)
             x.grad = None  # backward(), not autograd.grad(): FlopCounterMode must see it
             out.backward(up)
@@ -238,29 +255,35 @@ def bench_shape(
     batch_size: int,
     blocks: int,
     steps_per_block: int,
+    device: torch.device | None = None,
 ) -> list[dict[str, float]]:
-    """One shape in every precision: step and iteration times, ours over the straightforward
-    form, the step's FLOPs, each precision's ceiling, and the layers-only bound.
+    """One shape in every precision, on ``device`` (default CPU): step and iteration times,
+    ours over the straightforward form, the step's FLOPs, each precision's ceiling, and the
+    layers-only bound.
 
     Everything is timed interleaved, block after block, each keeping its minimum: the step of
     every precision, the research form, the GEMM and every layer alone (then the learning
     iterations, likewise). A shared machine's speed drifts by tens of percent within a minute;
     a ceiling or an fp32 step timed at another moment would skew the ratios.
     """
+    device = device or torch.device("cpu")
+    sync = device_sync(device)
     shape = dict(PAPER_SHAPES[name])
     k = int(shape.pop("K"))
     g = torch.Generator().manual_seed(0)
     c, sz = int(shape["channels"]), int(shape["image_size"])
-    x = torch.rand(batch_size, c, sz, sz, generator=g) * 2 - 1  # (B, C, H, W)
-    z0 = torch.randn(batch_size, int(shape["latent_dim"]), generator=g)  # (B, d)
-    rng = torch.Generator().manual_seed(1)
-    models = [build_model(_shape_config(shape, p)).train() for p in precisions]  # same seed
+    x = (torch.rand(batch_size, c, sz, sz, generator=g) * 2 - 1).to(device)  # (B, C, H, W)
+    z0 = torch.randn(batch_size, int(shape["latent_dim"]), generator=g).to(device)  # (B, d)
+    rng = torch.Generator(device).manual_seed(1)
+    models = [  # the same seed, so the same parameters in every precision
+        build_model(_shape_config(shape, p)).to(device).train() for p in precisions
+    ]
 
     groups: list[list[Callable[[], object]]] = []  # per precision: ours, research, GEMM, layers
     work: list[list[float]] = []  # per precision: FLOPs of the GEMM and of each layer function
     for model, precision in zip(models, precisions, strict=True):
         research = research_copy(model)
-        gemm, gemm_flops = _gemm_fn(precision)
+        gemm, gemm_flops = _gemm_fn(precision, device)
         layers = layer_fns(model, z0, precision)
         with frozen(model):
             work.append([gemm_flops, *(_flops(fn) for fn in layers)])
@@ -273,7 +296,7 @@ def bench_shape(
             ]
         )
     with frozen(*models):
-        times = iter(interleaved_min([fn for group in groups for fn in group], blocks))
+        times = iter(interleaved_min([fn for group in groups for fn in group], blocks, sync=sync))
     iterations = []
     for model in models:
         opt_g = torch.optim.Adam(model.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
@@ -281,7 +304,7 @@ def bench_shape(
         iterations.append(
             lambda m=model, og=opt_g, op=opt_p: learning_iteration(m, x, og, op, k, 0.1, rng)
         )
-    t_iters = interleaved_min(iterations, blocks=2, burn_in=False)  # warm; K steps each
+    t_iters = interleaved_min(iterations, blocks=2, burn_in=False, sync=sync)  # warm; K steps
     step_flops = _step_flops(models[0], x, z0)  # the same work in every precision
 
     rows = []
@@ -309,10 +332,18 @@ def bench_shape(
     return rows
 
 
-def _print_machine() -> None:
+def _print_machine(device: torch.device) -> None:
     from lsnf.hardware import describe
 
     m = describe()
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        print(
+            f"device: {device} = {props.name}, {props.total_memory / 2**30:.0f} GiB, "
+            f"{props.multi_processor_count} SMs, compute capability {props.major}.{props.minor}; "
+            f"torch CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}; "
+            f"timed with torch.cuda.synchronize around each call"
+        )
     flags = " ".join(f"{f}{'+' if on else '-'}" for f, on in m["flags"].items())
     print(f"machine: {m['cpu']}; {flags}; native bf16: {'yes' if m['native_bf16'] else 'NO'}")
     print(
@@ -328,13 +359,17 @@ def run_bench(
     blocks: int,
     steps_per_block: int,
     precisions: tuple[str, ...] = PRECISIONS,
+    device: str = "cpu",
 ) -> list[dict[str, float]]:
-    """Run and print the benchmark for each named shape and precision; return the raw figures
-    (torch's thread count is the caller's: ``lsnf --threads N bench``)."""
+    """Run and print the benchmark for each named shape and precision on ``device``; return the
+    raw figures (torch's thread count is the caller's: ``lsnf --threads N bench``)."""
+    from lsnf.hardware import resolve_device
+
     unknown = [s for s in shapes if s not in PAPER_SHAPES]
     if unknown:
         raise UserError(f"unknown shapes {unknown}; choose from {sorted(PAPER_SHAPES)}")
-    _print_machine()
+    target = resolve_device(device)
+    _print_machine(target)
     _print_ops(shapes, batch_size)
     print(
         f"batch {batch_size}, burn-in 1 block, min over {blocks} interleaved blocks of "
@@ -352,7 +387,7 @@ def run_bench(
     print(f"{'shape':9} {'prec':4} " + " ".join(f"{c:>12}" for c in cols) + f" {'vs fp32':>8}")
     rows = []
     for name in shapes:
-        shape_rows = bench_shape(name, precisions, batch_size, blocks, steps_per_block)
+        shape_rows = bench_shape(name, precisions, batch_size, blocks, steps_per_block, target)
         fp32_step = next((r["step_s"] for r in shape_rows if r["precision"] == "fp32"), None)
         for r in shape_rows:
             r["speedup"] = fp32_step / r["step_s"] if fp32_step else float("nan")

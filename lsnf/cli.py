@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--blocks", type=int, default=10, help="interleaved timed blocks (min kept)")
     p.add_argument("--steps-per-block", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (CUDA: synchronised)")
     return parser
 
 

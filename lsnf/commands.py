@@ -251,5 +251,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if not set(precisions) <= set(config.PRECISIONS):
         raise UserError(f"--precisions: choose from {', '.join(config.PRECISIONS)}")
     run_bench(
-        args.shapes.split(","), args.batch_size, args.blocks, args.steps_per_block, precisions
+        args.shapes.split(","),
+        args.batch_size,
+        args.blocks,
+        args.steps_per_block,
+        precisions,
+        args.device,
     )

@@ -201,3 +201,15 @@ def test_benchmark_runs_and_reports_every_figure(capsys) -> None:
         assert row["ceiling"] == max(row["gemm"], row["layer_ceiling"])
         assert 0 < row["layers_flops"] < row["flops"]  # the step also runs the flow prior
     assert rows[0]["flops"] == rows[1]["flops"]  # the same work in either precision
+
+
+def test_benchmark_timing_synchronises_around_every_timed_call() -> None:
+    """On CUDA the kernels run after the call returns: lsnf bench waits for them (sync) before
+    each clock read, and never inside the burn-in."""
+    from lsnf.bench import device_sync, interleaved_min
+
+    calls: list[str] = []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b")]
+    interleaved_min(fns, blocks=2, burn_in=True, sync=lambda: calls.append("|"))
+    assert calls == ["a", "b"] + ["|", "a", "|", "|", "b", "|"] * 2
+    assert device_sync(torch.device("cpu")) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,22 @@ def test_an_unknown_build_or_option_is_refused_naming_the_choices(args) -> None:
     r = setup_venv(*args, "--print-torch")
     assert r.returncode == 2 and r.stdout == ""
     assert "cu13" in r.stderr and "cu12" in r.stderr and "cpu" in r.stderr
+
+
+def test_gpu_check_names_the_modules_a_bare_python_lacks(tmp_path: Path) -> None:
+    """`.ci/gpu-check` on a Python without lsnf's needs and with no wheelhouse: one line naming
+    what is missing and how to add it, exit 2, nothing run and no figures file written."""
+    bare = tmp_path / "python"  # this interpreter without its site-packages
+    bare.write_text(f'#!/bin/sh\nexec {os.path.realpath(sys.executable)} -S "$@"\n')
+    bare.chmod(0o755)
+    out = tmp_path / "figures.md"
+    r = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "gpu-check"), "--device", "cpu", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHON": str(bare), "LSNF_WHEELHOUSE": str(tmp_path / "none")},
+    )
+    assert r.returncode == 2, r.stderr
+    assert "lacks: torch" in r.stderr and "gpu-wheelhouse --add" in r.stderr
+    assert not out.exists()
