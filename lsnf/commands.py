@@ -101,6 +101,13 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
     atomic_write_json(args.out, manifest(config.load_config(args.config, args.set).data))
 
 
+def cmd_export_folder(args: argparse.Namespace) -> None:
+    from lsnf.folder_export import write_folder
+
+    counts = write_folder(config.load_config(args.config, args.set).data, args.out, args.n)
+    print(f"{args.out}: " + ", ".join(f"{n} {split} images" for split, n in counts.items()))
+
+
 def cmd_fid_stats(args: argparse.Namespace) -> None:
     from lsnf.data import load_split
     from lsnf.hardware import setup_device

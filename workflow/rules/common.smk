@@ -16,12 +16,8 @@ from lsnf.tables import table_names
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 EXPERIMENTS = plan.enabled_experiments(config)
-for _name, _exp in EXPERIMENTS.items():  # 2s-ABP fits latents of complete images (§6.6)
-    if TWO_STAGE in _exp["priors"] and _exp["task"] == "recovery":
-        raise ValueError(
-            f"experiments.{_name}.priors: {TWO_STAGE} needs complete training images; a "
-            f"recovery experiment learns from corrupted ones"
-        )
+for _name in EXPERIMENTS:
+    plan.check_experiment(config, _name)
 for _pair in config["versus"]:  # fail before any job, naming the key
     _bad = [e for e in _pair if e not in EXPERIMENTS]
     if _bad or EXPERIMENTS[_pair[0]]["task"] != EXPERIMENTS[_pair[1]]["task"]:
