@@ -12,6 +12,8 @@ local statistics are taken over hidden pixels only (:func:`hole_ssim`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
 
@@ -20,7 +22,7 @@ from lsnf.model import LatentModel, infer_posterior
 from lsnf.noise import ExampleNoise
 from lsnf.pixels import to_model_scale, to_unit_interval
 
-__all__ = ["complete", "evaluate_completion", "hole_metrics", "psnr"]
+__all__ = ["complete", "completion_batches", "evaluate_completion", "hole_metrics", "psnr"]
 
 
 def psnr(mse: Tensor) -> Tensor:
@@ -120,6 +122,27 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
     return {"mse": mse, "psnr": psnr(mse), "ssim": hole_ssim(a, b, hidden)}
 
 
+def completion_batches(
+    model: LatentModel,
+    images_u8: Tensor,
+    masks: Tensor,
+    n_completions: int,
+    settings: InferenceSettings,
+    init: str = "prior",
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """:func:`complete` over uint8 images (N, C, H, W) and masks (N, 1, H, W) in batches of
+    ``settings.batch_size``: yields x (B, C, H, W) in [-1, 1], its mask and its completions
+    (K, B, C, H, W); each image's draws are its own (docs/method.md §5.3)."""
+    device = settings.prepare(model)
+    n = images_u8.shape[0]
+    for start in range(0, n, settings.batch_size):
+        stop = min(start + settings.batch_size, n)
+        x = to_model_scale(images_u8[start:stop]).to(device)  # (B, C, H, W)
+        m = masks[start:stop].to(device)  # (B, 1, H, W)
+        rng = settings.streams(start, stop, device)  # each image's completions' own draws
+        yield x, m, complete(model, x, m, n_completions, settings, rng, init)
+
+
 def evaluate_completion(
     model: LatentModel,
     images_u8: Tensor,
@@ -136,16 +159,9 @@ def evaluate_completion(
     Returns (means over images and completions, completions (K, B, C, H, W) of the first batch,
     per-example values ``{"mse" | "psnr" | "ssim": (N, K)}``).
     """
-    device = settings.prepare(model)
     per_batch: dict[str, list[Tensor]] = {"mse": [], "psnr": [], "ssim": []}
     first = None
-    n = images_u8.shape[0]
-    for start in range(0, n, settings.batch_size):
-        stop = min(start + settings.batch_size, n)
-        x = to_model_scale(images_u8[start:stop]).to(device)  # (B, C, H, W)
-        m = masks[start:stop].to(device)  # (B, 1, H, W)
-        rng = settings.streams(start, stop, device)  # each image's completions' own draws
-        comps = complete(model, x, m, n_completions, settings, rng, init)
+    for x, m, comps in completion_batches(model, images_u8, masks, n_completions, settings, init):
         values = [hole_metrics(x, comps[k], m) for k in range(comps.shape[0])]
         for key in per_batch:
             per_batch[key].append(torch.stack([v[key] for v in values], dim=1))  # (B, K)
