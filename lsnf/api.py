@@ -21,7 +21,7 @@ from lsnf.config import EvaluationConfig, RunConfig
 from lsnf.errors import UserError
 from lsnf.metrics.inference import InferenceSettings, anomaly_scores, infer_split
 from lsnf.metrics.inpainting import completion_batches
-from lsnf.pixels import to_unit_interval
+from lsnf.pixels import from_unit_interval, to_uint8, to_unit_interval
 
 __all__ = ["Model", "load"]
 
@@ -44,7 +44,7 @@ def _as_uint8(images: Tensor, shape: tuple[int, int, int]) -> Tensor:
             f"float images span [{float(images.min()):.3g}, {float(images.max()):.3g}]; "
             f"give them in [0, 1] (or as uint8)"
         )
-    return (images.detach().float().cpu() * 255).round().to(torch.uint8)
+    return to_uint8(from_unit_interval(images))
 
 
 class Model:
@@ -65,6 +65,11 @@ class Model:
         return self.trained.device
 
     @property
+    def prior(self) -> str:
+        """flow (LFBM or 2s-ABP), gaussian (ABP) or ebm (LEBM)."""
+        return self.config.prior.kind
+
+    @property
     def latent_dim(self) -> int:
         return self.network.latent_dim
 
@@ -74,7 +79,7 @@ class Model:
         m = self.config.model
         return (m.channels, m.image_size, m.image_size)
 
-    def _settings(self, steps: int | None, seed: int) -> InferenceSettings:
+    def inference_settings(self, steps: int | None = None, seed: int = 0) -> InferenceSettings:
         """Test-time inference as ``lsnf eval`` runs it: K_test noise-free steps of the run
         config unless ``steps``; each image's z0 from its own stream of ``seed`` (§5.3)."""
         ev = EvaluationConfig(test_steps=steps, seed=seed)
@@ -98,14 +103,14 @@ class Model:
         """Posterior inference (docs/method.md §5.3): ``z*`` (N, d) after ``steps`` noise-free
         Langevin steps (default: the run config's K_test) from N(0, I), on the CPU."""
         x = _as_uint8(images, self.image_shape)
-        batches = infer_split(self.network, x, settings := self._settings(steps, seed))
+        batches = infer_split(self.network, x, settings := self.inference_settings(steps, seed))
         return torch.cat([zs[settings.steps].detach().cpu() for _, zs in batches])  # (N, d)
 
     def score(self, images: Tensor, steps: int | None = None, seed: int = 0) -> Tensor:
         """The anomaly score ``S(x)`` (N,), higher = more anomalous (docs/method.md eq. 7.2):
         what ``lsnf eval anomaly`` scores, with the same inference settings and seed."""
         x = _as_uint8(images, self.image_shape)
-        return anomaly_scores(self.network, x, self._settings(steps, seed))
+        return anomaly_scores(self.network, x, self.inference_settings(steps, seed))
 
     def complete(
         self,
@@ -121,7 +126,7 @@ class Model:
         ``g(z*)``."""
         x = _as_uint8(images, self.image_shape)
         m = mask.float().cpu().expand(x.shape[0], 1, *x.shape[2:])  # (N, 1, H, W)
-        settings = self._settings(steps, seed)
+        settings = self.inference_settings(steps, seed)
         parts = [c.cpu() for _, _, c in completion_batches(self.network, x, m, n, settings)]
         return to_unit_interval(torch.cat(parts, dim=1))  # (n, N, C, H, W)
 

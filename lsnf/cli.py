@@ -23,7 +23,11 @@ from lsnf.commands import (
     cmd_fid_stats,
     cmd_fid_weights,
     cmd_fit_two_stage,
+    cmd_inpaint,
     cmd_prepare_data,
+    cmd_reconstruct,
+    cmd_sample,
+    cmd_score,
     cmd_show_config,
     cmd_tables,
     cmd_track,
@@ -73,6 +77,48 @@ def _extractor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extractor", required=True, help="inception-v3-compat | lsnf-domain-cnn")
     p.add_argument("--weights", help="extractor weights file")
     p.add_argument("--download", action="store_true", help="let torch-fidelity download")
+
+
+def _model_commands(command: Any) -> None:
+    """score, sample, reconstruct, inpaint: a trained model on new images (lsnf.apply)."""
+    images = "an image, a folder of PNG/JPEG images or an .npz (docs/protocols.md §10)"
+
+    def common(p: argparse.ArgumentParser, takes_images: bool = True) -> None:
+        p.add_argument("model", help="a model.pt that lsnf train wrote")
+        if takes_images:
+            p.add_argument("images", help=images)
+            p.add_argument(
+                "--resize",
+                default="none",
+                choices=["none", "center_crop", "stretch"],
+                help="to the model's image size (default: images must have it)",
+            )
+            p.add_argument("--steps", type=int, help="K_test (default: the run config's)")
+        p.add_argument("--seed", type=int, default=0, help="seed of z0 / samples (default 0)")
+        p.add_argument("--device", help="cpu, cuda or cuda:N (default: the run config's)")
+
+    p = command(
+        "score",
+        cmd_score,
+        "per-image anomaly score S(x) and reconstruction error of new images (as eval anomaly)",
+    )
+    common(p)
+    p.add_argument("--out", required=True, help="Parquet file (file, score, mse; settings)")
+    p = command("sample", cmd_sample, "ancestral samples of a trained model")
+    common(p, takes_images=False)
+    p.add_argument("-n", type=int, required=True, help="how many")
+    p.add_argument("--out", required=True, help="grid.png, or a new folder (one PNG each)")
+    p = command("reconstruct", cmd_reconstruct, "g(z*) of new images (test-time inference)")
+    common(p)
+    p.add_argument("--out", required=True, help="grid.png (beside originals), or a new folder")
+    p = command("inpaint", cmd_inpaint, "fill the hidden pixels of new images (as eval inpainting)")
+    common(p)
+    p.add_argument(
+        "--mask", required=True, help="a mask tag (center, sp50, sq16: docs/method.md §7.5) or "
+        "a PNG of the image size, white = observed"
+    )  # fmt: skip
+    p.add_argument("--completions", type=int, default=1, help="completions per image")
+    p.add_argument("--out", required=True, help="grid.png (rows), or a new folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p = command("prepare-data", cmd_prepare_data, "load (download if configured), check data")
     _config_options(p, out="manifest JSON to write")
+    _model_commands(command)
     p = command(
         "export-folder",
         cmd_export_folder,

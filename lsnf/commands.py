@@ -108,6 +108,58 @@ def cmd_export_folder(args: argparse.Namespace) -> None:
     print(f"{args.out}: " + ", ".join(f"{n} {split} images" for split, n in counts.items()))
 
 
+def cmd_score(args: argparse.Namespace) -> None:
+    from lsnf.api import load
+    from lsnf.apply import score_images, write_scores
+
+    table, meta = score_images(
+        load(args.model, args.device), args.images, args.steps, args.seed, args.resize
+    )
+    write_scores(table, meta, args.out)
+    print(f"[lsnf] {len(table)} images scored (K_test={meta['inference']['steps']}): {args.out}")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from lsnf.api import load
+    from lsnf.apply import write_images
+
+    images = load(args.model, args.device).sample(args.n, args.seed)  # (n, C, H, W)
+    write_images(images, [f"{i:06d}" for i in range(args.n)], args.out)
+    print(f"[lsnf] {args.n} samples: {args.out}")
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from lsnf.api import load
+    from lsnf.apply import images_for, reconstruction_grid, write_images
+
+    model = load(args.model, args.device)
+    names, images = images_for(model, args.images, args.resize)
+    rebuilt = model.reconstruct(images, args.steps, args.seed)  # (N, C, H, W) in [0, 1]
+    if args.out.endswith(".png"):  # originals beside reconstructions
+        write_images(reconstruction_grid(images, rebuilt), [], args.out, nrow=10)
+    else:
+        write_images(rebuilt, names, args.out)
+    print(f"[lsnf] {len(names)} reconstructions: {args.out}")
+
+
+def cmd_inpaint(args: argparse.Namespace) -> None:
+    from lsnf.api import load
+    from lsnf.apply import completion_grid, images_for, load_mask, write_images
+
+    model = load(args.model, args.device)
+    names, images = images_for(model, args.images, args.resize)
+    masks = load_mask(args.mask, model.image_shape, len(names))  # (N, 1, H, W)
+    filled = model.complete(images, masks, args.completions, args.steps, args.seed)
+    if args.out.endswith(".png"):  # original | masked | completions, a row per image
+        rows = completion_grid(images, masks, filled)
+        write_images(rows, [], args.out, nrow=2 + args.completions)
+    else:
+        k = args.completions
+        out_names = [f"{n.rsplit('.', 1)[0]}-c{j}" for j in range(k) for n in names]
+        write_images(filled.flatten(0, 1), out_names, args.out)
+    print(f"[lsnf] {len(names)} images x {args.completions} completions: {args.out}")
+
+
 def cmd_fid_stats(args: argparse.Namespace) -> None:
     from lsnf.data import load_split
     from lsnf.hardware import setup_device

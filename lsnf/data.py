@@ -261,10 +261,7 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
                 "test": _shuffled_test(*pools["test"], cfg.split_seed),
             }
         x, y = parts[part]
-        meta.update(
-            anomalous="the folder's anomalous images",
-            labels="is_anomaly" if split == "test" else "class",
-        )
+        meta.update(anomalous="the folder's anomalous images", labels="is_anomaly")
     elif cfg.protocol == "anomaly":
         images = torch.cat([p[0] for p in pools.values()])
         labels = torch.cat([p[1] for p in pools.values()])

@@ -35,7 +35,7 @@ from torch import Tensor
 from lsnf.config import DataConfig, FolderConfig
 from lsnf.errors import MissingFileError, UserError
 
-__all__ = ["ANOMALOUS", "IMAGE_SUFFIXES", "folder_files", "load_folder"]
+__all__ = ["ANOMALOUS", "IMAGE_SUFFIXES", "folder_files", "load_folder", "read_images"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ANOMALOUS = 1  # the label of an anomalous image in the pools (0: normal)
@@ -121,8 +121,9 @@ def _stack(arrays: Iterable[tuple[str, np.ndarray]], cfg: FolderConfig) -> Tenso
         if cfg.image_size is not None and chw.shape[1:] != (cfg.image_size, cfg.image_size):
             h, w = chw.shape[1:]
             raise UserError(
-                f"{name}: {h}x{w} pixels, not data.folder.image_size {cfg.image_size}: set "
-                f"data.folder.resize (center_crop or stretch), or resize the images yourself"
+                f"{name}: {h}x{w} pixels, not {cfg.image_size}x{cfg.image_size}: set "
+                f"data.folder.resize (lsnf score, reconstruct, inpaint: --resize) to center_crop "
+                f"or stretch, or resize the images yourself"
             )
         if out and chw.shape[1:] != out[0].shape[1:]:
             (h, w), (h0, w0) = chw.shape[1:], out[0].shape[1:]
@@ -374,3 +375,24 @@ def load_folder(cfg: DataConfig) -> Pools:
             f"anomalous test images: add anomalous images to the test split"
         )
     return pools
+
+
+def read_images(path: str | Path, f: FolderConfig) -> tuple[list[str], Tensor]:
+    """Names and uint8 images (N, C, H, W) at ``path``: one image file, a folder of them
+    (recursively, in sorted path order; names relative to it) or an ``.npz``'s ``images``
+    (names ``images[i]``), through the same decoding, resize and checks as the data source:
+    what ``lsnf score``, ``reconstruct`` and ``inpaint`` read."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        pools = _load_npz(path, f.model_copy(update={"split": "fraction"}), anomaly=False)
+        images = pools["pool"][0]
+        return [f"images[{i}]" for i in range(len(images))], images
+    if path.is_file():
+        return [path.name], _stack([(str(path), _decode(path))], f)
+    if not path.is_dir():
+        raise MissingFileError(f"{path} does not exist (give an image, a folder or an .npz)")
+    files = folder_files(path)
+    if not files:
+        raise UserError(f"{path}: no PNG/JPEG images")
+    images = _stack(((str(p), _decode(p)) for p in files), f)
+    return [str(p.relative_to(path)) for p in files], images

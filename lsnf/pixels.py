@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["to_model_scale", "to_uint8", "to_unit_interval"]
+__all__ = ["from_unit_interval", "to_model_scale", "to_uint8", "to_unit_interval"]
 
 
 def to_model_scale(images_u8: Tensor) -> Tensor:
@@ -21,6 +21,11 @@ def to_model_scale(images_u8: Tensor) -> Tensor:
 def to_unit_interval(x: Tensor) -> Tensor:
     """float [-1, 1] -> float [0, 1]: ``(x + 1) / 2`` (not clamped)."""
     return (x + 1.0) / 2.0
+
+
+def from_unit_interval(x: Tensor) -> Tensor:
+    """float [0, 1] -> float [-1, 1]: ``2x - 1`` (the inverse of :func:`to_unit_interval`)."""
+    return x * 2.0 - 1.0
 
 
 def to_uint8(x: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ __all__ = [
     "infer_split",
     "reconstruction_errors",
     "reference_scores",
+    "scores_and_errors",
     "step_counts",
 ]
 
@@ -144,9 +145,18 @@ def reconstruction_errors(
 
 def anomaly_scores(model: LatentModel, images_u8: Tensor, settings: InferenceSettings) -> Tensor:
     """``S(x)`` for every image (N,), higher = more anomalous (docs/method.md eq. 7.2)."""
-    batches = infer_split(model, images_u8, settings)
-    scores = [_sq_err_and_scores(model, x, zs[settings.steps])[1] for x, zs in batches]
-    return torch.cat(scores).cpu()
+    return scores_and_errors(model, images_u8, settings)[0]
+
+
+def scores_and_errors(
+    model: LatentModel, images_u8: Tensor, settings: InferenceSettings
+) -> tuple[Tensor, Tensor]:
+    """``S(x)`` (N,) (eq. 7.2) and the reconstruction error per pixel on [-1, 1] (N,) (§7.1)
+    of every image, both at the same ``z*`` (``settings.steps`` of test-time inference)."""
+    pairs = [_sq_err_and_scores(model, x, zs[settings.steps]) for x, zs in infer_split(
+        model, images_u8, settings
+    )]  # fmt: skip
+    return torch.cat([p[1] for p in pairs]).cpu(), torch.cat([p[0] for p in pairs]).cpu()
 
 
 def _both_classes(is_anomaly: Tensor) -> Any:
