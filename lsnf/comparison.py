@@ -1,12 +1,13 @@
 """The comparison table: is the flow prior better than each baseline, and by how much?
 (docs/method.md §9)
 
-For every experiment × task condition (held-out digit, dataset, mask) × metric, the flow prior
-minus the Gaussian prior and minus the EBM prior: the difference of the seed means, a 95%
-interval from a bootstrap paired over the same test examples (FID: over each model's generated
-samples, which are independent) that also resamples seeds when there are several, and a
-verdict for the flow prior: better / worse / indistinguishable where both sides' models have
-converged, else "undecided (not converged: ...)" or "failed to train: ..."
+For every experiment × task condition (anomalies: a held-out digit or a folder's; dataset;
+mask) × metric, the flow prior minus the Gaussian prior and minus the EBM prior: the
+difference of the seed means, a 95% interval from a bootstrap paired over the same test
+examples (FID: over each model's generated samples, which are independent) that also resamples
+seeds when there are several, and a verdict for the flow prior: better / worse /
+indistinguishable where both sides' models have converged, else "undecided (not converged:
+...)" or "failed to train: ..."
 (:func:`lsnf.convergence.verdict_for`, docs/method.md §6.5).
 """
 
@@ -29,7 +30,7 @@ __all__ = ["BASELINES", "comparison_table", "versus_table"]
 FLOW = "flow"
 BASELINES = {"gaussian": "ABP", "ebm": "LEBM", "abp2s": "2s-ABP"}  # model kind -> short name
 _CONDITION = {
-    "held_out_digit": "digit {}",
+    "anomalies": "{}",
     "dataset": "{}",
     "extractor": "FID[{}]",
     "mask": "mask {}",
@@ -37,7 +38,7 @@ _CONDITION = {
 
 
 def _condition(col: str, value: Any) -> str:
-    return _CONDITION[col].format(int(value) if col == "held_out_digit" else value)
+    return _CONDITION[col].format(value)
 
 
 def _compared() -> list[Evaluation]:

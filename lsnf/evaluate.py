@@ -125,10 +125,12 @@ def anomaly(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         reference_scores=reference_scores(data.images, data.labels),
         score=ANOMALY_SCORE + unnormalised,
     )
-    summary = (
-        f"AUPRC {value:.4f}, AUROC {roc:.4f} (held-out digit "
-        f"{cfg.data.held_out_digit}, n={len(data)})"
+    anomalies = (
+        "the folder's anomalous images"
+        if cfg.data.source == "folder"
+        else f"held-out digit {cfg.data.held_out_digit}"
     )
+    summary = f"AUPRC {value:.4f}, AUROC {roc:.4f} ({anomalies}, n={len(data)})"
     import pandas as pd  # here, not at the top: most evaluation jobs never need it
 
     examples = pd.DataFrame(

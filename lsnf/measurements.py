@@ -14,10 +14,24 @@ from lsnf.errors import UserError
 from lsnf.io import read_json
 from lsnf.registry import EVALUATIONS
 
-__all__ = ["load_floors", "load_measurements", "setting_text", "with_trivial_fid"]
+__all__ = [
+    "anomalies_text",
+    "load_floors",
+    "load_measurements",
+    "setting_text",
+    "with_trivial_fid",
+]
 
 _VALUE_COLUMNS = list(dict.fromkeys(v.column for e in EVALUATIONS.values() for v in e.values))
 _FID_COLUMNS = [v.column for v in EVALUATIONS["fid"].values if v.column != "value"]
+
+
+def anomalies_text(digit: int | None, record: dict) -> str | None:
+    """What an anomaly result's test split holds as anomalies: ``digit 1`` (a held-out digit,
+    docs/protocols.md §2) or, for a folder, its dataset's name (its anomalous images, §10)."""
+    if digit is not None:
+        return f"digit {int(digit)}"
+    return record["dataset"] if record.get("data", {}).get("protocol") == "anomaly" else None
 
 
 def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
@@ -51,6 +65,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "dataset": r["dataset"],
             "source": r["data"].get("source"),
             "held_out_digit": who["held_out_digit"],
+            "anomalies": anomalies_text(who["held_out_digit"], r),
             "data_key": r.get("data_key"),
             "evaluation": r["evaluation"],
             "extractor": extractor,

@@ -224,13 +224,13 @@ REFERENCE_SCORES = {
 
 
 def _floor_rows(
-    m: pd.DataFrame, digits: list[int], cells: Callable[[Any], list[Column]], reps: Replicates
+    m: pd.DataFrame, keys: list[str], cells: Callable[[Any], list[Column]], reps: Replicates
 ) -> Rows:
     """One row per model-free score and experiment: what a score that ignores the model reaches
-    on each held-out digit's test split (the same split for every prior and seed)."""
+    on each anomaly test split (the same split for every prior and seed)."""
     if m.empty or "ref_random_auprc" not in m:
         return [], []
-    split = m.drop_duplicates(["experiment", "held_out_digit", "n"])
+    split = m.drop_duplicates(["experiment", "anomalies", "n"])
     long = pd.concat(
         [
             split.assign(
@@ -245,40 +245,48 @@ def _floor_rows(
         long,
         ["experiment", "reference"],
         head,
-        "held_out_digit",
-        digits,
+        "anomalies",
+        keys,
         cells,
         model_free,
         _floors(reps),
     )
 
 
+def _digit_of(key: str) -> int | None:
+    """The digit of an anomaly column ``digit N`` (the paper's); None for a folder's."""
+    return int(key.split()[1]) if key.startswith("digit ") else None
+
+
 def anomaly_table(
     df: pd.DataFrame, reference: dict[str, Any], reps: Replicates
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """MNIST anomaly AUPRC and AUROC by held-out digit, with the model-free floors of the same
-    test splits beside the published AUPRCs: (numeric table, display table)."""
+    """Anomaly AUPRC and AUROC by test split's anomalies — MNIST's held-out digits (``digit 1``),
+    then any folder's own (its dataset name) — with the model-free floors of the same test splits
+    beside the published AUPRCs: (numeric table, display table)."""
     m = df[df["evaluation"].isin(PAPER_TABLES["anomaly"])]
     digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
-    name, title, places = (lambda d: f"digit{d}"), (lambda d: f"digit {d}"), (lambda d: 3)
-    published = lambda cells, d: tuple(cells.get(d) or (None, None))
-    cells = lambda d: [
-        ("value", name(d), title(d), 3),
-        ("auroc", f"digit{d}_auroc", f"digit {d} AUROC", 3),
+    held_out = [f"digit {d}" for d in digits]
+    keys = held_out + sorted(set(m["anomalies"].dropna()) - set(held_out))
+    name, title, places = (lambda k: k.replace(" ", "")), (lambda k: k), (lambda k: 3)
+    published = lambda cells, k: tuple(cells.get(_digit_of(k)) or (None, None))
+    cells = lambda k: [
+        ("value", name(k), title(k), 3),
+        ("auroc", f"{name(k)}_auroc", f"{k} AUROC", 3),
     ]
     measured = _measured_rows(
         m,
         ["experiment", "prior"],
         _by_model,
-        "held_out_digit",
-        digits,
+        "anomalies",
+        keys,
         cells,
         source=_measured(reps),
     )
     return _frames(
         measured,
-        _floor_rows(m, digits, cells, reps),
-        _reference_rows(reference, digits, published, name, title, places),
+        _floor_rows(m, keys, cells, reps),
+        _reference_rows(reference, keys, published, name, title, places),
     )
 
 

@@ -88,8 +88,9 @@ def enabled_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def runs(exp: dict[str, Any]) -> list[Run]:
     """Every model of an experiment (a schema-validated experiment, defaults filled in)."""
     priors, seeds = exp["priors"], exp["seeds"]
-    if exp["task"] == "anomaly":
-        return [Run(p, s, d) for p in priors for d in exp["held_out_digits"] for s in seeds]
+    if exp["task"] == "anomaly":  # a folder's anomalies are its own: no digit (held_out_digits: [])
+        digits = exp["held_out_digits"] or [None]
+        return [Run(p, s, d) for p in priors for d in digits for s in seeds]
     if exp["task"] == "recovery":
         tags = [m.tag for m in mask_specs(exp)]
         return [Run(p, s, mask=t) for p in priors for t in tags for s in seeds]
@@ -192,12 +193,17 @@ def check_experiment(config: dict[str, Any], name: str) -> None:
             f"experiments.{name}.priors: {TWO_STAGE} needs complete training images; a "
             f"recovery experiment learns from corrupted ones"
         )
-    if exp["task"] == "anomaly" and experiment_data(config, name).source == "folder":
-        raise ValueError(
-            f"experiments.{name}: the workflow's anomaly task holds out MNIST digits "
-            f"(held_out_digits); for a folder of your own normal and anomalous images, train "
-            f"with `lsnf train` and score with `lsnf eval anomaly` (docs/protocols.md §10)"
-        )
+    if exp["task"] == "anomaly":
+        folder = experiment_data(config, name).source == "folder"
+        if folder and exp["held_out_digits"]:
+            raise ValueError(
+                f"experiments.{name}.held_out_digits: a folder's anomalies are its own anomalous "
+                f"images, not a held-out digit: set held_out_digits: [] (docs/protocols.md §10)"
+            )
+        if not folder and not exp["held_out_digits"]:
+            raise ValueError(
+                f"experiments.{name}.held_out_digits: empty; name the digits to hold out"
+            )
 
 
 def data_key(config: dict[str, Any], exp_name: str) -> str:

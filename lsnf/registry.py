@@ -109,7 +109,7 @@ EVALUATIONS: dict[str, Evaluation] = {
             (*_INFERENCE, "split"),
             "anomaly AUPRC and AUROC (anomaly protocol test split)",
             (Value("value", "auprc", "AUPRC", 3), Value("auroc", "auroc", "AUROC", 3)),
-            condition="held_out_digit",
+            condition="anomalies",
         ),
         Evaluation(
             "reconstruction",

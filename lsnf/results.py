@@ -112,10 +112,15 @@ def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dic
         "run": run or None,
         "prior": cfg.model_kind,
         "seed": cfg.seed,
-        "held_out_digit": cfg.data.held_out_digit if cfg.data.protocol == "anomaly" else None,
+        "held_out_digit": cfg.data.held_out_digit if _holds_out_a_digit(cfg) else None,
         "mask": MaskSpec(**mask).tag if mask else None,
     }
     return {**record, "identity": identity}
+
+
+def _holds_out_a_digit(cfg: RunConfig) -> bool:
+    """The anomaly protocol on a labelled dataset (a folder's anomalies are its own images)."""
+    return cfg.data.protocol == "anomaly" and cfg.data.source != "folder"
 
 
 def stamp() -> dict[str, str]:

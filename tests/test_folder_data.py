@@ -222,16 +222,27 @@ def test_config_refuses_what_a_folder_cannot_answer() -> None:
         DataConfig(source="folder", name="x", root="d.npz", folder={"labels": "folders"})
 
 
-def test_the_workflow_refuses_a_folder_anomaly_experiment_before_any_job() -> None:
-    from lsnf.plan import check_experiment
+def test_a_folder_anomaly_experiment_holds_out_no_digit() -> None:
+    """Its models have no digit in their run ids; asking for held-out digits on a folder, or
+    for none on MNIST, is refused before any job."""
+    from lsnf.plan import check_experiment, runs, train_overrides
 
-    exp = {"task": "anomaly", "priors": ["flow"], "run_config": GENERATION}
+    exp = {"task": "anomaly", "priors": ["flow"], "seeds": [0], "run_config": GENERATION}
     exp["set"] = {"data.source": "folder", "data.name": "mine", "data.root": "d"}
     exp["set"] |= {"data.protocol": "anomaly", "data.folder.labels": "folders"}
-    with pytest.raises(ValueError, match="experiments.mine_anomaly: the workflow's anomaly"):
+    exp |= {"held_out_digits": [], "prior_set": {}}
+    config = {"data_root": "data", "device": "cpu", "experiments": {"mine": exp}}
+    check_experiment(config, "mine")
+    assert [r.id for r in runs(exp)] == ["flow-seed0"]
+    sets = train_overrides(config, "mine", "flow-seed0")
+    assert "data.root=d" in sets and not any("held_out_digit" in s for s in sets)
+    with pytest.raises(ValueError, match=r"mine.held_out_digits: a folder's anomalies"):
         check_experiment(
-            {"data_root": "data", "experiments": {"mine_anomaly": exp}}, "mine_anomaly"
+            {**config, "experiments": {"mine": {**exp, "held_out_digits": [1]}}}, "mine"
         )
+    mnist = {**exp, "set": {"data.protocol": "anomaly"}, "held_out_digits": []}
+    with pytest.raises(ValueError, match="held_out_digits: empty"):
+        check_experiment({**config, "experiments": {"mine": mnist}}, "mine")
 
 
 def test_the_domain_extractor_refuses_a_folder_without_classes(tmp_path: Path) -> None:
@@ -246,7 +257,8 @@ def test_the_domain_extractor_refuses_a_folder_without_classes(tmp_path: Path) -
 
 def test_the_folder_example_scenario_runs_through_snakemake(tmp_path: Path) -> None:
     """config/scenarios/folder_example.yaml as shipped, at the tiny scenario's sizes, on a
-    folder of real MNIST PNGs written here: tables, MLflow runs and the comparison table."""
+    folder of real MNIST PNGs written here (class sub-folders; normal/ and anomalous/ for its
+    anomaly experiment): tables, MLflow runs and the comparison table."""
     pytest.importorskip("snakemake")
     mlflow = pytest.importorskip("mlflow")
     import pandas as pd
@@ -262,11 +274,18 @@ def test_the_folder_example_scenario_runs_through_snakemake(tmp_path: Path) -> N
     scenario = "config/scenarios/folder_example.yaml"
     cfg = yaml.safe_load((work / scenario).read_text())
     tiny = yaml.safe_load((work / TINY).read_text())["experiments"]["tiny_generation"]["set"]
+    for split, part in (("train", slice(0, 450)), ("test", slice(450, 600))):
+        anomalous = digits[part] == 1
+        write_pngs(work / "anomaly" / split / "normal", images[part][~anomalous])
+        if split == "test":
+            write_pngs(work / "anomaly" / split / "anomalous", images[part][anomalous])
     for exp in cfg["experiments"].values():
         assert exp["set"]["data.source"] == "folder"
-        exp["set"].update({**tiny, "data.root": str(work / "pngs")})
+        root = work / ("anomaly" if exp["task"] == "anomaly" else "pngs")
+        exp["set"].update({**tiny, "data.root": str(root)})
         exp["set"].pop("data.limit")
         exp["evaluation"].update(test_steps=3, n_test=50)
+    assert cfg["experiments"]["folder_anomaly"]["held_out_digits"] == []
     cfg["fid"].update(n_samples=64, extractor_epochs=1)
     (work / "folder.yaml").write_text(yaml.safe_dump(cfg))
     r = snakemake(work, "--cores", "2", "--configfile", "folder.yaml")
@@ -274,7 +293,13 @@ def test_the_folder_example_scenario_runs_through_snakemake(tmp_path: Path) -> N
 
     comparison = pd.read_csv(work / "results/tables/comparison.csv")
     assert set(comparison["experiment"]) == set(cfg["experiments"])
-    assert comparison["setting"].str.contains("mine|folder_example").all()
+    assert comparison["setting"].str.contains(r"folder_(example|anomaly) \(folder\)").all()
+    anomaly = comparison[comparison["experiment"] == "folder_anomaly"]
+    assert set(anomaly["condition"]) == {"folder_anomaly"}  # its own anomalies, not a digit
+    table = pd.read_csv(work / "results/tables/anomaly.csv")
+    row = table[table["model"].str.contains(r"\[lsnf: folder_anomaly\]")]
+    assert len(row) == 3 and row["folder_anomaly_mean"].between(0, 1).all()
+    assert (work / "results/models/folder_anomaly/flow-seed0/model.pt").is_file()
     generation = pd.read_csv(work / "results/tables/generation.csv")
     assert generation["setting"].str.contains(r"\(folder\)").any()
     manifest = next((work / "results/data").glob("folder_example-folder-*.json"))
@@ -283,7 +308,8 @@ def test_the_folder_example_scenario_runs_through_snakemake(tmp_path: Path) -> N
     experiment = client.get_experiment_by_name(cfg["mlflow"]["experiment"])
     runs = client.search_runs([experiment.experiment_id])
     models = {r.data.tags.get("lsnf.dataset") for r in runs}
-    assert "folder_example" in models and len(runs) >= 5  # 3 generation + 2 inpainting models
+    assert {"folder_example", "folder_anomaly"} <= models
+    assert len(runs) >= 8  # 3 generation, 2 inpainting, 3 anomaly models
 
 
 def test_export_folder_writes_what_the_folder_source_reads_back(tmp_path: Path) -> None:
