@@ -202,46 +202,6 @@ def _fid(check: Check, model: Path, extractor: str, weights: Path | None, n_ref:
     _evaluate(check, "fid", model, *fid, *([f"fid.weights={weights}"] if weights else []))
 
 
-def _batch_size(check: Check) -> None:
-    """The evaluation batch size the device gets by default, and throughput at it vs 100."""
-    code = f"""
-import json, time, torch
-sys_path = {str(ROOT / "benchmarks")!r}
-import sys; sys.path.insert(0, sys_path)
-from _common import paper_model
-from lsnf.eval_batch import evaluation_batch_size
-from lsnf.metrics.inference import InferenceSettings, anomaly_scores
-device = torch.device({check.device!r})
-out = {{}}
-for shape in ("mnist", "svhn"):
-    model = paper_model(shape).to(device).eval()
-    chosen = evaluation_batch_size(None, model)
-    with torch.no_grad():
-        c, h, w = model.decode(torch.zeros(1, model.latent_dim, device=device)).shape[1:]
-    x = torch.randint(0, 256, (2000, c, h, w), dtype=torch.uint8)
-    rates = {{}}
-    for b in sorted({{100, chosen}}):
-        s = InferenceSettings(steps=10, step_size=0.1, batch_size=b, seed=0)
-        anomaly_scores(model, x[:b], s)  # warm
-        best = float("inf")
-        for _ in range(2):
-            if device.type == "cuda": torch.cuda.synchronize()
-            t = time.perf_counter(); anomaly_scores(model, x, s)
-            if device.type == "cuda": torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t)
-        rates[b] = round(len(x) / best, 1)
-    out[shape] = {{"default_batch": chosen, "images_per_s": rates}}
-print(json.dumps(out))
-"""
-    step = "evaluation batch size (10 Langevin steps, 2000 images)"
-    out = check.run(step, [sys.executable, "-c", code])
-    last = out.strip().splitlines()[-1] if out.strip() else "{}"
-    try:
-        check.figure(**json.loads(last))
-    except json.JSONDecodeError:
-        pass
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda")
@@ -304,7 +264,12 @@ def main() -> int:
             "lsnf bench", "--threads", str(os.cpu_count() or 1), "bench", "--device", args.device,
             "--shapes", shapes, "--blocks", blocks, keep=True,
         )  # fmt: skip
-        _batch_size(check)
+        check.run(
+            "evaluation batch size (benchmarks/eval_batch_size.py)",
+            [sys.executable, "benchmarks/eval_batch_size.py", str(os.cpu_count() or 1),
+             "--device", args.device, *(["--sizes", "100"] if args.quick else [])],
+            keep=True,
+        )  # fmt: skip
         if args.device.startswith("cuda"):
             check.run(
                 "compile_end_to_end (eager vs torch.compile with CUDA graphs)",

