@@ -48,8 +48,10 @@ from lsnf.train import learning_iteration
 __all__ = [
     "PAPER_SHAPES",
     "bench_shape",
+    "count_flops",
     "interleaved_min",
     "layer_fns",
+    "layer_inputs",
     "ops_per_step",
     "research_copy",
     "run_bench",
@@ -101,7 +103,8 @@ def device_sync(device: torch.device) -> Callable[[], object] | None:
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
-def _flops(fn: Callable[[], object]) -> int:
+def count_flops(fn: Callable[[], object]) -> int:
+    """The FLOPs of the matmuls and convolutions that ``fn`` runs (torch's FlopCounterMode)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
@@ -124,7 +127,7 @@ def _gemm_fn(
     return (lambda: a @ b), 2.0 * n**3
 
 
-def _layer_inputs(model: LatentModel, z: Tensor) -> list[tuple[nn.Module, Tensor]]:
+def layer_inputs(model: LatentModel, z: Tensor) -> list[tuple[nn.Module, Tensor]]:
     """Every convolution / linear layer of the generator with the input it sees at ``z``."""
     seen: list[tuple[nn.Module, Tensor]] = []
     layers = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -148,7 +151,7 @@ def layer_fns(model: LatentModel, z: Tensor, precision: str) -> list[Callable[[]
     a Langevin step runs of it). Call them with the layers frozen."""
     fns: list[Callable[[], object]] = []
     kind = z.device.type
-    for layer, inp in _layer_inputs(model, z):
+    for layer, inp in layer_inputs(model, z):
         x = inp.clone().requires_grad_(True)
         with _autocast(precision, kind), torch.no_grad():
             upstream = torch.ones_like(layer(x))  # made once, outside the timed calls
@@ -195,7 +198,7 @@ def _step_flops(model: LatentModel, x: Tensor, z0: Tensor) -> int:
     # FlopCounterMode cannot watch autograd.grad(); backward() on a leaf z does the same work
     z = z0.detach().clone().requires_grad_(True)
     with frozen(model):
-        return _flops(lambda: model.energy(z, x).sum().backward())
+        return count_flops(lambda: model.energy(z, x).sum().backward())
 
 
 def _dispatched_ops(fn: Callable[[], object]) -> int:
@@ -286,7 +289,7 @@ def bench_shape(
         gemm, gemm_flops = _gemm_fn(precision, device)
         layers = layer_fns(model, z0, precision)
         with frozen(model):
-            work.append([gemm_flops, *(_flops(fn) for fn in layers)])
+            work.append([gemm_flops, *(count_flops(fn) for fn in layers)])
         groups.append(
             [
                 lambda m=model: infer_posterior(m, x, steps_per_block, 0.1, True, rng, z0=z0),
