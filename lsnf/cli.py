@@ -234,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A:B",
         help="also tabulate experiment A - experiment B (repeatable)",
     )
+    p.add_argument(
+        "--min-seeds",
+        type=int,
+        default=None,
+        help="seeds each side needs before a comparison gives a verdict; fewer: 'undecided' "
+        "(default: lsnf.convergence.MIN_SEEDS; docs/method.md §9)",
+    )
     p = command(
         "track",
         cmd_track,

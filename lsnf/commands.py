@@ -215,8 +215,11 @@ def cmd_tables(args: argparse.Namespace) -> None:
     versus = [tuple(v.split(":", 1)) for v in args.versus]
     if any(len(v) != 2 for v in versus):
         raise UserError("--versus takes A:B, two experiment names")
+    seeds = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
+    if seeds and args.min_seeds < 1:
+        raise UserError(f"--min-seeds {args.min_seeds}: give a number of seeds >= 1")
     written = write_tables(
-        args.results, args.reference, args.out_dir, args.floors, args.results_dir, versus
+        args.results, args.reference, args.out_dir, args.floors, args.results_dir, versus, **seeds
     )
     print("\n".join(f"[lsnf] wrote {p}" for p in written))
 

@@ -6,9 +6,10 @@ mask) × metric, the flow prior minus the Gaussian prior and minus the EBM prior
 difference of the seed means, a 95% interval from a bootstrap paired over the same test
 examples (FID: over each model's generated samples, which are independent) that also resamples
 seeds when there are several, and a verdict for the flow prior: better / worse /
-indistinguishable where both sides' models have converged, else "undecided (not converged:
-...)" or "failed to train: ..."
-(:func:`lsnf.convergence.verdict_for`, docs/method.md §6.5).
+indistinguishable where both sides' models have converged and each side has at least
+``min_seeds`` seeds (2 by default), else "undecided (not converged: ...)", "failed to train:
+..." or "undecided (fewer than 2 seeds: ...)" (:func:`lsnf.convergence.verdict_for`,
+docs/method.md §6.5, §9).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsnf.convergence import FAILED, verdict_for
+from lsnf.convergence import FAILED, MIN_SEEDS, verdict_for
 from lsnf.errors import UserError
 from lsnf.registry import EVALUATIONS, Evaluation, Value
 from lsnf.replicates import Replicates, statistic_of
@@ -87,6 +88,7 @@ def _compare(
     flow: pd.DataFrame,
     base: pd.DataFrame,
     names: tuple[str, str],
+    min_seeds: int,
 ) -> dict[str, Any]:
     col = value.column
 
@@ -115,7 +117,7 @@ def _compare(
         "difference": d.estimate,
         "lo": d.lo,
         "hi": d.hi,
-        "verdict": verdict_for(sides, d.verdict),
+        "verdict": verdict_for(sides, d.verdict, min_seeds),
         "interval_verdict": d.verdict,
         "convergence": "; ".join(f"{k}: {', '.join(sorted(set(v)))}" for k, v in sides.items()),
         "seeds": f"{len(flow)} vs {len(base)}",
@@ -131,6 +133,7 @@ def _rows(
     b: pd.DataFrame,
     head: dict[str, Any],
     setting: str,
+    min_seeds: int,
 ) -> list[dict[str, Any]]:
     """One row per value of ``ev``: ``head``, the value's label, ``a − b`` and ``setting``."""
     names = tuple(head["comparison"].split(" − ", 1))
@@ -138,7 +141,7 @@ def _rows(
         {
             **head,
             "metric": v.label,
-            **_compare(reps, ev.name, v, a, b, names),
+            **_compare(reps, ev.name, v, a, b, names, min_seeds),
             "setting": setting,
             "digits": v.digits,
         }
@@ -154,6 +157,7 @@ def _compare_sides(
     sides: list[tuple[Any, Any, str]],
     setting: Callable[[pd.DataFrame, pd.DataFrame], str],
     sort: bool,
+    min_seeds: int,
 ) -> list[dict[str, Any]]:
     """For every evaluation with values, every (``group``, condition) of its results and every
     (a, b, title) of ``sides`` (values of the column ``side``): the rows of a − b."""
@@ -169,18 +173,19 @@ def _compare_sides(
                 condition = _condition(ev.condition, cond)
                 head = {"evaluation": ev.name, group: key, "condition": condition,
                         "comparison": title}  # fmt: skip
-                numeric += _rows(reps, ev, a, b, head, setting(a, b))
+                numeric += _rows(reps, ev, a, b, head, setting(a, b), min_seeds)
     return numeric
 
 
 def comparison_table(
-    df: pd.DataFrame, reps: Replicates, setting: Any
+    df: pd.DataFrame, reps: Replicates, setting: Any, min_seeds: int = MIN_SEEDS
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Flow − Gaussian and flow − EBM for every experiment, condition and metric the results
-    hold (``setting``: a group of measurements -> its setting text): (numeric, display)."""
+    hold (``setting``: a group of measurements -> its setting text; ``min_seeds``: seeds per
+    side before a verdict): (numeric, display)."""
     sides = [(FLOW, kind, f"LFBM − {short}") for kind, short in BASELINES.items()]
     both = lambda a, b: setting(pd.concat([a, b]))
-    numeric = _compare_sides(reps, df, "experiment", "prior", sides, both, sort=True)
+    numeric = _compare_sides(reps, df, "experiment", "prior", sides, both, True, min_seeds)
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
     return _split_digits(
         num, ["evaluation", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}
@@ -188,7 +193,11 @@ def comparison_table(
 
 
 def versus_table(
-    df: pd.DataFrame, reps: Replicates, pairs: list[tuple[str, str]], setting: Any
+    df: pd.DataFrame,
+    reps: Replicates,
+    pairs: list[tuple[str, str]],
+    setting: Any,
+    min_seeds: int = MIN_SEEDS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Experiment A − experiment B for each pair, prior, condition and metric: two runs of one
     protocol that differ in a setting (precision, K_test, ...), paired over the same test
@@ -198,7 +207,7 @@ def versus_table(
         row
         for exp_a, exp_b in pairs
         for row in _compare_sides(reps, df, "prior", "experiment",
-                                  [(exp_a, exp_b, f"{exp_a} − {exp_b}")], each, sort=False)
+                                  [(exp_a, exp_b, f"{exp_a} − {exp_b}")], each, False, min_seeds)
     ]  # fmt: skip
     num = pd.DataFrame(numeric)
     return _split_digits(num, ["evaluation", "prior", "condition"], {"a": "A", "b": "B"})

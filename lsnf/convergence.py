@@ -34,6 +34,7 @@ import numpy as np
 __all__ = [
     "CONVERGED",
     "FAILED",
+    "MIN_SEEDS",
     "NOT_CONVERGED",
     "NOT_MEASURED",
     "curve_text",
@@ -48,6 +49,7 @@ CONVERGED, NOT_CONVERGED, FAILED = "converged", "not converged", "failed to trai
 NOT_MEASURED = "convergence not measured"  # a model trained without validation curves
 TREND_POINTS = 4  # validation points in the last half of training that a judgement needs
 FLOW_FIT = "valid_flow_nll"  # 2s-ABP's second stage (docs/method.md §6.6)
+MIN_SEEDS = 2  # seeds per side before a comparison decides (docs/method.md §9)
 
 
 def _trend(epochs: list[int], values: list[float], end_epoch: int) -> dict[str, float]:
@@ -220,11 +222,15 @@ def status_for(convergence: dict[str, Any] | None, curve: str) -> dict[str, str]
     return {"status": status, "detail": "; ".join(curve_text(c, j) for c, j in judged.items())}
 
 
-def verdict_for(sides: dict[str, list[str]], interval_verdict: str) -> str:
+def verdict_for(
+    sides: dict[str, list[str]], interval_verdict: str, min_seeds: int = MIN_SEEDS
+) -> str:
     """A comparison's verdict given each side's model statuses (name -> the status of each of
     its seeds): "failed to train: X" when a side failed (a curve or the result itself no better
     than its trivial reference), "undecided (not converged: X)" or "undecided (convergence not
-    measured: X)" when a side's models are not all converged, else the interval's verdict
+    measured: X)" when a side's models are not all converged, "undecided (fewer than 2 seeds:
+    X)" when a side has fewer than ``min_seeds`` seeds (its interval holds no seed-to-seed
+    spread, so another seed could flip it; docs/method.md §9), else the interval's verdict
     (better / worse / indistinguishable)."""
     for status, text in (
         (FAILED, "failed to train: {}"),
@@ -234,4 +240,7 @@ def verdict_for(sides: dict[str, list[str]], interval_verdict: str) -> str:
         names = [name for name, statuses in sides.items() if status in statuses]
         if names:
             return text.format(", ".join(names))
+    few = [name for name, statuses in sides.items() if len(statuses) < min_seeds]
+    if few:
+        return f"undecided (fewer than {min_seeds} seeds: {', '.join(few)})"
     return interval_verdict

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from lsnf import layout
+from lsnf.convergence import MIN_SEEDS
 from lsnf.io import atomic_write_text
 from lsnf.measurements import load_floors, load_measurements, setting_text, with_trivial_fid
 from lsnf.paper_tables import (
@@ -63,9 +64,11 @@ def write_tables(
     floor_files: list[str | Path] = (),  # type: ignore[assignment]
     results_dir: str | Path = layout.ROOT,
     versus: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    min_seeds: int = MIN_SEEDS,
 ) -> list[Path]:
     """Write the comparison table, every task's table whose evaluations the results hold, the cost
-    table and (``versus``: pairs of experiments) the versus table; return the files written."""
+    table and (``versus``: pairs of experiments) the versus table; return the files written.
+    ``min_seeds``: seeds per side before a comparison gives a verdict (docs/method.md §9)."""
     from lsnf.comparison import comparison_table, versus_table
     from lsnf.cost import cost_table
 
@@ -78,7 +81,7 @@ def write_tables(
     atomic_write_text(written[0], df.to_csv(index=False))
     every = set(df.get("evaluation", []))
     builders = {
-        "comparison": (lambda d: comparison_table(d, reps, setting_text), every),
+        "comparison": (lambda d: comparison_table(d, reps, setting_text, min_seeds), every),
         "anomaly": lambda d: anomaly_table(d, reference["anomaly"], reps),
         "generation": lambda d: generation_table(d, reference["generation"], reps, floors),
         "inpainting": lambda d: inpainting_table(d, reps),
@@ -88,7 +91,7 @@ def write_tables(
             every,
         ),
         "versus": (
-            lambda d: versus_table(d, reps, list(versus), setting_text),
+            lambda d: versus_table(d, reps, list(versus), setting_text, min_seeds),
             every if versus else set(),
         ),
     }

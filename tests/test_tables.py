@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 
+from lsnf.convergence import verdict_for
 from lsnf.errors import UserError
 from lsnf.results import Outcome, save_outcome
 from lsnf.tables import write_tables
@@ -190,7 +191,7 @@ def test_comparison_gives_the_known_verdicts(tmp_path: Path) -> None:
         _fid(tmp_path, "gaussian", 20.0),
         _fid(tmp_path, "ebm", 10.2),
     ]
-    write_tables(files, REFERENCE, tmp_path / "tables")
+    write_tables(files, REFERENCE, tmp_path / "tables", min_seeds=1)  # 1 seed each
     df = pd.read_csv(tmp_path / "tables/comparison.csv")
     row = lambda metric, versus: df[
         (df["metric"] == metric) & (df["comparison"] == f"LFBM − {versus}")
@@ -230,6 +231,44 @@ def test_verdicts_wait_for_converged_models_and_name_failed_ones(tmp_path: Path)
     md = (tmp_path / "tables/comparison.md").read_text()
     assert "undecided (not converged: ABP)" in md and "failed to train: LEBM" in md
     assert (tmp_path / "tables/comparison_forest.png").stat().st_size > 0  # its forest plot
+
+
+def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
+    """docs/method.md §9: a side with fewer than ``min_seeds`` seeds (2) gets no verdict, since
+    its interval holds no seed-to-seed spread; the interval's own verdict stays beside it."""
+    files = [
+        *(_anomaly(tmp_path, "flow", s, 4, 2.5) for s in (0, 1)),
+        *(_anomaly(tmp_path, "gaussian", s, 4, 0.0) for s in (0, 1)),
+        _anomaly(tmp_path, "ebm", 0, 4, 0.0),  # one seed
+    ]
+
+    def auprc(min_seeds: int | None) -> pd.DataFrame:
+        seeds = {} if min_seeds is None else {"min_seeds": min_seeds}
+        write_tables(files, REFERENCE, tmp_path / "tables", **seeds)
+        df = pd.read_csv(tmp_path / "tables/comparison.csv")
+        return df[df["metric"] == "AUPRC"].set_index("comparison")
+
+    df = auprc(None)  # the default, 2
+    assert df.loc["LFBM − ABP", "verdict"] == "better" and df.loc["LFBM − ABP", "seeds"] == "2 vs 2"
+    lebm = df.loc["LFBM − LEBM"]
+    assert lebm["interval_verdict"] == "better" and lebm["seeds"] == "2 vs 1"
+    assert lebm["verdict"] == "undecided (fewer than 2 seeds: LEBM)"
+    assert "undecided (fewer than 2 seeds: LEBM)" in (tmp_path / "tables/comparison.md").read_text()
+    assert auprc(1).loc["LFBM − LEBM", "verdict"] == "better"
+    df = auprc(3)
+    assert df.loc["LFBM − ABP", "verdict"] == "undecided (fewer than 3 seeds: LFBM, ABP)"
+    from lsnf.cli import main
+
+    out = ["--reference", str(REFERENCE), "--out-dir", str(tmp_path / "t")]
+    assert main(["tables", str(files[0]), *out, "--min-seeds", "0"]) == 2  # refused
+    assert not (tmp_path / "t").exists()
+    assert main(["tables", *map(str, files), *out, "--min-seeds", "1"]) == 0
+    one = pd.read_csv(tmp_path / "t/comparison.csv").set_index(["metric", "comparison"])
+    assert one.loc[("AUPRC", "LFBM − LEBM"), "verdict"] == "better"
+    # training is judged first: a side that failed or has not converged says so
+    sides = {"LFBM": ["converged"], "LEBM": ["not converged"]}
+    assert verdict_for(sides, "better") == "undecided (not converged: LEBM)"
+    assert verdict_for({**sides, "LEBM": ["failed to train"]}, "better") == "failed to train: LEBM"
 
 
 def test_a_changed_per_example_file_is_refused(tmp_path: Path) -> None:
@@ -282,7 +321,9 @@ def test_versus_compares_two_experiments_per_prior(tmp_path: Path) -> None:
     for exp, scale in (("a", 0.8), ("b", 1.0), ("c", 1.0)):
         for prior in ("flow", "gaussian"):
             files.append(_recon(tmp_path, prior, scale, exp=exp))
-    write_tables(files, REFERENCE, tmp_path / "tables", versus=[("a", "b"), ("c", "b")])
+    write_tables(
+        files, REFERENCE, tmp_path / "tables", versus=[("a", "b"), ("c", "b")], min_seeds=1
+    )
     df = pd.read_csv(tmp_path / "tables/versus.csv").set_index(["comparison", "prior"])
     assert df.loc[("a − b", "flow"), "verdict"] == "better"  # 0.8x the errors on every image
     same = df.loc[("c − b", "gaussian")]
@@ -321,7 +362,7 @@ def test_budget_figure_places_each_experiments_verdicts_at_its_iterations(tmp_pa
         for exp, status in (("short", "not converged"), ("long", "converged"))
         for prior, scale in (("flow", 0.8), ("gaussian", 1.0))
     ]
-    write_tables(files, REFERENCE, tmp_path / "tables")
+    write_tables(files, REFERENCE, tmp_path / "tables", min_seeds=1)
     num = pd.read_csv(tmp_path / "tables/comparison.csv")
     measurements = pd.read_csv(tmp_path / "tables/measurements.csv")
     assert set(measurements["train_iterations"]) == {120}  # what the records say

@@ -325,10 +325,10 @@ def test_paper_config_dry_run_shows_the_dag(tmp_path: Path) -> None:
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     # anomaly 5 digits x 3 priors x 3 seeds; generation 3 datasets x 3 priors x 3 seeds;
-    # inpainting 3 priors; recovery 6 masks x 3 priors
-    assert counts["train"] == 45 + 27 + 3 + 18, counts
+    # inpainting 3 priors x 3 seeds; recovery 6 masks x 3 priors x 3 seeds
+    assert counts["train"] == 45 + 27 + 9 + 54, counts
     assert counts["eval_anomaly"] == 45 and counts["eval_fid"] == 27
-    assert counts["eval_inpainting"] == 3 * 2 and counts["eval_recovery"] == 18
+    assert counts["eval_inpainting"] == 9 * 2 and counts["eval_recovery"] == 54
     assert counts["fid_reference"] == 3 and counts["prepare_data"] == 4
 
 
@@ -386,6 +386,21 @@ def test_evaluation_block_reaches_every_evaluation_through_its_settings_file(
         assert (settings.test_steps, settings.step_size) == (7, 0.07), name
         assert (settings.batch_size, settings.seed) == (25, 3), name
         assert settings.n_test == cfg["experiments"][exp]["evaluation"]["n_test"], name
+
+
+def test_min_seeds_reaches_the_tables_job(tmp_path: Path) -> None:
+    """The workflow's `min_seeds` (docs/method.md §9) reaches `lsnf tables`; 0 is refused."""
+    import yaml
+
+    work = _copy_project(tmp_path)
+    cfg = yaml.safe_load((work / "config/scenarios/tiny.yaml").read_text())
+    for seeds, ok in ((3, True), (0, False)):
+        (work / "seeds.yaml").write_text(yaml.safe_dump({**cfg, "min_seeds": seeds}))
+        r = _snakemake(work, "-n", "-p", "--cores", "1", "--configfile", "seeds.yaml")
+        assert (r.returncode == 0) == ok, r.stderr[-3000:]
+        tables = [line for line in r.stdout.splitlines() if "lsnf tables " in line]
+        assert len(tables) == ok and (not ok or " --min-seeds 3 " in tables[0])
+    assert "min_seeds" in r.stderr + r.stdout and not (work / "results").exists()
 
 
 def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:

@@ -31,11 +31,13 @@ rule tables:
         layout.log("tables", "tables"),
     params:
         versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
+        min_seeds=("" if config["min_seeds"] is None else f"--min-seeds {config['min_seeds']}"),
         tables=lambda w, output: os.path.dirname(output.measurements),
         results=lambda w: layout.ROOT,
     shell:
         "lsnf tables --reference {input.reference} --out-dir {params.tables} {input.results}"
-        " --floors {input.floors} --results-dir {params.results} {params.versus} > {log} 2>&1"
+        " --floors {input.floors} --results-dir {params.results} {params.versus}"
+        " {params.min_seeds} > {log} 2>&1"
 
 
 rule test_steps_curve:
