@@ -10,6 +10,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The embedded default, unless --configfile names another config: that one then replaces it
 # whole (Snakemake would otherwise merge the two, adding the default's experiments).
 if not workflow.overwrite_configfiles:

@@ -111,6 +111,20 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     assert list((tiny_run / "results" / "benchmarks" / "eval_fid").rglob("*.tsv"))
 
 
+def test_report_opens_on_the_question_with_the_comparison_first(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """`snakemake --report`: the landing text (workflow/report/workflow.rst) says where the
+    answer is, and the comparison's table and forest plot are in its first category."""
+    report = tmp_path / "report.html"
+    r = _snakemake(tiny_run, "--report", str(report), "--configfile", "config/scenarios/tiny.yaml")
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = report.read_text()
+    assert "is the latent normalizing-flow prior (LFBM) better than its baselines" in html
+    assert "1. Comparison" in html and "comparison.csv" in html
+    assert "comparison_forest.png" in html and "at least two seeds" in html
+
+
 def test_mlflow_store_has_one_run_per_model_with_metrics(tiny_run: Path) -> None:
     import mlflow
 
