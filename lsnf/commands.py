@@ -80,9 +80,10 @@ def cmd_fit_two_stage(args: argparse.Namespace) -> None:
 
     cfg = config.load_config(args.config, args.set)
     tracker = _tracker(args)
+    if tracker is not None:  # the run starts with the fit, so its duration is the fit's
+        log_run_config(tracker, cfg)
     fit_two_stage(cfg, args.source, args.out)
     if tracker is not None:  # its ABP model's epochs, then the fit's (as `track sync` logs)
-        log_run_config(tracker, cfg)
         for row in read_json_lines(Path(args.out) / layout.METRICS):
             log_epoch(tracker, int(row["epoch"]), row)
         log_training_end(tracker, Path(args.out))

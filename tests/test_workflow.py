@@ -144,6 +144,13 @@ def test_mlflow_store_has_one_run_per_model_with_metrics(tiny_run: Path) -> None
     assert rec["metrics.recovery_mse"].notna().all()
     assert set(rec["params.data.corruption.kind"]) == {"salt_pepper", "random_square"}
     assert (runs["status"] == "FINISHED").all()
+    # 2s-ABP's run starts before its flow fit, so its duration holds the fit's seconds
+    from lsnf.io import read_json_lines
+
+    two = runs[runs["tags.lsnf.run_key"] == "tiny_generation/abp2s-seed0"].iloc[0]
+    metrics = tiny_run / "results/models/tiny_generation/abp2s-seed0/metrics.jsonl"
+    fit_s = sum(r["seconds"] for r in read_json_lines(metrics) if r.get("stage") == 2)
+    assert (two["end_time"] - two["start_time"]).total_seconds() >= fit_s > 0
 
 
 def _mlflow_snapshot(uri: str, experiment: str) -> dict:
