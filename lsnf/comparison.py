@@ -24,9 +24,9 @@ from lsnf.convergence import FAILED, MIN_SEEDS, verdict_for
 from lsnf.errors import UserError
 from lsnf.registry import EVALUATIONS, Evaluation, Value
 from lsnf.replicates import Replicates, statistic_of
-from lsnf.stats import difference_interval
+from lsnf.stats import VERDICTS, difference_interval
 
-__all__ = ["BASELINES", "comparison_table", "versus_table"]
+__all__ = ["BASELINES", "comparison_table", "verdict_summary", "versus_table"]
 
 FLOW = "flow"
 BASELINES = {"gaussian": "ABP", "ebm": "LEBM", "abp2s": "2s-ABP"}  # model kind -> short name
@@ -211,6 +211,19 @@ def versus_table(
     ]  # fmt: skip
     num = pd.DataFrame(numeric)
     return _split_digits(num, ["evaluation", "prior", "condition"], {"a": "A", "b": "B"})
+
+
+def verdict_summary(num: pd.DataFrame) -> str:
+    """The comparison table's answer in one line: how many verdicts it gives (better, worse,
+    indistinguishable), and how many it withholds, by reason (docs/method.md §6.5, §9)."""
+    if num.empty:
+        return ""
+    reasons = num["verdict"].str.replace(r":[^)]*", "", regex=True)  # without the side names
+    counts = reasons.value_counts()
+    decided = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
+    withheld = [f"{n} {r}" for r, n in counts.items() if r not in VERDICTS]
+    tail = f"; no verdict: {', '.join(withheld)}" if withheld else ""
+    return f"**{len(num)} comparisons: {decided}{tail}** (docs/method.md §6.5, §9)."
 
 
 def _split_digits(

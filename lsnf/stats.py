@@ -28,6 +28,7 @@ __all__ = [
     "CONFIDENCE",
     "REPLICATES",
     "STATISTICS",
+    "VERDICTS",
     "Difference",
     "Interval",
     "Statistic",
@@ -44,6 +45,7 @@ __all__ = [
 CONFIDENCE = 0.95
 REPLICATES = 2000  # bootstrap replicates of every interval the tables show
 SEED = 0  # the bootstrap's seed: tables are deterministic
+VERDICTS = ("better", "worse", "indistinguishable")  # what an interval can say (:func:`verdict`)
 
 Columns = dict[str, np.ndarray]  # per-example column name -> (n,) values
 
@@ -205,9 +207,10 @@ class Difference:
 def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
     """``better`` / ``worse`` for ``a`` when the interval of ``a - b`` excludes 0, else
     ``indistinguishable``."""
+    better, worse, neither = VERDICTS
     if lo > 0 or hi < 0:
-        return "better" if (lo > 0) == higher_is_better else "worse"
-    return "indistinguishable"
+        return better if (lo > 0) == higher_is_better else worse
+    return neither
 
 
 def difference_interval(

@@ -44,11 +44,16 @@ def table_names(tasks: set[str], versus: bool) -> list[str]:
     ] * versus
 
 
-def _write(out_dir: Path, name: str, numeric: pd.DataFrame, display: pd.DataFrame) -> list[Path]:
-    """One table as CSV (numbers), Markdown and LaTeX (display strings)."""
+def _write(
+    out_dir: Path, name: str, numeric: pd.DataFrame, display: pd.DataFrame, preface: str = ""
+) -> list[Path]:
+    """One table as CSV (numbers), Markdown (``preface``, a paragraph, above it) and LaTeX
+    (display strings)."""
     texts = {
         "csv": numeric.to_csv(index=False),
-        "md": display.to_markdown(index=False, disable_numparse=True) + "\n",
+        "md": (preface and preface + "\n\n")
+        + display.to_markdown(index=False, disable_numparse=True)
+        + "\n",
         "tex": display.to_latex(index=False, escape=True),
     }
     assert tuple(texts) == layout.TABLE_FORMATS
@@ -69,7 +74,7 @@ def write_tables(
     """Write the comparison table, every task's table whose evaluations the results hold, the cost
     table and (``versus``: pairs of experiments) the versus table; return the files written.
     ``min_seeds``: seeds per side before a comparison gives a verdict (docs/method.md §9)."""
-    from lsnf.comparison import comparison_table, versus_table
+    from lsnf.comparison import comparison_table, verdict_summary, versus_table
     from lsnf.cost import cost_table
 
     out_dir = Path(out_dir)
@@ -102,7 +107,8 @@ def write_tables(
         if df.empty or not every & set(needs):
             continue
         numeric, display = build(df)
-        written += _write(out_dir, name, numeric, display)
+        preface = verdict_summary(numeric) if name == "comparison" else ""
+        written += _write(out_dir, name, numeric, display, preface)
         if name == "comparison":
             from lsnf.forest import plot_forest
 

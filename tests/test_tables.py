@@ -253,7 +253,12 @@ def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
     lebm = df.loc["LFBM − LEBM"]
     assert lebm["interval_verdict"] == "better" and lebm["seeds"] == "2 vs 1"
     assert lebm["verdict"] == "undecided (fewer than 2 seeds: LEBM)"
-    assert "undecided (fewer than 2 seeds: LEBM)" in (tmp_path / "tables/comparison.md").read_text()
+    md = (tmp_path / "tables/comparison.md").read_text()
+    assert "undecided (fewer than 2 seeds: LEBM)" in md
+    assert md.startswith(  # the answer in one line, above the table (AUPRC and AUROC alike)
+        "**4 comparisons: 2 better, 0 worse, 0 indistinguishable; "
+        "no verdict: 2 undecided (fewer than 2 seeds)**"
+    )
     assert auprc(1).loc["LFBM − LEBM", "verdict"] == "better"
     df = auprc(3)
     assert df.loc["LFBM − ABP", "verdict"] == "undecided (fewer than 3 seeds: LFBM, ABP)"

@@ -78,6 +78,8 @@ def test_tiny_scenario_produces_tables(tiny_run: Path) -> None:
     # a run this short decides nothing (docs/method.md §6.5): every verdict is undecided or
     # names a model that failed to train, whatever the interval alone says
     assert comparison["verdict"].str.match(r"undecided \(not converged: |failed to train: ").all()
+    summary = (tables / "comparison.md").read_text().splitlines()[0]
+    assert summary.startswith(f"**{len(comparison)} comparisons: 0 better, 0 worse, 0 ind")
     assert set(comparison["interval_verdict"]) <= {"better", "worse", "indistinguishable"}
     assert (comparison["lo"] <= comparison["hi"]).all()
     fid_metrics = set(comparison.loc[comparison["evaluation"] == "fid", "metric"])
