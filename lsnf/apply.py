@@ -28,7 +28,7 @@ from lsnf.folder_data import read_images
 from lsnf.io import atomic_write_bytes
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs, save_grid
 from lsnf.metrics.inference import scores_and_errors
-from lsnf.pixels import from_unit_interval, to_model_scale, to_unit_interval
+from lsnf.pixels import from_unit_interval, to_model_scale, to_uint8, to_unit_interval
 
 __all__ = [
     "completion_grid",
@@ -135,7 +135,7 @@ def write_images(images: Tensor, names: list[str], out: str | Path, nrow: int = 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        pixels = images.clamp(0, 1).mul(255).round().to(torch.uint8)  # (N, C, H, W)
+        pixels = to_uint8(from_unit_interval(images))  # (N, C, H, W)
         for name, image in zip(names, pixels, strict=True):
             target = (tmp / name).with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)

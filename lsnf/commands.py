@@ -216,9 +216,9 @@ def cmd_tables(args: argparse.Namespace) -> None:
     versus = [tuple(v.split(":", 1)) for v in args.versus]
     if any(len(v) != 2 for v in versus):
         raise UserError("--versus takes A:B, two experiment names")
-    seeds = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
-    if seeds and args.min_seeds < 1:
+    if args.min_seeds is not None and args.min_seeds < 1:
         raise UserError(f"--min-seeds {args.min_seeds}: give a number of seeds >= 1")
+    seeds = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
     written = write_tables(
         args.results, args.reference, args.out_dir, args.floors, args.results_dir, versus, **seeds
     )
