@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="result JSON" if ev.result else "PNG grid")
         if ev.result and ev.grid:
             p.add_argument("--grid", help="also save the evaluation's PNG grid here")
+        if ev.result:
+            p.add_argument(
+                "--course",
+                action="store_true",
+                help="also evaluate the run's snapshots (train.snapshots) and list them in "
+                "<result>.course.json: the comparison's course (docs/method.md §9.1)",
+            )
         p.add_argument("--device", help="override the checkpoint's device (cpu, cuda)")
         p.add_argument("--data-root", help="override data.root of the checkpoint")
 

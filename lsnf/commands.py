@@ -27,9 +27,14 @@ def _tracker(args: argparse.Namespace) -> Any:
     )
 
 
-def cmd_eval(args: argparse.Namespace) -> None:
+def replace_record(outcome: Any, record: dict[str, Any]) -> Any:
+    """``outcome`` with another record (its identity added)."""
     from dataclasses import replace
 
+    return replace(outcome, record=record)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
     from lsnf.checkpoint import load_model
     from lsnf.registry import settings_of
     from lsnf.results import identify, save_outcome
@@ -43,12 +48,43 @@ def cmd_eval(args: argparse.Namespace) -> None:
     trained = load_model(args.checkpoint, device=args.device, data_root=args.data_root)
     outcome = ev.function(trained, settings)
     if outcome.record is not None:
-        outcome = replace(outcome, record=identify(outcome.record, args.run_key, trained.config))
+        outcome = replace_record(outcome, identify(outcome.record, args.run_key, trained.config))
     result, grid = (args.out, getattr(args, "grid", None)) if ev.result else (None, args.out)
     files = save_outcome(outcome, result, grid)
+    if getattr(args, "course", False):
+        _eval_course(ev, settings, args, trained)
     if tracker is not None:
         log_outcome(tracker, outcome.record, files)
     print(f"[lsnf] {outcome.summary}")
+
+
+def _eval_course(ev: Any, settings: Any, args: argparse.Namespace, trained: Any) -> None:
+    """The evaluation of every snapshot of the model's run (docs/method.md §9.1), with the
+    same settings, each a result of its own (layout.course_result), then the course index
+    beside the result, written last: a listed course is complete."""
+    from lsnf.checkpoint import load_model
+    from lsnf.io import atomic_write_json
+    from lsnf.results import identify, save_outcome
+
+    points = []
+    for snap in sorted((trained.path.parent / layout.SNAPSHOTS).glob("epoch-*.pt")):
+        earlier = load_model(snap, device=args.device, data_root=args.data_root)
+        epoch = int(earlier.training["selected"]["epoch"])
+        outcome = ev.function(earlier, settings)
+        record = identify(outcome.record, args.run_key, earlier.config)
+        out = layout.course_result(args.out, epoch)
+        save_outcome(replace_record(outcome, record), out, None)
+        points.append(
+            {"epoch": epoch, "iteration": earlier.training["iterations"],
+             "file": str(Path(out).relative_to(Path(args.out).parent)), "value": record["value"]}
+        )  # fmt: skip
+        print(f"[lsnf] course, epoch {epoch}: {outcome.summary}")
+    final = {"epoch": trained.training["epochs"], "iteration": trained.training["iterations"],
+             "file": Path(args.out).name}  # fmt: skip
+    atomic_write_json(
+        layout.course_index(args.out),
+        {"evaluation": ev.name, "points": [*points, final], "checkpoint_sha256": trained.sha256},
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:

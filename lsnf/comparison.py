@@ -14,19 +14,29 @@ docs/method.md §6.5, §9).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from lsnf.convergence import FAILED, MIN_SEEDS, verdict_for
+from lsnf import layout
+from lsnf.convergence import CONVERGED, FAILED, MIN_SEEDS, verdict_for
+from lsnf.course import CoursePoint, settle, settled_since
 from lsnf.errors import UserError
 from lsnf.registry import EVALUATIONS, Evaluation, Value
 from lsnf.replicates import Replicates, statistic_of
-from lsnf.stats import VERDICTS, difference_interval
+from lsnf.stats import VERDICTS, Difference, bonferroni_z, difference_interval, verdict
 
-__all__ = ["BASELINES", "comparison_table", "verdict_summary", "versus_table"]
+__all__ = [
+    "BASELINES",
+    "comparison_table",
+    "course_display",
+    "verdict_summary",
+    "versus_table",
+]
 
 FLOW = "flow"
 BASELINES = {"gaussian": "ABP", "ebm": "LEBM", "abp2s": "2s-ABP"}  # model kind -> short name
@@ -81,6 +91,56 @@ def _statuses(rows: pd.DataFrame, value: Value) -> list[str]:
     return out
 
 
+def _course_files(result_file: str) -> dict[int, str]:
+    """Learning iterations -> result file of a result's course (docs/method.md §9.1): its
+    snapshots' results as its course index lists them, and the result itself. A result
+    without a course index (an evaluation run without ``--course``) is its only point."""
+    from lsnf.io import read_json
+
+    record = read_json(result_file)
+    out = {int((record.get("training") or {}).get("iterations") or 0): str(result_file)}
+    index = Path(layout.course_index(str(result_file)))
+    if index.is_file():
+        for point in read_json(index)["points"]:
+            out.setdefault(int(point["iteration"]), str(index.parent / point["file"]))
+    return out
+
+
+def _difference(
+    reps: Replicates,
+    evaluation: str,
+    value: Value,
+    files_a: list[str],
+    files_b: list[str],
+    paired: bool,
+) -> tuple[Difference, np.ndarray, np.ndarray]:
+    """``a − b`` of ``value`` over the results ``files_a`` and ``files_b`` (one per seed), and
+    each side's recomputed values (eq. 9.4)."""
+    from lsnf.io import read_json
+
+    col = value.column
+
+    def runs(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        out = [reps.of(f, evaluation, col, read_json(f)[col]) for f in files]
+        return np.stack([o[1] for o in out]), np.array([o[0] for o in out])
+
+    if paired:
+        _check_same_examples(reps, [*files_a, *files_b])
+    (ra, pa), (rb, pb) = runs(files_a), runs(files_b)
+    return difference_interval(ra, rb, pa, pb, value.higher_is_better), pa, pb
+
+
+def _state(sides: dict[str, list[str]]) -> str:
+    """The models' convergence at the end, in words, for a verdict's budget text."""
+    done = [name for name, statuses in sides.items() if set(statuses) == {CONVERGED}]
+    if len(done) == len(sides):
+        return "both converged"
+    if not done:
+        return "neither model converged"
+    rest = [name for name in sides if name not in done]
+    return f"{', '.join(done)} converged, {', '.join(rest)} not"
+
+
 def _compare(
     reps: Replicates,
     evaluation: str,
@@ -89,19 +149,39 @@ def _compare(
     base: pd.DataFrame,
     names: tuple[str, str],
     min_seeds: int,
-) -> dict[str, Any]:
-    col = value.column
+    family: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One comparison row (docs/method.md §9, §9.1, §9.2) and its course rows; ``family``: the
+    number of comparisons its simultaneous interval is corrected for."""
+    stat = statistic_of(evaluation, value.column)
+    paired = not stat.stored  # stored: FID and its kin, over each model's generated samples
+    higher, z = value.higher_is_better, bonferroni_z(family)
 
-    def runs(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        out = [reps.of(r["file"], evaluation, col, r[col]) for _, r in rows.iterrows()]
-        return np.stack([o[1] for o in out]), np.array([o[0] for o in out])
+    def adjusted(d: Difference) -> tuple[float, float, str, bool]:
+        """The simultaneous interval, its verdict, and whether it lies inside the margin."""
+        lo, hi = d.estimate - z * d.se, d.estimate + z * d.se
+        rel_lo, rel_hi = d.relative - z * d.rel_se, d.relative + z * d.rel_se
+        return lo, hi, verdict(lo, hi, higher), -stat.margin < rel_lo and rel_hi < stat.margin
 
-    paired = not statistic_of(evaluation, col).stored  # stored: FID, over generated samples
-    if paired:
-        _check_same_examples(reps, [*flow["file"], *base["file"]])
-    (ra, pa), (rb, pb) = runs(flow), runs(base)
-    higher = value.higher_is_better
-    d = difference_interval(ra, rb, pa, pb, higher)
+    final = (list(flow["file"]), list(base["file"]))
+    courses = [_course_files(f) for f in [*final[0], *final[1]]]
+    budgets = sorted(set.intersection(*(set(c) for c in courses)))
+    end = max(budgets)
+    points, verdicts, inside, course_rows = [], [], [], []
+    for it in budgets:
+        files = [c[it] for c in courses]
+        d, _, _ = _difference(reps, evaluation, value, files[: len(flow)], files[len(flow) :],
+                              paired)  # fmt: skip
+        lo, hi, v, eq = adjusted(d)
+        points.append(CoursePoint(it, d.estimate, d.se))
+        verdicts.append(v)
+        inside.append(eq)
+        course_rows.append(
+            {"iteration": it, "difference": d.estimate, "lo": lo, "hi": hi, "se": d.se,
+             "relative": d.relative, "interval_verdict": v}
+        )  # fmt: skip
+    d, pa, pb = _difference(reps, evaluation, value, *final, paired)
+    lo, hi, interval_verdict, eq = adjusted(d)
     n = int(flow["n"].iloc[0])
     how = (
         f"paired bootstrap over the same {n} test examples"
@@ -111,42 +191,47 @@ def _compare(
     if len(flow) > 1 or len(base) > 1:
         how += " and over seeds"
     sides = dict(zip(names, (_statuses(flow, value), _statuses(base, value)), strict=True))
-    return {
+    converged = all(set(v) == {CONVERGED} for v in sides.values())
+    settled = settle(points, interval_verdict, higher, eq, converged)
+    since = None
+    verdict_text = verdict_for(sides, "", min_seeds)  # failed to train, too few seeds, or ""
+    if not verdict_text and settled.settled:
+        since = settled_since(points, verdicts, higher, inside, converged)
+        verdict_text = f"{settled.verdict} at {end} iterations (settled since {since}; " + (
+            f"{_state(sides)})"
+        )
+    elif not verdict_text:
+        verdict_text = settled.verdict
+    row = {
         "a": float(pa.mean()),
         "b": float(pb.mean()),
         "difference": d.estimate,
-        "lo": d.lo,
-        "hi": d.hi,
-        "verdict": verdict_for(sides, d.verdict, min_seeds),
-        "interval_verdict": d.verdict,
+        "lo": lo,
+        "hi": hi,
+        "relative": d.relative,
+        "rel_lo": d.relative - z * d.rel_se,
+        "rel_hi": d.relative + z * d.rel_se,
+        "lo95": d.lo,
+        "hi95": d.hi,
+        "verdict": verdict_text,
+        "interval_verdict": interval_verdict,
+        "iterations": end,
+        "settled_since": since,
+        "settle_reason": settled.reason,
+        "projected_2E": settled.projected,
+        "projection_noise": settled.noise,
+        "course_points": len(points),
         "convergence": "; ".join(f"{k}: {', '.join(sorted(set(v)))}" for k, v in sides.items()),
         "seeds": f"{len(flow)} vs {len(base)}",
-        "interval": f"95% CI, {how} ({ra.shape[1]} resamples)",
+        "interval": (
+            f"simultaneous 95%: Bonferroni over the {family} comparisons of its family, "
+            f"±{z:.2f} bootstrap SE; {how} "
+            f"({reps.replicates if paired else 'stored'} resamples)"
+        ),
+        "margin": stat.margin,
         "better": "higher" if higher else "lower",
     }
-
-
-def _rows(
-    reps: Replicates,
-    ev: Evaluation,
-    a: pd.DataFrame,
-    b: pd.DataFrame,
-    head: dict[str, Any],
-    setting: str,
-    min_seeds: int,
-) -> list[dict[str, Any]]:
-    """One row per value of ``ev``: ``head``, the value's label, ``a − b`` and ``setting``."""
-    names = tuple(head["comparison"].split(" − ", 1))
-    return [
-        {
-            **head,
-            "metric": v.label,
-            **_compare(reps, ev.name, v, a, b, names, min_seeds),
-            "setting": setting,
-            "digits": v.digits,
-        }
-        for v in ev.values
-    ]
+    return row, course_rows
 
 
 def _compare_sides(
@@ -158,10 +243,11 @@ def _compare_sides(
     setting: Callable[[pd.DataFrame, pd.DataFrame], str],
     sort: bool,
     min_seeds: int,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """For every evaluation with values, every (``group``, condition) of its results and every
-    (a, b, title) of ``sides`` (values of the column ``side``): the rows of a − b."""
-    numeric: list[dict[str, Any]] = []
+    (a, b, title) of ``sides`` (values of the column ``side``): the rows of a − b, and their
+    course rows. Each (``group``, title) is one family of simultaneous intervals (§9.2)."""
+    todo = []
     for ev in _compared():
         m = df[(df["evaluation"] == ev.name) & df[side].isin({x for s in sides for x in s[:2]})]
         for (key, cond), g in m.groupby([group, ev.condition], sort=sort):
@@ -173,23 +259,35 @@ def _compare_sides(
                 condition = _condition(ev.condition, cond)
                 head = {"evaluation": ev.name, group: key, "condition": condition,
                         "comparison": title}  # fmt: skip
-                numeric += _rows(reps, ev, a, b, head, setting(a, b), min_seeds)
-    return numeric
+                todo += [(head, ev, v, a, b) for v in ev.values]
+    family = Counter((head[group], head["comparison"]) for head, *_ in todo)
+    numeric, course = [], []
+    for head, ev, v, a, b in todo:
+        names = tuple(head["comparison"].split(" − ", 1))
+        size = family[(head[group], head["comparison"])]
+        row, points = _compare(reps, ev.name, v, a, b, names, min_seeds, size)
+        numeric.append(
+            {**head, "metric": v.label, **row, "setting": setting(a, b), "digits": v.digits}
+        )
+        course += [{**head, "metric": v.label, **p, "digits": v.digits} for p in points]
+    return numeric, course
 
 
 def comparison_table(
     df: pd.DataFrame, reps: Replicates, setting: Any, min_seeds: int = MIN_SEEDS
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Flow − Gaussian and flow − EBM for every experiment, condition and metric the results
-    hold (``setting``: a group of measurements -> its setting text; ``min_seeds``: seeds per
-    side before a verdict): (numeric, display)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """LFBM − each baseline for every experiment, condition and metric the results hold
+    (``setting``: a group of measurements -> its setting text; ``min_seeds``: seeds per side
+    before a verdict): (numeric, display, course), the course one row per comparison and
+    budget (docs/method.md §9.1)."""
     sides = [(FLOW, kind, f"LFBM − {short}") for kind, short in BASELINES.items()]
     both = lambda a, b: setting(pd.concat([a, b]))
-    numeric = _compare_sides(reps, df, "experiment", "prior", sides, both, True, min_seeds)
+    numeric, course = _compare_sides(reps, df, "experiment", "prior", sides, both, True, min_seeds)
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
-    return _split_digits(
+    table = _split_digits(
         num, ["evaluation", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}
     )
+    return (*table, pd.DataFrame(course))
 
 
 def versus_table(
@@ -207,7 +305,8 @@ def versus_table(
         row
         for exp_a, exp_b in pairs
         for row in _compare_sides(reps, df, "prior", "experiment",
-                                  [(exp_a, exp_b, f"{exp_a} − {exp_b}")], each, False, min_seeds)
+                                  [(exp_a, exp_b, f"{exp_a} − {exp_b}")], each, False,
+                                  min_seeds)[0]
     ]  # fmt: skip
     num = pd.DataFrame(numeric)
     return _split_digits(num, ["evaluation", "prior", "condition"], {"a": "A", "b": "B"})
@@ -215,15 +314,41 @@ def versus_table(
 
 def verdict_summary(num: pd.DataFrame) -> str:
     """The comparison table's answer in one line: how many verdicts it gives (better, worse,
-    indistinguishable), and how many it withholds, by reason (docs/method.md §6.5, §9)."""
+    indistinguishable, each at its budget), and how many it withholds, by reason
+    (docs/method.md §9, §9.1)."""
     if num.empty:
         return ""
-    reasons = num["verdict"].str.replace(r":[^)]*", "", regex=True)  # without the side names
-    counts = reasons.value_counts()
+    kind = lambda v: next((k for k in VERDICTS if v.startswith(k)), None)
+    given = num["verdict"].map(kind)
+    counts = given.value_counts()
     decided = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    withheld = [f"{n} {r}" for r, n in counts.items() if r not in VERDICTS]
+    reasons = num.loc[given.isna(), "verdict"].str.replace(r":[^)]*", "", regex=True)
+    withheld = [f"{n} {r}" for r, n in reasons.value_counts().items()]
     tail = f"; no verdict: {', '.join(withheld)}" if withheld else ""
-    return f"**{len(num)} comparisons: {decided}{tail}** (docs/method.md §6.5, §9)."
+    return f"**{len(num)} comparisons: {decided}{tail}** (docs/method.md §9.1)."
+
+
+def course_display(course: pd.DataFrame) -> pd.DataFrame:
+    """Display strings of the course table: each comparison's difference and simultaneous
+    interval at every budget (docs/method.md §9.1)."""
+    if course.empty:
+        return course
+    fmt = lambda v, k: f"{v:+.{k}f}"
+    rows = zip(course["difference"], course["lo"], course["hi"], course["digits"], strict=True)
+    return pd.DataFrame(
+        {
+            **{h: course[h] for h in ("evaluation", "experiment", "condition", "metric")},
+            "comparison": course["comparison"],
+            "learning iterations": course["iteration"],
+            "difference [simultaneous 95% CI]": [
+                f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]" for d, lo, hi, k in rows
+            ],
+            "% of baseline": [
+                f"{100 * r:+.1f}%" if np.isfinite(r) else "n/a" for r in course["relative"]
+            ],
+            "interval alone": course["interval_verdict"],
+        }
+    )
 
 
 def _split_digits(
@@ -250,13 +375,25 @@ def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.D
             "metric": num["metric"] + " (" + num["better"] + " is better)",
             "comparison": num["comparison"],
             **shown,
-            "difference [95% CI]": [
+            "difference [simultaneous 95% CI]": [
                 f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]"
                 for d, lo, hi, k in zip(
                     num["difference"], num["lo"], num["hi"], digits, strict=True
                 )
             ],
+            "% of baseline [CI]": [
+                f"{100 * r:+.1f}% [{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
+                if np.isfinite([r, lo, hi]).all()
+                else "n/a (baseline 0)"
+                for r, lo, hi in zip(num["relative"], num["rel_lo"], num["rel_hi"], strict=True)
+            ],
             f"verdict for {next(iter(values.values()))}": num["verdict"],
+            "course": [
+                f"{n} point(s) to {e}: {why}"
+                for n, e, why in zip(
+                    num["course_points"], num["iterations"], num["settle_reason"], strict=True
+                )
+            ],
             "training": num["convergence"],
             "seeds": num["seeds"],
             "interval": num["interval"],

@@ -361,6 +361,12 @@ class TrainConfig(_Strict):
         description="a validation curve has converged when it improved by less than this "
         "share over the last quarter of training, or by no more than its noise",
     )
+    snapshots: int = Field(
+        0,
+        ge=0,
+        description="evenly spaced snapshots of the parameters kept for the comparison's course "
+        "(the last is model.pt; 0: none; docs/method.md §9.1)",
+    )
     select: Literal["last", "best_validation"] = Field(
         "last",
         description="the parameters model.pt keeps: the last epoch's, or the validation "

@@ -225,21 +225,16 @@ def status_for(convergence: dict[str, Any] | None, curve: str) -> dict[str, str]
 def verdict_for(
     sides: dict[str, list[str]], interval_verdict: str, min_seeds: int = MIN_SEEDS
 ) -> str:
-    """A comparison's verdict given each side's model statuses (name -> the status of each of
-    its seeds): "failed to train: X" when a side failed (a curve or the result itself no better
-    than its trivial reference), "undecided (not converged: X)" or "undecided (convergence not
-    measured: X)" when a side's models are not all converged, "undecided (fewer than 2 seeds:
-    X)" when a side has fewer than ``min_seeds`` seeds (its interval holds no seed-to-seed
-    spread, so another seed could flip it; docs/method.md §9), else the interval's verdict
-    (better / worse / indistinguishable)."""
-    for status, text in (
-        (FAILED, "failed to train: {}"),
-        (NOT_CONVERGED, "undecided (not converged: {})"),
-        (NOT_MEASURED, "undecided (convergence not measured: {})"),
-    ):
-        names = [name for name, statuses in sides.items() if status in statuses]
-        if names:
-            return text.format(", ".join(names))
+    """What a comparison says before its course is read (docs/method.md §9.1), given each
+    side's model statuses (name -> the status of each of its seeds): "failed to train: X" when
+    a side failed (a curve or the result itself no better than its trivial reference),
+    "undecided (fewer than 2 seeds: X)" when a side has fewer than ``min_seeds`` seeds (its
+    interval holds no seed-to-seed spread, so another seed could flip it; §9), else
+    ``interval_verdict``. Convergence no longer withholds a verdict: the settled rule of
+    :mod:`lsnf.course` reads the comparison's own course instead."""
+    failed = [name for name, statuses in sides.items() if FAILED in statuses]
+    if failed:
+        return f"failed to train: {', '.join(failed)}"
     few = [name for name, statuses in sides.items() if len(statuses) < min_seeds]
     if few:
         return f"undecided (fewer than {min_seeds} seeds: {', '.join(few)})"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lsnf.io import atomic_write_bytes
 
-__all__ = ["plot_budget", "plot_forest"]
+__all__ = ["plot_budget", "plot_course", "plot_forest"]
 
 _STYLE = {  # verdict -> (colour, filled)
     "better": ("tab:green", True),
@@ -29,11 +29,13 @@ _STYLE = {  # verdict -> (colour, filled)
 }
 
 
+def _kind(verdict: str) -> str:
+    """The verdict's kind, a key of the legend (``better at 864 iterations (…)`` -> better)."""
+    return next((key for key in _STYLE if verdict.startswith(key)), verdict.split(" (")[0])
+
+
 def _style(verdict: str) -> tuple[str, bool]:
-    for key, style in _STYLE.items():
-        if verdict.startswith(key):
-            return style
-    return "tab:blue", False
+    return _STYLE.get(_kind(verdict), ("tab:blue", False))
 
 
 def plot_forest(num: pd.DataFrame, out: str | Path) -> None:
@@ -72,9 +74,10 @@ def plot_forest(num: pd.DataFrame, out: str | Path) -> None:
         for yi, (_, r) in zip(y, g.iterrows(), strict=True):
             colour, filled = _style(str(r["verdict"]))
             ax.plot([r["lo"], r["hi"]], [yi, yi], color=colour, lw=1.5)
-            key = str(r["verdict"]).split(" (")[0].split(":")[0]
             mfc = colour if filled else "white"
-            seen[key] = ax.plot(r["difference"], yi, "o", color=colour, mfc=mfc)[0]
+            seen[_kind(str(r["verdict"]))] = ax.plot(
+                r["difference"], yi, "o", color=colour, mfc=mfc
+            )[0]
         ax.axvline(0, color="black", lw=0.8)
         labels = [
             f"{r['experiment']} · {r['condition']} · {r['comparison']}" for _, r in g.iterrows()
@@ -85,7 +88,10 @@ def plot_forest(num: pd.DataFrame, out: str | Path) -> None:
         ax.set_title(f"{evaluation}: {metric} (LFBM better to the {side} of 0)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     fig.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
-    fig.suptitle("Is the flow prior better? LFBM − baseline, 95% interval, verdict", fontsize=10)
+    fig.suptitle(
+        "Is the flow prior better? LFBM − baseline, simultaneous 95% interval, verdict",
+        fontsize=10,
+    )
     fig.tight_layout()
     atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
@@ -122,9 +128,10 @@ def plot_budget(num: pd.DataFrame, measurements: pd.DataFrame, out: str | Path) 
             for _, r in rows.iterrows():
                 colour, filled = _style(str(r["verdict"]))
                 ax.plot([r["iterations"]] * 2, [r["lo"], r["hi"]], color=colour, lw=1.5)
-                key = str(r["verdict"]).split(" (")[0].split(":")[0]
                 mfc = colour if filled else "white"
-                seen[key] = ax.plot(r["iterations"], r["difference"], "o", color=colour, mfc=mfc)[0]
+                seen[_kind(str(r["verdict"]))] = ax.plot(
+                    r["iterations"], r["difference"], "o", color=colour, mfc=mfc
+                )[0]
             better = "higher" if rows["better"].eq("higher").all() else "lower"
             ax.set_title(f"{metric} ({better} is better): {side}", fontsize=8)
             ax.set_xscale("log")
@@ -139,3 +146,66 @@ def plot_budget(num: pd.DataFrame, measurements: pd.DataFrame, out: str | Path) 
     fig.tight_layout()
     atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
+
+
+def plot_course(course: pd.DataFrame, num: pd.DataFrame, experiment: str, out: str | Path) -> None:
+    """The course of an experiment's comparisons (docs/method.md §9.1): each difference LFBM −
+    baseline with its simultaneous interval against learning iterations, one panel per
+    condition and metric, one line per baseline, the end marked by its verdict. ``course``,
+    ``num``: the course and numeric comparison tables (lsnf.comparison)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = course[course["experiment"] == experiment] if not course.empty else course
+    if rows.empty:
+        fig, ax = plt.subplots(figsize=(8, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"No comparison in experiment {experiment}", ha="center", va="center")
+        atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+        plt.close(fig)
+        return
+    panels = list(dict.fromkeys(zip(rows["condition"], rows["metric"], strict=True)))
+    cols = min(3, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows), squeeze=False)
+    seen: dict[str, Any] = {}
+    ends = num[num["experiment"] == experiment]
+    for ax, (condition, metric) in zip(axes.flat, panels, strict=False):
+        panel = rows[(rows["condition"] == condition) & (rows["metric"] == metric)]
+        for (side, g), colour in zip(panel.groupby("comparison", sort=False), _LINES, strict=False):
+            g = g.sort_values("iteration")
+            ax.fill_between(g["iteration"], g["lo"], g["hi"], color=colour, alpha=0.15, lw=0)
+            seen[side] = ax.plot(g["iteration"], g["difference"], "-", color=colour, lw=1.2)[0]
+            end = ends[
+                (ends["condition"] == condition)
+                & (ends["metric"] == metric)
+                & (ends["comparison"] == side)
+            ]
+            if not end.empty:
+                v = str(end["verdict"].iloc[0])
+                c, filled = _style(v)
+                ax.plot(g["iteration"].iloc[-1], g["difference"].iloc[-1], "o", color=c,
+                        mfc=c if filled else "white")  # fmt: skip
+                seen.setdefault(_kind(v), ax.lines[-1])
+        ax.axhline(0, color="black", lw=0.8)
+        prefers = ends[ends["metric"] == metric]["better"]
+        better = "higher" if prefers.eq("higher").all() else "lower"
+        ax.set_title(f"{condition}: {metric} ({better} is better for LFBM)", fontsize=8)
+        ax.set_xlabel("learning iterations", fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
+    fig.suptitle(
+        f"{experiment}: LFBM − baseline over training (simultaneous 95% interval); "
+        "the end point's marker is its verdict",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
+    atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    plt.close(fig)
+
+
+_LINES = ("tab:blue", "tab:purple", "tab:brown", "tab:olive")  # one per baseline

@@ -19,8 +19,12 @@ __all__ = [
     "METRICS",
     "MODEL",
     "ROOT",
+    "SNAPSHOTS",
     "TABLE_FORMATS",
     "benchmark",
+    "course_figure",
+    "course_index",
+    "course_result",
     "curve",
     "curves_figure",
     "data_manifest",
@@ -37,6 +41,7 @@ __all__ = [
     "result",
     "run_config",
     "runs_on_disk",
+    "snapshot",
     "table",
     "table_file",
     "tables_dir",
@@ -53,6 +58,7 @@ BEST = "best.pt"  # train.select: best_validation: the best validation point's p
 METRICS = "metrics.jsonl"  # one line per completed epoch (and the validation point before)
 CONFIG = "config.yaml"  # the resolved run config
 DATA = "data.json"  # the training split's provenance and images' SHA-256
+SNAPSHOTS = "snapshots"  # train.snapshots: model.pt-format files of earlier epochs (the course)
 
 TABLE_FORMATS = ("csv", "md", "tex")  # numbers; display strings (Markdown, LaTeX)
 _MODELS, _EVAL = "models", "eval"  # run directories: models/<experiment>/<run>/, eval/...
@@ -106,6 +112,25 @@ def run_key_of_output(path: str) -> str:
 def result(exp: str, run: str, name: str, root: str = ROOT) -> str:
     """An evaluation's output file ``name`` (result JSON or grid) of a model."""
     return f"{eval_dir(exp, run, root)}/{name}"
+
+
+def snapshot(epoch: int) -> str:
+    """A snapshot's file inside its run directory (``train.snapshots``; docs/method.md §9.1)."""
+    return f"{SNAPSHOTS}/epoch-{epoch:04d}.pt"
+
+
+def course_index(result_path: str) -> str:
+    """The course of a result: its snapshots' results, listed beside it (``anomaly.json`` ->
+    ``anomaly.course.json``); written last, so a listed course is complete."""
+    return f"{result_path.removesuffix('.json')}.course.json"
+
+
+def course_result(result_path: str, epoch: int) -> str:
+    """The result of a run's snapshot after ``epoch`` epochs, for the result ``result_path``."""
+    from pathlib import PurePosixPath
+
+    p = PurePosixPath(result_path)
+    return str(p.parent / "course" / f"epoch-{epoch:04d}" / p.name)
 
 
 def eval_settings(exp: str, stem: str, root: str = ROOT) -> str:
@@ -164,6 +189,11 @@ FOREST = "comparison_forest.png"  # the comparison's forest plot, beside its tab
 def forest_figure(root: str = ROOT) -> str:
     """The forest plot of the comparison table (lsnf.forest)."""
     return f"{tables_dir(root)}/{FOREST}"
+
+
+def course_figure(exp: str, root: str = ROOT) -> str:
+    """The course of an experiment's comparisons over training (lsnf.forest.plot_course)."""
+    return f"{tables_dir(root)}/course-{exp}.png"
 
 
 def curves_figure(exp: str, root: str = ROOT) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "Difference",
     "Interval",
     "Statistic",
+    "bonferroni_z",
     "bootstrap_interval",
     "difference_interval",
     "percentile_interval",
@@ -118,12 +119,16 @@ class Statistic:
     """A table cell's statistic of per-example columns: ``fn(columns, weights (B, n)) -> (B,)``.
     ``higher_is_better`` decides a comparison's verdict. ``fn`` is None for a statistic that
     per-example columns do not give, whose replicates are stored with its result instead
-    (FID, KID, precision: over the generated samples; recall: over the reference images)."""
+    (FID, KID, precision: over the generated samples; recall: over the reference images).
+    ``margin``: the equivalence margin, a share of the baseline's value: two priors whose
+    difference's interval lies within ± margin × |baseline| are "indistinguishable" without
+    converging (docs/method.md §9.1)."""
 
     label: str
     columns: tuple[str, ...]
     higher_is_better: bool
     fn: Callable[[Columns, np.ndarray], np.ndarray] | None
+    margin: float = 0.0
 
     @property
     def stored(self) -> bool:
@@ -138,18 +143,26 @@ class Statistic:
 
 STATISTICS: dict[str, Statistic] = {
     "auprc": Statistic(
-        "AUPRC", ("score", "label"), True, lambda v, w: weighted_auprc(v["score"], v["label"], w)
+        "AUPRC",
+        ("score", "label"),
+        True,
+        lambda v, w: weighted_auprc(v["score"], v["label"], w),
+        margin=0.02,
     ),
     "auroc": Statistic(
-        "AUROC", ("score", "label"), True, lambda v, w: weighted_auroc(v["score"], v["label"], w)
+        "AUROC",
+        ("score", "label"),
+        True,
+        lambda v, w: weighted_auroc(v["score"], v["label"], w),
+        margin=0.01,
     ),
-    "mse": Statistic("MSE", ("mse",), False, _mean_of("mse")),
-    "psnr": Statistic("PSNR", ("psnr",), True, _mean_of("psnr")),
-    "ssim": Statistic("SSIM", ("ssim",), True, _mean_of("ssim")),
-    "fid": Statistic("FID", ("bootstrap_fid",), False, None),
-    "kid": Statistic("KID", ("bootstrap_kid",), False, None),
-    "precision": Statistic("precision", ("bootstrap_precision",), True, None),
-    "recall": Statistic("recall", ("bootstrap_recall",), True, None),
+    "mse": Statistic("MSE", ("mse",), False, _mean_of("mse"), margin=0.02),
+    "psnr": Statistic("PSNR", ("psnr",), True, _mean_of("psnr"), margin=0.01),
+    "ssim": Statistic("SSIM", ("ssim",), True, _mean_of("ssim"), margin=0.01),
+    "fid": Statistic("FID", ("bootstrap_fid",), False, None, margin=0.05),
+    "kid": Statistic("KID", ("bootstrap_kid",), False, None, margin=0.1),
+    "precision": Statistic("precision", ("bootstrap_precision",), True, None, margin=0.05),
+    "recall": Statistic("recall", ("bootstrap_recall",), True, None, margin=0.05),
 }
 
 
@@ -163,9 +176,12 @@ class Interval:
     kind: str
 
 
-def percentile_interval(replicates: np.ndarray) -> tuple[float, float]:
-    """The central 95% of bootstrap replicates (percentile interval; NaN replicates ignored)."""
-    tail = (1 - CONFIDENCE) / 2 * 100
+def percentile_interval(
+    replicates: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """The central ``confidence`` share of bootstrap replicates (percentile interval; NaN
+    replicates ignored)."""
+    tail = (1 - confidence) / 2 * 100
     lo, hi = np.nanpercentile(replicates, [tail, 100 - tail])
     return float(lo), float(hi)
 
@@ -196,12 +212,27 @@ def seed_interval(values: Sequence[float]) -> tuple[float, float, Interval | Non
 
 @dataclass(frozen=True)
 class Difference:
-    """``a - b`` of a statistic with its 95% interval and verdict for ``a``."""
+    """``a - b`` of a statistic with its 95% percentile interval and verdict for ``a``; ``se``:
+    the replicates' standard deviation (the bootstrap standard error, from which a corrected
+    interval is built, :func:`adjusted`); ``relative``, ``rel_se``: the same difference as a
+    share of ``|b|``, from the same replicates."""
 
     estimate: float
     lo: float
     hi: float
     verdict: str
+    se: float = float("nan")
+    relative: float = float("nan")
+    rel_se: float = float("nan")
+
+
+def bonferroni_z(family: int, confidence: float = CONFIDENCE) -> float:
+    """The two-sided normal quantile of a Bonferroni interval: each of ``family`` intervals at
+    ``1 - (1 - confidence) / family``, so all hold together with probability ≥ ``confidence``
+    (docs/method.md §9.2)."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - (1 - confidence) / family / 2))
 
 
 def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
@@ -223,7 +254,7 @@ def difference_interval(
 ) -> Difference:
     """The difference of seed means, from replicates ``a`` (R_a, B) and ``b`` (R_b, B) of each
     seed's statistic (row = seed, column = bootstrap replicate, shared by both when paired) and
-    the seeds' point values (R,). Each replicate also resamples each side's seeds."""
+    the seeds' point values (R,) (eq. 9.4). Each replicate also resamples each side's seeds."""
     rng = np.random.default_rng(seed + 1)
     reps = a.shape[1]
 
@@ -233,7 +264,15 @@ def difference_interval(
         pick = rng.integers(0, r.shape[0], size=(reps, r.shape[0]))  # (B, R)
         return r[pick, np.arange(reps)[:, None]].mean(axis=1)
 
-    diffs = seed_means(a) - seed_means(b)  # (B,)
+    means_a, means_b = seed_means(a), seed_means(b)  # (B,), (B,)
+    diffs = means_a - means_b  # (B,)
     lo, hi = percentile_interval(diffs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = diffs / np.abs(means_b)  # (B,)
     estimate = float(np.mean(a_point) - np.mean(b_point))
-    return Difference(estimate, lo, hi, verdict(lo, hi, higher_is_better))
+    base = float(abs(np.mean(b_point)))
+    relative = estimate / base if base > 0 else float("nan")
+    finite = np.isfinite(rel)
+    rel_se = float(np.std(rel[finite], ddof=1)) if finite.sum() > 1 else float("nan")
+    se = float(np.nanstd(diffs, ddof=1))
+    return Difference(estimate, lo, hi, verdict(lo, hi, higher_is_better), se, relative, rel_se)

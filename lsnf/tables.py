@@ -39,7 +39,7 @@ def table_names(tasks: set[str], versus: bool) -> list[str]:
     """The tables that results of experiments of ``tasks`` give (``versus``: pairs of
     experiments are compared too), in the report's order; the workflow's targets."""
     own = [e.name for e in EVALUATIONS.values() if _own_table(e) and set(e.tasks) & tasks]
-    return ["comparison", *[t for t in PAPER_TABLES if t in tasks], *own, "cost"] + [
+    return ["comparison", "course", *[t for t in PAPER_TABLES if t in tasks], *own, "cost"] + [
         "versus"
     ] * versus
 
@@ -74,7 +74,7 @@ def write_tables(
     """Write the comparison table, every task's table whose evaluations the results hold, the cost
     table and (``versus``: pairs of experiments) the versus table; return the files written.
     ``min_seeds``: seeds per side before a comparison gives a verdict (docs/method.md §9)."""
-    from lsnf.comparison import comparison_table, verdict_summary, versus_table
+    from lsnf.comparison import versus_table
     from lsnf.cost import cost_table
 
     out_dir = Path(out_dir)
@@ -85,8 +85,9 @@ def write_tables(
     written = [out_dir / layout.table_file("measurements", "csv")]
     atomic_write_text(written[0], df.to_csv(index=False))
     every = set(df.get("evaluation", []))
+    if not df.empty:
+        written += _write_comparison(df, reps, min_seeds, out_dir)
     builders = {
-        "comparison": (lambda d: comparison_table(d, reps, setting_text, min_seeds), every),
         "anomaly": lambda d: anomaly_table(d, reference["anomaly"], reps),
         "generation": lambda d: generation_table(d, reference["generation"], reps, floors),
         "inpainting": lambda d: inpainting_table(d, reps),
@@ -106,14 +107,28 @@ def write_tables(
         build, needs = builder if isinstance(builder, tuple) else (builder, PAPER_TABLES[name])
         if df.empty or not every & set(needs):
             continue
-        numeric, display = build(df)
-        preface = verdict_summary(numeric) if name == "comparison" else ""
-        written += _write(out_dir, name, numeric, display, preface)
-        if name == "comparison":
-            from lsnf.forest import plot_forest
+        written += _write(out_dir, name, *build(df))
+    return written
 
-            plot_forest(numeric, out_dir / layout.FOREST)
-            written.append(out_dir / layout.FOREST)
+
+def _write_comparison(
+    df: pd.DataFrame, reps: Replicates, min_seeds: int, out_dir: Path
+) -> list[Path]:
+    """The comparison table (its answer in one line above it), its forest plot, its course
+    table and each experiment's course figure (docs/method.md §9, §9.1)."""
+    from lsnf.comparison import comparison_table, course_display, verdict_summary
+    from lsnf.forest import plot_course, plot_forest
+
+    numeric, display, course = comparison_table(df, reps, setting_text, min_seeds)
+    written = _write(out_dir, "comparison", numeric, display, verdict_summary(numeric))
+    written += _write(out_dir, "course", course.drop(columns="digits", errors="ignore"),
+                      course_display(course))  # fmt: skip
+    plot_forest(numeric, out_dir / layout.FOREST)
+    written.append(out_dir / layout.FOREST)
+    for exp in sorted(set(df["experiment"])):
+        path = out_dir / Path(layout.course_figure(exp)).name
+        plot_course(course, numeric, exp, path)
+        written.append(path)
     return written
 
 

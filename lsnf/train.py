@@ -207,6 +207,9 @@ class Trainer:
         self.history: list[dict[str, float]] = []  # validation point 0, then one row per epoch
         self.validator = None
         self.reseeded = False  # the noise generator was re-seeded on resume (§6.3)
+        from lsnf.course import snapshot_epochs
+
+        self.snapshots = set(snapshot_epochs(t.epochs, t.snapshots))  # epochs to keep (§9.1)
         if t.validate_every > 0:
             from lsnf.validation import Validator
 
@@ -232,7 +235,7 @@ class Trainer:
 
     def _maybe_resume(self) -> None:
         if not self.checkpoint_path.exists():
-            (self.run_dir / layout.BEST).unlink(missing_ok=True)  # of an earlier, removed run
+            self._forget_earlier_run()
             return
         state = load_checkpoint(self.checkpoint_path, map_location=self.device)
         diff = _config_diff(state["config"], self.cfg.to_dict())
@@ -244,7 +247,7 @@ class Trainer:
             )
             self.checkpoint_path.unlink()
             (self.run_dir / layout.METRICS).unlink(missing_ok=True)
-            (self.run_dir / layout.BEST).unlink(missing_ok=True)
+            self._forget_earlier_run()
             return
         if diff:
             raise UserError(
@@ -273,6 +276,13 @@ class Trainer:
             )
         self.history = _with_timings(list(state["history"]), self.run_dir / layout.METRICS)
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
+
+    def _forget_earlier_run(self) -> None:
+        """Remove what an earlier, removed or replaced run left: its best point and snapshots."""
+        import shutil
+
+        (self.run_dir / layout.BEST).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / layout.SNAPSHOTS, ignore_errors=True)
 
     def _fail(self, what: str, epoch: int, iteration: int) -> None:
         kept = (
@@ -390,6 +400,22 @@ class Trainer:
         state["selected"] = selected
         return state
 
+    def _snapshot_state(self) -> dict[str, Any]:
+        """A snapshot of the current epoch (docs/method.md §9.1): ``model.pt``'s format, as if
+        training had stopped here (its history and convergence are this prefix's)."""
+        state = self.state()
+        for key in ("optimizers", "schedulers", "rng"):
+            del state[key]
+        if self.validator is not None:
+            from lsnf.convergence import model_status
+
+            state["convergence"] = model_status(
+                state["history"], self.validator.references, self.cfg.train.convergence_tolerance
+            )
+            state["validation_setup"] = self.validator.describe()
+        state["selected"] = {"by": "snapshot", "epoch": self.epoch}
+        return state
+
     def run(self) -> LatentModel:
         """Train the remaining epochs; validate and checkpoint; write ``model.pt`` when done."""
         import yaml
@@ -416,6 +442,8 @@ class Trainer:
             if self.cfg.compile and (compiling := compile_seconds()) is not None:
                 stats["compile_s"] = compiling  # this process's, so far (docs/method.md §5.5)
             self.history.append(stats)
+            if self.epoch in self.snapshots and self.epoch < self.cfg.train.epochs:
+                save_checkpoint(self.run_dir / layout.snapshot(self.epoch), self._snapshot_state())
             save_checkpoint(self.checkpoint_path, self.state())
             atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
             if self.on_epoch_end is not None:

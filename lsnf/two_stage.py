@@ -32,7 +32,7 @@ from lsnf import layout
 from lsnf.checkpoint import load_checkpoint, save_checkpoint, training_summary
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.convergence import FAILED, FLOW_FIT, NOT_CONVERGED, curve_text, judge_curve
-from lsnf.data import load_split
+from lsnf.data import ImageSplit, load_split
 from lsnf.errors import UserError
 from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
@@ -82,7 +82,10 @@ def _nll(model: LatentModel, z: Tensor) -> Tensor:
 
 def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) -> LatentModel:
     """Fit the 2s-ABP model of run config ``cfg`` from the ABP model at ``source_path`` into
-    ``out_dir`` (``model.pt``, ``metrics.jsonl``, ``config.yaml``, ``data.json``)."""
+    ``out_dir`` (``model.pt``, ``metrics.jsonl``, ``config.yaml``, ``data.json``), and a flow to
+    each of that ABP run's snapshots (``snapshots/``: the 2s-ABP course, docs/method.md §9.1)."""
+    import shutil
+
     import yaml
 
     source_path, out_dir = Path(source_path), Path(out_dir)
@@ -94,15 +97,54 @@ def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) 
     if cfg.data.corruption is not None:
         raise UserError("2s-ABP needs complete training images (data.corruption: null)")
     device = setup_device(cfg)
+    train = load_split(cfg.data, "train")
+    valid = load_split(cfg.data, "valid")
+    shutil.rmtree(out_dir / layout.SNAPSHOTS, ignore_errors=True)  # an earlier fit's
     start = time.perf_counter()
+    for snap in sorted((source_path.parent / layout.SNAPSHOTS).glob("epoch-*.pt")):
+        snap_state = load_checkpoint(snap)
+        _check_source(cfg, config_from_dict(snap_state["config"], origin=str(snap)), snap)
+        _, snap_final, _ = _fit(cfg, snap_state, snap, train, valid, device)
+        save_checkpoint(out_dir / layout.snapshot(int(snap_state["epoch"])), snap_final)
+    course_seconds = time.perf_counter() - start
 
+    start = time.perf_counter()
+    model, final, rows = _fit(cfg, state, source_path, train, valid, device)
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / layout.CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    atomic_write_json(out_dir / layout.DATA, train.describe())
+    source_rows = read_json_lines(source_path.parent / layout.METRICS)
+    summary = training_summary(state)
+    last = {
+        "epoch": float(summary["epochs"]),
+        "stage": 2.0,
+        "seconds": seconds,
+        "course_s": course_seconds,  # the flows fitted to the snapshots, not the model's cost
+        **rows[-1],
+    }
+    atomic_write_json_lines(out_dir / layout.METRICS, [*source_rows, last])
+    save_checkpoint(out_dir / layout.MODEL, final)
+    return model
+
+
+def _fit(
+    cfg: RunConfig,
+    state: dict[str, Any],
+    source_path: Path,
+    train: ImageSplit,
+    valid: ImageSplit,
+    device: torch.device,
+) -> tuple[LatentModel, dict[str, Any], list[dict[str, float]]]:
+    """Steps 2-4 of the module docstring on the ABP checkpoint ``state``: the fitted model,
+    the 2s-ABP checkpoint's state and the fit's rows (one per epoch)."""
+    source = config_from_dict(state["config"], origin=str(source_path))
     abp = build_model(source)
     abp.load_state_dict(state["model"])
     abp = abp.to(device)
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
-    train = load_split(cfg.data, "train")
     z_train = infer_latents(abp, train.images, cfg, rng)  # (N, d)
-    z_valid = infer_latents(abp, load_split(cfg.data, "valid").images, cfg, rng)  # (V, d)
+    z_valid = infer_latents(abp, valid.images, cfg, rng)  # (V, d)
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg).to(device)
@@ -145,13 +187,11 @@ def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) 
         cfg.train.convergence_tolerance,
         None,
     )
-    convergence = _combined(summary.get("convergence"), fit)
-    seconds = time.perf_counter() - start
     final = {
         **{k: v for k, v in state.items() if k not in ("optimizers", "schedulers", "rng")},
         "config": cfg.to_dict(),
         "model": model.state_dict(),
-        "convergence": convergence,
+        "convergence": _combined(summary.get("convergence"), fit),
         "two_stage": {
             "source": str(source_path),
             "source_checkpoint": state.get("selected"),
@@ -166,14 +206,7 @@ def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) 
             "fit": rows,
         },
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / layout.CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    atomic_write_json(out_dir / layout.DATA, train.describe())
-    source_rows = read_json_lines(source_path.parent / layout.METRICS)
-    last = {"epoch": float(summary["epochs"]), "stage": 2.0, "seconds": seconds, **rows[-1]}
-    atomic_write_json_lines(out_dir / layout.METRICS, [*source_rows, last])
-    save_checkpoint(out_dir / layout.MODEL, final)
-    return model
+    return model, final, rows
 
 
 def _combined(abp: dict[str, Any] | None, fit: dict[str, Any]) -> dict[str, Any]:

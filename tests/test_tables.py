@@ -4,6 +4,7 @@ comparison of priors and the cost table, on constructed results whose answers ar
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from pathlib import Path
 
@@ -67,6 +68,30 @@ def _anomaly(
     path = root / f"eval/{exp}/{prior}-digit{digit}-seed{seed}/anomaly.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_outcome(Outcome(record, None, "", examples), path, None)
+    return path
+
+
+COURSE = (15, 30, 45, 60, 75, 90, 105)  # snapshots' learning iterations before the end (120)
+
+
+def _with_course(path: Path, iterations: tuple[int, ...] = COURSE) -> Path:
+    """``path`` with a course (docs/method.md §9.1): a copy of the result at each of
+    ``iterations`` (the same values, so a difference that holds its sign), and its index."""
+    import shutil
+
+    from lsnf import layout
+
+    record = json.loads(path.read_text())
+    points = []
+    for it in iterations:
+        out = Path(layout.course_result(str(path), it))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path.parent / record["examples"]["file"], out.parent)
+        earlier = {**record, "training": {**record["training"], "iterations": it}}
+        out.write_text(json.dumps(earlier))
+        points.append({"epoch": it, "iteration": it, "file": str(out.relative_to(path.parent))})
+    points.append({"epoch": 120, "iteration": 120, "file": path.name})
+    Path(layout.course_index(str(path))).write_text(json.dumps({"points": points}))
     return path
 
 
@@ -191,19 +216,28 @@ def test_comparison_gives_the_known_verdicts(tmp_path: Path) -> None:
         _fid(tmp_path, "gaussian", 20.0),
         _fid(tmp_path, "ebm", 10.2),
     ]
+    files = [_with_course(f) for f in files]
     write_tables(files, REFERENCE, tmp_path / "tables", min_seeds=1)  # 1 seed each
     df = pd.read_csv(tmp_path / "tables/comparison.csv")
     row = lambda metric, versus: df[
         (df["metric"] == metric) & (df["comparison"] == f"LFBM − {versus}")
     ].iloc[0]
-    assert row("AUPRC", "ABP")["verdict"] == "better" and row("AUROC", "ABP")["verdict"] == "better"
+    settled = re.compile(r"better at 120 iterations \(settled since (60|75|90|105|120); both conv")
+    assert settled.match(row("AUPRC", "ABP")["verdict"])
+    assert settled.match(row("AUROC", "ABP")["verdict"])
     same = row("AUPRC", "LEBM")
     assert same["difference"] == 0 and same["lo"] <= 0 <= same["hi"]
-    assert same["verdict"] == "indistinguishable"
+    assert same["verdict"].startswith("indistinguishable at 120 iterations")
     mse = row("MSE", "ABP")  # lower is better: flow's errors are 0.8x on every image
-    assert mse["difference"] < 0 and mse["verdict"] == "better" and mse["better"] == "lower"
-    assert row("MSE", "LEBM")["verdict"] == "indistinguishable"
-    assert row("FID", "ABP")["verdict"] == "better"  # 10 vs 20, replicates sd 0.5
+    assert mse["difference"] < 0 and settled.match(mse["verdict"]) and mse["better"] == "lower"
+    assert mse["relative"] == pytest.approx(-0.2)  # by how much: 20% below ABP's error
+    assert mse["rel_lo"] < -0.2 < mse["rel_hi"] < 0
+    assert row("MSE", "LEBM")["verdict"].startswith("indistinguishable")
+    assert settled.match(row("FID", "ABP")["verdict"])  # 10 vs 20, replicates sd 0.5
+    # simultaneous: FID, KID, precision, recall and MSE are one family (g × ABP) of 5
+    assert "Bonferroni over the 5 comparisons" in row("FID", "ABP")["interval"]
+    half = (row("FID", "ABP")["hi"] - row("FID", "ABP")["lo"]) / 2
+    assert half > row("FID", "ABP")["hi95"] - row("FID", "ABP")["difference"]  # wider than 95%
     assert row("FID", "LEBM")["lo"] < 0 < row("FID", "LEBM")["hi"]  # 10 vs 10.2
     assert "paired bootstrap over the same 300 test examples" in same["interval"]
     assert "generated samples" in row("FID", "ABP")["interval"]
@@ -211,26 +245,38 @@ def test_comparison_gives_the_known_verdicts(tmp_path: Path) -> None:
     assert "indistinguishable" in md and "(higher is better)" in md
 
 
-def test_verdicts_wait_for_converged_models_and_name_failed_ones(tmp_path: Path) -> None:
-    """docs/method.md §6.5: a comparison with a side not converged is undecided whatever its
-    interval says; a model no better than its trivial reference failed to train."""
+def test_verdicts_settle_on_the_course_and_name_failed_ones(tmp_path: Path) -> None:
+    """docs/method.md §9.1: a better/worse verdict needs a course whose sign held over the last
+    half, whatever the models' convergence; without one it is undecided; a model no better than
+    its trivial reference failed to train."""
     files = [
         _recon(tmp_path, "flow", 0.8),
         _recon(tmp_path, "gaussian", 1.0, status="not converged"),
         _recon(tmp_path, "ebm", 1.0, trivial=0.04),  # mean error ~0.05: worse than the mean image
     ]
-    write_tables(files, REFERENCE, tmp_path / "tables")
+    write_tables(files, REFERENCE, tmp_path / "tables", min_seeds=1)
     df = pd.read_csv(tmp_path / "tables/comparison.csv").set_index("comparison")
     abp, lebm = df.loc["LFBM − ABP"], df.loc["LFBM − LEBM"]
     assert abp["interval_verdict"] == "better"  # the interval alone would decide
-    assert abp["verdict"] == "undecided (not converged: ABP)"
+    assert abp["verdict"].startswith("undecided (not settled: 1 course point(s)")
     assert abp["convergence"] == "LFBM: converged; ABP: not converged"
     assert lebm["verdict"] == "failed to train: LEBM"
     generation = pd.read_csv(tmp_path / "tables/generation.csv").set_index("model")
     assert generation.loc["ABP (Gaussian prior) [lsnf: g]", "training"] == "not converged"
     md = (tmp_path / "tables/comparison.md").read_text()
-    assert "undecided (not converged: ABP)" in md and "failed to train: LEBM" in md
+    assert "undecided (not settled: 1 course point(s)" in md and "failed to train: LEBM" in md
+    assert md.startswith("**2 comparisons: 0 better, 0 worse, 0 indistinguishable; no verdict:")
     assert (tmp_path / "tables/comparison_forest.png").stat().st_size > 0  # its forest plot
+    # with its course the same comparison settles, though ABP has not converged
+    for f in files[:2]:
+        _with_course(f)
+    write_tables(files, REFERENCE, tmp_path / "tables", min_seeds=1)
+    abp = pd.read_csv(tmp_path / "tables/comparison.csv").set_index("comparison").loc["LFBM − ABP"]
+    assert re.match(r"better at 120 iterations \(settled since \d+; LFBM converged, ABP not\)",
+                    abp["verdict"])  # fmt: skip
+    course = pd.read_csv(tmp_path / "tables/course.csv")
+    assert list(course[course["comparison"] == "LFBM − ABP"]["iteration"]) == [*COURSE, 120]
+    assert (tmp_path / "tables/course-g.png").stat().st_size > 0  # the course figure
 
 
 def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
@@ -241,6 +287,8 @@ def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
         *(_anomaly(tmp_path, "gaussian", s, 4, 0.0) for s in (0, 1)),
         _anomaly(tmp_path, "ebm", 0, 4, 0.0),  # one seed
     ]
+    files = [_with_course(f) for f in files]
+    better = re.compile(r"better at 120 iterations \(settled since \d+; both converged\)")
 
     def auprc(min_seeds: int | None) -> pd.DataFrame:
         seeds = {} if min_seeds is None else {"min_seeds": min_seeds}
@@ -249,7 +297,8 @@ def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
         return df[df["metric"] == "AUPRC"].set_index("comparison")
 
     df = auprc(None)  # the default, 2
-    assert df.loc["LFBM − ABP", "verdict"] == "better" and df.loc["LFBM − ABP", "seeds"] == "2 vs 2"
+    assert better.match(df.loc["LFBM − ABP", "verdict"])
+    assert df.loc["LFBM − ABP", "seeds"] == "2 vs 2"
     lebm = df.loc["LFBM − LEBM"]
     assert lebm["interval_verdict"] == "better" and lebm["seeds"] == "2 vs 1"
     assert lebm["verdict"] == "undecided (fewer than 2 seeds: LEBM)"
@@ -259,7 +308,7 @@ def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
         "**4 comparisons: 2 better, 0 worse, 0 indistinguishable; "
         "no verdict: 2 undecided (fewer than 2 seeds)**"
     )
-    assert auprc(1).loc["LFBM − LEBM", "verdict"] == "better"
+    assert better.match(auprc(1).loc["LFBM − LEBM", "verdict"])
     df = auprc(3)
     assert df.loc["LFBM − ABP", "verdict"] == "undecided (fewer than 3 seeds: LFBM, ABP)"
     from lsnf.cli import main
@@ -269,10 +318,10 @@ def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
     assert not (tmp_path / "t").exists()
     assert main(["tables", *map(str, files), *out, "--min-seeds", "1"]) == 0
     one = pd.read_csv(tmp_path / "t/comparison.csv").set_index(["metric", "comparison"])
-    assert one.loc[("AUPRC", "LFBM − LEBM"), "verdict"] == "better"
-    # training is judged first: a side that failed or has not converged says so
+    assert better.match(one.loc[("AUPRC", "LFBM − LEBM"), "verdict"])
+    # a failed side is named first; convergence no longer withholds a verdict (§9.1)
     sides = {"LFBM": ["converged"], "LEBM": ["not converged"]}
-    assert verdict_for(sides, "better") == "undecided (not converged: LEBM)"
+    assert verdict_for(sides, "better", 1) == "better"
     assert verdict_for({**sides, "LEBM": ["failed to train"]}, "better") == "failed to train: LEBM"
 
 
@@ -325,14 +374,15 @@ def test_versus_compares_two_experiments_per_prior(tmp_path: Path) -> None:
     files = []
     for exp, scale in (("a", 0.8), ("b", 1.0), ("c", 1.0)):
         for prior in ("flow", "gaussian"):
-            files.append(_recon(tmp_path, prior, scale, exp=exp))
+            files.append(_with_course(_recon(tmp_path, prior, scale, exp=exp)))
     write_tables(
         files, REFERENCE, tmp_path / "tables", versus=[("a", "b"), ("c", "b")], min_seeds=1
     )
     df = pd.read_csv(tmp_path / "tables/versus.csv").set_index(["comparison", "prior"])
-    assert df.loc[("a − b", "flow"), "verdict"] == "better"  # 0.8x the errors on every image
+    # 0.8x the errors on every image
+    assert df.loc[("a − b", "flow"), "verdict"].startswith("better at 120 iterations")
     same = df.loc[("c − b", "gaussian")]
-    assert same["difference"] == 0 and same["verdict"] == "indistinguishable"
+    assert same["difference"] == 0 and same["verdict"].startswith("indistinguishable at 120")
     assert "A" in (tmp_path / "tables/versus.md").read_text()
 
 
@@ -367,6 +417,8 @@ def test_budget_figure_places_each_experiments_verdicts_at_its_iterations(tmp_pa
         for exp, status in (("short", "not converged"), ("long", "converged"))
         for prior, scale in (("flow", 0.8), ("gaussian", 1.0))
     ]
+    for f in files[2:]:  # the long experiment has a course; the short one a single point
+        _with_course(f)
     write_tables(files, REFERENCE, tmp_path / "tables", min_seeds=1)
     num = pd.read_csv(tmp_path / "tables/comparison.csv")
     measurements = pd.read_csv(tmp_path / "tables/measurements.csv")
@@ -375,4 +427,4 @@ def test_budget_figure_places_each_experiments_verdicts_at_its_iterations(tmp_pa
     plot_budget(num, measurements, tmp_path / "budget.png")
     assert (tmp_path / "budget.png").stat().st_size > 0
     verdicts = num.set_index("experiment")["verdict"]
-    assert verdicts["short"].startswith("undecided") and verdicts["long"] == "better"
+    assert verdicts["short"].startswith("undecided") and verdicts["long"].startswith("better")

@@ -72,6 +72,7 @@ def eval_outputs(ev):
     if ev.result:
         out["result"] = result(f"{ev.stem}.json")
         out["examples"] = layout.examples(out["result"], ev.arrays)
+        out["course"] = layout.course_index(out["result"])  # the snapshots' results (§9.1)
     if ev.grid:
         caption = f"{ev.name}.rst" if os.path.exists(f"{REPORT}/{ev.name}.rst") else "grid.rst"
         labels = {"model": "{run}", **({"mask": "{mask}"} if ev.per_mask else {})}
@@ -90,8 +91,8 @@ def eval_out_flags(ev):
     if not ev.result:
         return lambda wildcards, output: f"--out {output.grid}"
     if not ev.grid:
-        return lambda wildcards, output: f"--out {output.result}"
-    return lambda wildcards, output: f"--out {output.result} --grid {output.grid}"
+        return lambda wildcards, output: f"--out {output.result} --course"
+    return lambda wildcards, output: f"--out {output.result} --grid {output.grid} --course"
 
 
 def settings_inputs(ev):
@@ -201,6 +202,7 @@ def all_targets():
     if config["mlflow"]["enabled"]:
         targets.append(layout.tracked_evaluations())
     targets += table_outputs()
+    targets += [layout.course_figure(exp) for exp in EXPERIMENTS]
     targets += [layout.curves_figure(exp) for exp in EXPERIMENTS]
     targets += [
         layout.test_steps_figure(name)
@@ -218,12 +220,13 @@ def table_outputs():
 
 def table_caption(path):
     name = os.path.basename(path).removesuffix(".csv")
-    return name if name in ("comparison", "cost") else "tables"
+    return name if name in ("comparison", "course", "cost") else "tables"
 
 
 def table_category(path):
     """The report's categories, the comparison first."""
-    return {"comparison": "1. Comparison", "cost": "3. Cost"}.get(table_caption(path), "2. Tables")
+    categories = {"comparison": "1. Comparison", "course": "1. Comparison", "cost": "3. Cost"}
+    return categories.get(table_caption(path), "2. Tables")
 
 
 def fid_floors():

@@ -7,6 +7,11 @@
 rule tables:
     input:
         results=[p for p in plan.evaluation_targets(config) if p.endswith(".json")],
+        courses=[
+            layout.course_index(p)
+            for p in plan.evaluation_targets(config)
+            if p.endswith(".json")
+        ],
         floors=fid_floors(),
         curves=[
             layout.curve(name, r.id) for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)
@@ -27,6 +32,15 @@ rule tables:
             caption="../report/forest.rst",
             category="1. Comparison",
         ),
+        courses=[
+            report(
+                layout.course_figure(exp),
+                caption="../report/course_figure.rst",
+                category="1. Comparison",
+                labels={"experiment": exp},
+            )
+            for exp in EXPERIMENTS
+        ],
     log:
         layout.log("tables", "tables"),
     params:
