@@ -28,6 +28,7 @@ from lsnf.commands import (
     cmd_reconstruct,
     cmd_sample,
     cmd_score,
+    cmd_settle_proof,
     cmd_show_config,
     cmd_tables,
     cmd_track,
@@ -272,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tables", default=layout.tables_dir(), help="its results/tables directory")
     p.add_argument("--out", required=True, help="PNG to write")
+
+    p = command(
+        "settle-proof",
+        cmd_settle_proof,
+        "does a settled verdict hold? each verdict the rule settles at a snapshot budget E "
+        "against the interval at 2E, from one run's courses (docs/method.md §9.1)",
+    )
+    p.add_argument("--results-dir", default=layout.ROOT, help="the run's results folder")
+    p.add_argument("--min-seeds", type=int, help="as `lsnf tables --min-seeds` (default 2)")
+    p.add_argument("--out", help="also write every (comparison, E) row to this CSV")
 
     p = command(
         "convergence",

@@ -292,6 +292,34 @@ def cmd_budget(args: argparse.Namespace) -> None:
     print(f"[lsnf] wrote {args.out}")
 
 
+def cmd_settle_proof(args: argparse.Namespace) -> None:
+    from lsnf.settle_proof import settle_proof
+
+    root = Path(args.results_dir)
+    results = sorted(
+        str(p) for p in root.glob("eval/*/*/*.json") if not p.name.endswith(".course.json")
+    )
+    if not results:
+        raise UserError(f"no evaluation results under {root}/eval/: run the workflow first")
+    floors = sorted(root.glob("fid/*/*.json"))
+    seeds = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
+    rows, counts = settle_proof(results, floors, **seeds)
+    if args.out:
+        from lsnf.io import atomic_write_text
+
+        atomic_write_text(args.out, rows.to_csv(index=False))
+    if not rows.empty:
+        shown = rows[rows["settled"] | rows["convergence_rule_decides"]]
+        print(shown.to_markdown(index=False) if not shown.empty else "(nothing settled)")
+    print(
+        f"budgets {', '.join(counts['budgets']) or 'none (no snapshot budget E with 2E)'}: "
+        f"{counts['comparisons']} comparison-budgets, {counts['settled']} settled, "
+        f"{counts['false_settles']} false settles (the interval at 2E disagrees); the "
+        f"convergence rule decides {counts['convergence_rule_decided']}; settled where it does "
+        f"not: {counts['settled_where_convergence_rule_does_not']}"
+    )
+
+
 def cmd_convergence(args: argparse.Namespace) -> None:
     from lsnf.checkpoint import load_checkpoint, save_checkpoint
     from lsnf.convergence import model_status, status_by_budget

@@ -1,15 +1,15 @@
 """The comparison table: is the flow prior better than each baseline, and by how much?
-(docs/method.md §9)
+(docs/method.md §9, §9.1, §9.2)
 
 For every experiment × task condition (anomalies: a held-out digit or a folder's; dataset;
-mask) × metric, the flow prior minus the Gaussian prior and minus the EBM prior: the
-difference of the seed means, a 95% interval from a bootstrap paired over the same test
-examples (FID: over each model's generated samples, which are independent) that also resamples
-seeds when there are several, and a verdict for the flow prior: better / worse /
-indistinguishable where both sides' models have converged and each side has at least
-``min_seeds`` seeds (2 by default), else "undecided (not converged: ...)", "failed to train:
-..." or "undecided (fewer than 2 seeds: ...)" (:func:`lsnf.convergence.verdict_for`,
-docs/method.md §6.5, §9).
+mask) × metric, LFBM minus each baseline (ABP, LEBM, 2s-ABP): the difference of the seed
+means, and as a share of the baseline, with a simultaneous 95% interval (Bonferroni within
+experiment × baseline, from a bootstrap paired over the same test examples, FID over each
+model's generated samples, that also resamples seeds when there are several); the same at
+every budget of the comparison's course (the runs' snapshots); and a verdict for the flow
+prior at its budget once it has settled on that course (:func:`lsnf.course.settle`), else
+"undecided (not settled: ...)", "failed to train: ..." or "undecided (fewer than 2 seeds:
+...)" (:func:`lsnf.convergence.verdict_for`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ __all__ = [
     "BASELINES",
     "comparison_table",
     "course_display",
+    "course_files",
+    "main_result",
     "verdict_summary",
     "versus_table",
 ]
@@ -91,19 +93,27 @@ def _statuses(rows: pd.DataFrame, value: Value) -> list[str]:
     return out
 
 
-def _course_files(result_file: str) -> dict[int, str]:
-    """Learning iterations -> result file of a result's course (docs/method.md §9.1): its
-    snapshots' results as its course index lists them, and the result itself. A result
-    without a course index (an evaluation run without ``--course``) is its only point."""
+def main_result(result_file: str | Path) -> Path:
+    """The result whose course holds ``result_file`` (itself, unless it is a snapshot's result,
+    ``course/epoch-NNNN/<name>`` beside it: layout.course_result)."""
+    p = Path(result_file)
+    return p.parent.parent.parent / p.name if p.parent.parent.name == "course" else p
+
+
+def course_files(result_file: str | Path, budget: int | None = None) -> dict[int, str]:
+    """Learning iterations -> result file of a result's course (docs/method.md §9.1), up to
+    ``budget`` iterations (None: all): its snapshots' results as its course index lists them,
+    and the result itself. A result without a course index (an evaluation run without
+    ``--course``) is its only point; ``result_file`` may be one of a course's points."""
     from lsnf.io import read_json
 
     record = read_json(result_file)
     out = {int((record.get("training") or {}).get("iterations") or 0): str(result_file)}
-    index = Path(layout.course_index(str(result_file)))
+    index = Path(layout.course_index(str(main_result(result_file))))
     if index.is_file():
         for point in read_json(index)["points"]:
             out.setdefault(int(point["iteration"]), str(index.parent / point["file"]))
-    return out
+    return {it: f for it, f in out.items() if budget is None or it <= budget}
 
 
 def _difference(
@@ -150,9 +160,11 @@ def _compare(
     names: tuple[str, str],
     min_seeds: int,
     family: int,
+    budget: int | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One comparison row (docs/method.md §9, §9.1, §9.2) and its course rows; ``family``: the
-    number of comparisons its simultaneous interval is corrected for."""
+    number of comparisons its simultaneous interval is corrected for; ``budget``: read the
+    course up to that many iterations (the rows' files are then its points there)."""
     stat = statistic_of(evaluation, value.column)
     paired = not stat.stored  # stored: FID and its kin, over each model's generated samples
     higher, z = value.higher_is_better, bonferroni_z(family)
@@ -164,7 +176,7 @@ def _compare(
         return lo, hi, verdict(lo, hi, higher), -stat.margin < rel_lo and rel_hi < stat.margin
 
     final = (list(flow["file"]), list(base["file"]))
-    courses = [_course_files(f) for f in [*final[0], *final[1]]]
+    courses = [course_files(f, budget) for f in [*final[0], *final[1]]]
     budgets = sorted(set.intersection(*(set(c) for c in courses)))
     end = max(budgets)
     points, verdicts, inside, course_rows = [], [], [], []
@@ -243,6 +255,7 @@ def _compare_sides(
     setting: Callable[[pd.DataFrame, pd.DataFrame], str],
     sort: bool,
     min_seeds: int,
+    budget: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """For every evaluation with values, every (``group``, condition) of its results and every
     (a, b, title) of ``sides`` (values of the column ``side``): the rows of a − b, and their
@@ -265,7 +278,7 @@ def _compare_sides(
     for head, ev, v, a, b in todo:
         names = tuple(head["comparison"].split(" − ", 1))
         size = family[(head[group], head["comparison"])]
-        row, points = _compare(reps, ev.name, v, a, b, names, min_seeds, size)
+        row, points = _compare(reps, ev.name, v, a, b, names, min_seeds, size, budget)
         numeric.append(
             {**head, "metric": v.label, **row, "setting": setting(a, b), "digits": v.digits}
         )
@@ -274,15 +287,22 @@ def _compare_sides(
 
 
 def comparison_table(
-    df: pd.DataFrame, reps: Replicates, setting: Any, min_seeds: int = MIN_SEEDS
+    df: pd.DataFrame,
+    reps: Replicates,
+    setting: Any,
+    min_seeds: int = MIN_SEEDS,
+    budget: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """LFBM − each baseline for every experiment, condition and metric the results hold
     (``setting``: a group of measurements -> its setting text; ``min_seeds``: seeds per side
-    before a verdict): (numeric, display, course), the course one row per comparison and
-    budget (docs/method.md §9.1)."""
+    before a verdict; ``budget``: the comparison had training stopped there, ``df`` being the
+    measurements of the course's points at that budget): (numeric, display, course), the course
+    one row per comparison and budget (docs/method.md §9.1)."""
     sides = [(FLOW, kind, f"LFBM − {short}") for kind, short in BASELINES.items()]
     both = lambda a, b: setting(pd.concat([a, b]))
-    numeric, course = _compare_sides(reps, df, "experiment", "prior", sides, both, True, min_seeds)
+    numeric, course = _compare_sides(
+        reps, df, "experiment", "prior", sides, both, True, min_seeds, budget
+    )
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
     table = _split_digits(
         num, ["evaluation", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}

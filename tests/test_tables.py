@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import zlib
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 
+from lsnf import layout
 from lsnf.convergence import verdict_for
 from lsnf.errors import UserError
 from lsnf.results import Outcome, save_outcome
@@ -77,10 +79,6 @@ COURSE = (15, 30, 45, 60, 75, 90, 105)  # snapshots' learning iterations before 
 def _with_course(path: Path, iterations: tuple[int, ...] = COURSE) -> Path:
     """``path`` with a course (docs/method.md §9.1): a copy of the result at each of
     ``iterations`` (the same values, so a difference that holds its sign), and its index."""
-    import shutil
-
-    from lsnf import layout
-
     record = json.loads(path.read_text())
     points = []
     for it in iterations:
@@ -90,7 +88,8 @@ def _with_course(path: Path, iterations: tuple[int, ...] = COURSE) -> Path:
         earlier = {**record, "training": {**record["training"], "iterations": it}}
         out.write_text(json.dumps(earlier))
         points.append({"epoch": it, "iteration": it, "file": str(out.relative_to(path.parent))})
-    points.append({"epoch": 120, "iteration": 120, "file": path.name})
+    final = record["training"]["iterations"]
+    points.append({"epoch": final, "iteration": final, "file": path.name})
     Path(layout.course_index(str(path))).write_text(json.dumps({"points": points}))
     return path
 
@@ -428,3 +427,36 @@ def test_budget_figure_places_each_experiments_verdicts_at_its_iterations(tmp_pa
     assert (tmp_path / "budget.png").stat().st_size > 0
     verdicts = num.set_index("experiment")["verdict"]
     assert verdicts["short"].startswith("undecided") and verdicts["long"].startswith("better")
+
+
+def test_settle_proof_counts_false_settles_against_the_interval_at_twice_the_budget(
+    tmp_path: Path,
+) -> None:
+    """lsnf.settle_proof: rebuilt at E = 60 from the course points, LFBM − ABP settles better
+    (its errors 0.8x ABP's up to 60 iterations); at 2E = 120 the flow model's errors are 1.2x,
+    so the settle is counted false. The same comparison with a course that holds is not."""
+    from lsnf.settle_proof import settle_proof
+
+    fine = tuple(range(10, 120, 10))  # 11 snapshots, then the result itself at 120
+    files = []
+    for exp, late in (("holds", 0.8), ("flips", 1.2)):
+        flow = _recon(tmp_path, "flow", late, exp=exp)  # its value at 120
+        early = _recon(tmp_path / "early", "flow", 0.8, exp=exp)  # its values up to 60
+        _with_course(flow, fine)
+        for it in fine:
+            if it <= 60:
+                point = Path(layout.course_result(str(flow), it))
+                record = json.loads(early.read_text())
+                record["training"] = {**record["training"], "iterations": it}
+                point.write_text(json.dumps(record))
+                shutil.copy(early.with_name("reconstruction.examples.parquet"), point.parent)
+        files += [flow, _with_course(_recon(tmp_path, "gaussian", 1.0, exp=exp), fine)]
+    rows, counts = settle_proof(files, min_seeds=1)
+    at60 = rows[rows["E"] == 60].set_index("experiment")
+    assert at60.loc["holds", "verdict_at_E"].startswith("better at 60 iterations")
+    assert at60.loc["flips", "verdict_at_E"].startswith("better at 60 iterations")
+    assert at60.loc["flips", "interval_at_2E"] == "worse" and at60.loc["flips", "false_settle"]
+    assert not at60.loc["holds", "false_settle"]
+    assert counts["false_settles"] == 1 and "60 vs 120" in counts["budgets"]
+    assert counts["settled_where_convergence_rule_does_not"] == 0  # these models "converged"
+    assert counts["convergence_rule_decided"] == counts["comparisons"]
