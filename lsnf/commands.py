@@ -297,7 +297,7 @@ def cmd_settle_proof(args: argparse.Namespace) -> None:
 
     root = Path(args.results_dir)
     results = sorted(
-        str(p) for p in root.glob("eval/*/*/*.json") if not p.name.endswith(".course.json")
+        str(p) for p in root.glob("eval/*/*/*.json") if not layout.is_course_index(p.name)
     )
     if not results:
         raise UserError(f"no evaluation results under {root}/eval/: run the workflow first")

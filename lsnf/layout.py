@@ -35,6 +35,7 @@ __all__ = [
     "fid_floor",
     "fid_reference",
     "forest_figure",
+    "is_course_index",
     "log",
     "model",
     "model_dir",
@@ -123,6 +124,11 @@ def course_index(result_path: str) -> str:
     """The course of a result: its snapshots' results, listed beside it (``anomaly.json`` ->
     ``anomaly.course.json``); written last, so a listed course is complete."""
     return f"{result_path.removesuffix('.json')}.course.json"
+
+
+def is_course_index(name: str) -> bool:
+    """Whether a file name is a course index (:func:`course_index`), not a result."""
+    return name.endswith(".course.json")
 
 
 def course_result(result_path: str, epoch: int) -> str:

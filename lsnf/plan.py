@@ -127,7 +127,8 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     (docs/method.md §6.6) has its ABP run's settings, with the flow fitted in two stages."""
     exp = config["experiments"][exp_name]
     run = parse_run(run_id)
-    sets = [f"train.snapshots={config['snapshots']}"]  # the course (§9.1); `set:` may override
+    snapshots = config.get("snapshots")  # the course (§9.1); the schema's default, 8
+    sets = [] if snapshots is None else [f"train.snapshots={snapshots}"]  # `set:` may override
     sets += [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items()]
     two_stage = run.prior == TWO_STAGE  # ABP's settings, then a flow fitted after (§6.6)
     per_prior = exp["prior_set"].get("gaussian" if two_stage else run.prior, {})

@@ -88,7 +88,11 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
                 log_epoch(tracker, int(row["epoch"]), row)
             if (model_dir / layout.MODEL).is_file():
                 log_training_end(tracker, model_dir)
-        results = Path(layout.eval_dir(exp, run, root)).glob("*.json")
+        results = (  # the results themselves: their courses are in the tables, not in MLflow
+            p
+            for p in Path(layout.eval_dir(exp, run, root)).glob("*.json")
+            if not layout.is_course_index(p.name)
+        )
         grids = (  # the grids of evaluations without a result
             Path(layout.result(exp, run, f"{ev.stem}.png", root))
             for ev in EVALUATIONS.values()

@@ -8,9 +8,7 @@ rule tables:
     input:
         results=[p for p in plan.evaluation_targets(config) if p.endswith(".json")],
         courses=[
-            layout.course_index(p)
-            for p in plan.evaluation_targets(config)
-            if p.endswith(".json")
+            layout.course_index(p) for p in plan.evaluation_targets(config) if p.endswith(".json")
         ],
         floors=fid_floors(),
         curves=[
