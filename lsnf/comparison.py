@@ -177,8 +177,10 @@ def _compare(
 
     final = (list(flow["file"]), list(base["file"]))
     courses = [course_files(f, budget) for f in [*final[0], *final[1]]]
+    # the budgets every model has; models trained to different budgets (two experiments of a
+    # versus table) share none, and are compared at their ends only, which settles nothing
     budgets = sorted(set.intersection(*(set(c) for c in courses)))
-    end = max(budgets)
+    end = max(budgets) if budgets else max(max(c) for c in courses)
     points, verdicts, inside, course_rows = [], [], [], []
     for it in budgets:
         files = [c[it] for c in courses]
@@ -194,6 +196,8 @@ def _compare(
         )  # fmt: skip
     d, pa, pb = _difference(reps, evaluation, value, *final, paired)
     lo, hi, interval_verdict, eq = adjusted(d)
+    if not budgets:
+        points, verdicts, inside = [CoursePoint(end, d.estimate, d.se)], [interval_verdict], [eq]
     n = int(flow["n"].iloc[0])
     how = (
         f"paired bootstrap over the same {n} test examples"

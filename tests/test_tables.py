@@ -383,6 +383,15 @@ def test_versus_compares_two_experiments_per_prior(tmp_path: Path) -> None:
     same = df.loc[("c − b", "gaussian")]
     assert same["difference"] == 0 and same["verdict"].startswith("indistinguishable at 120")
     assert "A" in (tmp_path / "tables/versus.md").read_text()
+    # two experiments trained to different budgets share no course budget: compared at their
+    # ends, and nothing settles on one point
+    longer = json.loads(files[0].read_text())
+    longer["training"] = {**longer["training"], "iterations": 240}
+    files[0].write_text(json.dumps(longer))
+    Path(layout.course_index(str(files[0]))).unlink()  # a run to 240 without snapshots
+    write_tables(files, REFERENCE, tmp_path / "tables", versus=[("a", "b")], min_seeds=1)
+    df = pd.read_csv(tmp_path / "tables/versus.csv").set_index(["comparison", "prior"])
+    assert df.loc[("a − b", "flow"), "verdict"].startswith("undecided (not settled: 1 course")
 
 
 def test_results_are_identified_by_their_records_not_their_paths(tmp_path: Path) -> None:
