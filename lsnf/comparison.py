@@ -184,8 +184,9 @@ def _compare(
     points, verdicts, inside, course_rows = [], [], [], []
     for it in budgets:
         files = [c[it] for c in courses]
-        d, _, _ = _difference(reps, evaluation, value, files[: len(flow)], files[len(flow) :],
-                              paired)  # fmt: skip
+        at = _difference(reps, evaluation, value, files[: len(flow)], files[len(flow) :],
+                         paired)  # fmt: skip
+        d = at[0]
         lo, hi, v, eq = adjusted(d)
         points.append(CoursePoint(it, d.estimate, d.se))
         verdicts.append(v)
@@ -194,7 +195,8 @@ def _compare(
             {"iteration": it, "difference": d.estimate, "lo": lo, "hi": hi, "se": d.se,
              "relative": d.relative, "interval_verdict": v}
         )  # fmt: skip
-    d, pa, pb = _difference(reps, evaluation, value, *final, paired)
+    # the last budget is the end itself: its difference is the row's (else: the ends alone)
+    d, pa, pb = at if budgets else _difference(reps, evaluation, value, *final, paired)
     lo, hi, interval_verdict, eq = adjusted(d)
     if not budgets:
         points, verdicts, inside = [CoursePoint(end, d.estimate, d.se)], [interval_verdict], [eq]
