@@ -47,6 +47,7 @@ __all__ = [
     "extractor_weights",
     "fid_reference",
     "mask_specs",
+    "option",
     "parse_run",
     "resolved_data_config",
     "resolved_run_config",
@@ -57,6 +58,17 @@ __all__ = [
     "write_evaluation_settings",
     "write_run_config",
 ]
+
+
+def option(flag: str, value: Any) -> list[str]:
+    """The argument list of one optional CLI flag of a job's command: ``[flag, value]``, or none
+    when ``value`` is None or empty. Job commands take values only as lists like this one, each
+    item quoted by Snakemake's ``:q`` (workflow/rules/common.smk): no config value reaches a
+    shell unquoted."""
+    if value is None or value == "" or value == []:
+        return []
+    return [flag, str(value)]
+
 
 _PRIORS = "|".join(MODEL_KINDS)
 RUN_PATTERN = rf"({_PRIORS})(-digit[0-9]|-(?:{MASK_TAG_PATTERN}))?-seed[0-9]+"

@@ -3,6 +3,7 @@ config validation before any job, and minimal re-runs."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -438,6 +439,93 @@ def test_min_seeds_reaches_the_tables_job(tmp_path: Path) -> None:
         tables = [line for line in r.stdout.splitlines() if "lsnf tables " in line]
         assert len(tables) == ok and (not ok or " --min-seeds 3 " in tables[0])
     assert "min_seeds" in r.stderr + r.stdout and not (work / "results").exists()
+
+
+# A value that runs a command if it reaches a shell unquoted (issue #28, B1): each names the
+# file it would create. The space makes it two words if it were split.
+def _planted(tag: str) -> str:
+    return f"my $(touch HACKED_{tag}) ;x"
+
+
+def _shell_commands(dry_run_output: str) -> list[str]:
+    """The job commands a `snakemake -n -p` run prints (every rule's command is one line)."""
+    prefix = "Shell command: "
+    return [
+        line.removeprefix(prefix)
+        for line in dry_run_output.splitlines()
+        if line.startswith(prefix) and line != f"{prefix}None"
+    ]
+
+
+@pytest.mark.parametrize("extractor", ["lsnf-domain-cnn", "inception-v3-compat"])
+def test_no_config_value_reaches_a_shell_unquoted(tmp_path: Path, extractor: str) -> None:
+    """Every user-given path and name (run configs, data root, MLflow store and experiment, FID
+    weights) reaches every job's shell command as one quoted argument: running each planned
+    command (with `lsnf` a no-op) creates no file, and splits back into the planted value."""
+    import shlex
+    import subprocess
+
+    import yaml
+
+    work = _copy_project(tmp_path / "work")
+    cfg = yaml.safe_load((work / "config/scenarios/tiny.yaml").read_text())
+    planted = {}
+    for i, exp in enumerate(cfg["experiments"].values()):
+        path = f"cfg/{_planted(f'rc{i}')}.yaml"
+        (work / path).parent.mkdir(exist_ok=True)
+        (work / path).write_text((work / exp["run_config"]).read_text())
+        exp["run_config"] = planted[f"rc{i}"] = path
+    cfg["data_root"] = planted["root"] = f"data/{_planted('root')}"
+    cfg["mlflow"]["tracking_uri"] = planted["uri"] = f"sqlite:///{_planted('uri')}.db"
+    cfg["mlflow"]["experiment"] = planted["mlexp"] = _planted("mlexp")
+    if extractor == "inception-v3-compat":
+        cfg["fid"].update(extractor=extractor, weights=f"w/{_planted('weights')}.pth")
+        planted["weights"] = cfg["fid"]["weights"]
+        (work / "w").mkdir()
+        (work / planted["weights"]).write_bytes(b"not read by a dry run")
+    (work / "planted.yaml").write_text(yaml.safe_dump(cfg))
+
+    r = _snakemake(work, "-n", "-p", "--cores", "1", "--configfile", "planted.yaml")
+    assert r.returncode == 0, r.stderr[-3000:]
+    commands = _shell_commands(r.stdout + r.stderr)
+    rules = {line.split("rule ")[1].rstrip(":") for line in (r.stdout + r.stderr).splitlines()
+             if line.startswith(("rule ", "localrule "))}  # fmt: skip
+    assert {"prepare_data", "train", "eval_fid", "tables", "track_evaluations"} <= rules
+    assert len(commands) >= 20, r.stderr[-3000:]
+    # each value arrives whole, as one argument (or inside one, as `--set data.root=...`), in
+    # every command that carries it; run configs reach the data jobs of their dataset only
+    reached = set()
+    for command in commands:
+        words = shlex.split(command)
+        for tag, value in planted.items():
+            if f"HACKED_{tag})" in command:
+                reached.add("rc" if tag.startswith("rc") else tag)
+                assert any(value in w for w in words), (tag, command)
+    assert reached == {"rc", "root", "uri", "mlexp"} | ({"weights"} & planted.keys()), reached
+    # and nothing runs: every command under bash, `lsnf` a function that does nothing
+    run_dir = tmp_path / "run"
+    shutil.copytree(work, run_dir)
+    for command in commands:
+        subprocess.run(
+            ["bash", "-c", f"lsnf() {{ :; }}; {command}"], cwd=run_dir, capture_output=True
+        )
+    made = sorted(p.name for p in run_dir.rglob("HACKED_*") if "$(" not in str(p))
+    assert made == [], made
+
+
+def test_every_value_in_a_rule_command_is_quoted() -> None:
+    """The convention behind the test above, for rules a scenario may not plan: each `{...}` in a
+    rule's `shell:` strings carries Snakemake's `:q`."""
+    import re
+
+    found = 0
+    for smk in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        blocks = re.findall(r"shell:\n((?:\s+f?\"[^\n]*\"\n)+)", smk.read_text())
+        for block in blocks:
+            for field in re.findall(r"(?<!\{)\{([^{}]+)\}(?!\})", block):
+                found += 1
+                assert field.endswith(":q"), f"{smk.name}: {{{field}}} is not quoted"
+    assert found > 40, found
 
 
 def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 # Everything that is not a rule: config validation, wildcard constraints, target lists and
-# small helpers. The planning logic itself lives in lsnf.plan (tested on its own); defaults
+# small helpers. Every value in a rule's shell command is quoted by Snakemake's `:q` (lists item
+# by item): flags that carry a value are argument lists (plan.option), never preformatted
+# strings, so a path like `$(touch PWNED).yaml` stays one argument (tests/test_workflow.py). The planning logic itself lives in lsnf.plan (tested on its own); defaults
 # live in workflow/schemas/config.schema.yaml (filled in here) and lsnf.config.
 import os
 import shlex
@@ -8,6 +10,7 @@ import sys
 from snakemake.utils import validate
 
 from lsnf import layout, plan
+from lsnf.plan import option
 from lsnf.mlflow_store import init_store
 from lsnf.tracking_sync import failure_report
 from lsnf.config import DATA_KEY_PATTERN, TWO_STAGE
@@ -87,12 +90,16 @@ def eval_outputs(ev):
 
 
 def eval_out_flags(ev):
-    """The `lsnf eval` flags that name its outputs."""
+    """The `lsnf eval` flags that name its outputs (an argument list)."""
     if not ev.result:
-        return lambda wildcards, output: f"--out {output.grid}"
+        return lambda wildcards, output: option("--out", output.grid)
     if not ev.grid:
-        return lambda wildcards, output: f"--out {output.result} --course"
-    return lambda wildcards, output: f"--out {output.result} --grid {output.grid} --course"
+        return lambda wildcards, output: [*option("--out", output.result), "--course"]
+    return lambda wildcards, output: [
+        *option("--out", output.result),
+        *option("--grid", output.grid),
+        "--course",
+    ]
 
 
 def settings_inputs(ev):
@@ -110,26 +117,26 @@ TRACKING_FAILURES_OFFSET = (
 
 
 def mlflow_flags():
-    """Where a job that logs to MLflow logs, and where it notes a failure."""
+    """Where a job that logs to MLflow logs, and where it notes a failure (an argument list)."""
     m = config["mlflow"]
-    return (
-        f"--mlflow-uri {shlex.quote(m['tracking_uri'])} "
-        f"--mlflow-experiment {shlex.quote(m['experiment'])} "
-        f"--mlflow-failure-log {TRACKING_FAILURES}"
-    )
+    return [
+        *option("--mlflow-uri", m["tracking_uri"]),
+        *option("--mlflow-experiment", m["experiment"]),
+        *option("--mlflow-failure-log", TRACKING_FAILURES),
+    ]
 
 
 def run_flags(wildcards):
     """CLI flags that say which model a job is about (recorded in its results) and, for a
     training job when tracking is on, log it live into that model's MLflow run."""
-    flags = f"--run-key {wildcards.exp}/{wildcards.run}"
-    return f"{flags} --track {mlflow_flags()}" if config["mlflow"]["enabled"] else flags
+    flags = option("--run-key", f"{wildcards.exp}/{wildcards.run}")
+    return [*flags, "--track", *mlflow_flags()] if config["mlflow"]["enabled"] else flags
 
 
 def eval_run_flags(wildcards):
     """An evaluation job's flags: which model its results are about. It does not open MLflow
     (rule track_evaluations logs every evaluation's outputs, in one process)."""
-    return f"--run-key {wildcards.exp}/{wildcards.run}"
+    return option("--run-key", f"{wildcards.exp}/{wildcards.run}")
 
 
 onstart:
@@ -177,7 +184,7 @@ def data_manifest(wildcards):
 
 
 def set_flags(overrides):
-    return " ".join(f"--set {shlex.quote(o)}" for o in overrides)
+    return [arg for o in overrides for arg in option("--set", o)]
 
 
 def data_sets(key):
@@ -189,7 +196,7 @@ def data_run_config(key):
     return config["experiments"][plan.experiment_for_data(config, key)]["run_config"]
 
 
-FID_DOWNLOAD = "--download" if config["fid"]["download"] else ""
+FID_DOWNLOAD = ["--download"] if config["fid"]["download"] else []
 
 
 def extractor_weights(data):

@@ -16,7 +16,7 @@ rule prepare_data:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
     shell:
-        "lsnf prepare-data {params.run_config} {params.sets} --out {output} > {log} 2>&1"
+        "lsnf prepare-data {params.run_config:q} {params.sets:q} --out {output:q} > {log:q} 2>&1"
 
 
 # trains on the CPU whatever the device (lsnf.metrics.domain_extractor): never holds a GPU
@@ -37,8 +37,8 @@ rule train_extractor:
         sets=lambda w: data_sets(w.data),
         epochs=config["fid"]["extractor_epochs"],
     shell:
-        "lsnf --threads {threads} train-extractor {params.run_config} {params.sets}"
-        " --epochs {params.epochs} --out {output} > {log} 2>&1"
+        "lsnf --threads {threads:q} train-extractor {params.run_config:q} {params.sets:q}"
+        " --epochs {params.epochs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fid_reference:
@@ -57,14 +57,15 @@ rule fid_reference:
     params:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
-        n=f"--n {config['fid']['reference_n']}" if config["fid"]["reference_n"] else "",
-        weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
+        n=option("--n", config["fid"]["reference_n"]),
+        weights=lambda w, input: option("--weights", input.weights),
+        download=FID_DOWNLOAD,
         device=config["device"],
     shell:
-        "lsnf --threads {threads} fid-stats {params.run_config} {params.sets}"
-        " --split {wildcards.split} {params.n} --extractor {wildcards.extractor} {params.weights}"
-        f" {FID_DOWNLOAD}"
-        " --device {params.device} --out {output} > {log} 2>&1"
+        "lsnf --threads {threads:q} fid-stats {params.run_config:q} {params.sets:q}"
+        " --split {wildcards.split:q} {params.n:q} --extractor {wildcards.extractor:q}"
+        " {params.weights:q} {params.download:q} --device {params.device:q} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule fid_floor:
@@ -86,11 +87,12 @@ rule fid_floor:
         run_config=lambda w: data_run_config(w.data),
         sets=lambda w: data_sets(w.data),
         n=config["fid"]["n_samples"],
-        weights=lambda w, input: f"--weights {input.weights}" if input.weights else "",
+        weights=lambda w, input: option("--weights", input.weights),
+        download=FID_DOWNLOAD,
         device=config["device"],
         split=lambda w: layout.FID_ROWS[w.row],
     shell:
-        "lsnf --threads {threads} fid-floor {params.run_config} {params.sets} --split {params.split}"
-        " --n {params.n} --stats {input.stats} --extractor {wildcards.extractor} {params.weights}"
-        f" {FID_DOWNLOAD}"
-        " --device {params.device} --out {output.result} > {log} 2>&1"
+        "lsnf --threads {threads:q} fid-floor {params.run_config:q} {params.sets:q}"
+        " --split {params.split:q} --n {params.n:q} --stats {input.stats:q}"
+        " --extractor {wildcards.extractor:q} {params.weights:q} {params.download:q}"
+        " --device {params.device:q} --out {output.result:q} > {log:q} 2>&1"

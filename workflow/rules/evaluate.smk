@@ -46,8 +46,9 @@ for _ev in EVALUATIONS.values():
             run=eval_run_flags,
             device=config["device"],
         shell:
-            "lsnf --threads {threads} eval {params.name} {input.model} --settings {input.settings}"
-            " {params.out} --device {params.device} {params.run} > {log} 2>&1"
+            "lsnf --threads {threads:q} eval {params.name:q} {input.model:q}"
+            " --settings {input.settings:q} {params.out:q} --device {params.device:q}"
+            " {params.run:q} > {log:q} 2>&1"
 
 
 # Every evaluation's outputs into its model's MLflow run, in one job: evaluation jobs do not
@@ -64,4 +65,4 @@ rule track_evaluations:
         mlflow=mlflow_flags(),
         store=lambda w: [config["mlflow"]["tracking_uri"], config["mlflow"]["experiment"]],
     shell:
-        "lsnf track evaluations {input} --out {output} {params.mlflow} > {log} 2>&1"
+        "lsnf track evaluations {input:q} --out {output:q} {params.mlflow:q} > {log:q} 2>&1"

@@ -42,14 +42,14 @@ rule tables:
     log:
         layout.log("tables", "tables"),
     params:
-        versus=" ".join(f"--versus {a}:{b}" for a, b in config["versus"]),
-        min_seeds=("" if config["min_seeds"] is None else f"--min-seeds {config['min_seeds']}"),
+        versus=[arg for a, b in config["versus"] for arg in option("--versus", f"{a}:{b}")],
+        min_seeds=option("--min-seeds", config["min_seeds"]),
         tables=lambda w, output: os.path.dirname(output.measurements),
         results=lambda w: layout.ROOT,
     shell:
-        "lsnf tables --reference {input.reference} --out-dir {params.tables} {input.results}"
-        " --floors {input.floors} --results-dir {params.results} {params.versus}"
-        " {params.min_seeds} > {log} 2>&1"
+        "lsnf tables --reference {input.reference:q} --out-dir {params.tables:q}"
+        " {input.results:q} --floors {input.floors:q} --results-dir {params.results:q}"
+        " {params.versus:q} {params.min_seeds:q} > {log:q} 2>&1"
 
 
 rule test_steps_curve:
@@ -67,7 +67,7 @@ rule test_steps_curve:
     log:
         job_log("test_steps_curve", "{exp}"),
     shell:
-        "lsnf curves --out {output} {input} > {log} 2>&1"
+        "lsnf curves --out {output:q} {input:q} > {log:q} 2>&1"
 
 
 rule curves:
@@ -82,4 +82,4 @@ rule curves:
     log:
         job_log("curves", "{exp}"),
     shell:
-        "lsnf curves --out {output} {input} > {log} 2>&1"
+        "lsnf curves --out {output:q} {input:q} > {log:q} 2>&1"

@@ -47,10 +47,10 @@ rule train:
     params:
         run=run_flags,
         out=layout.model_dir("{exp}", "{run}"),
-        extractor=lambda w, input: f"--extractor {input.extractor}" if input.extractor else "",
+        extractor=lambda w, input: option("--extractor", input.extractor),
     shell:
-        "lsnf --threads {threads} train {input.config} --out {params.out} --restart-if-changed"
-        " {params.extractor} {params.run} > {log} 2>&1"
+        "lsnf --threads {threads:q} train {input.config:q} --out {params.out:q}"
+        " --restart-if-changed {params.extractor:q} {params.run:q} > {log:q} 2>&1"
 
 
 # 2s-ABP (docs/method.md §6.6): the ABP model of the same seed (and digit), then a flow fitted to
@@ -75,5 +75,5 @@ rule train_two_stage:
         run=run_flags,
         out=layout.model_dir("{exp}", "{run}"),
     shell:
-        "lsnf --threads {threads} fit-two-stage {input.config} --from {input.source}"
-        " --out {params.out} {params.run} > {log} 2>&1"
+        "lsnf --threads {threads:q} fit-two-stage {input.config:q} --from {input.source:q}"
+        " --out {params.out:q} {params.run:q} > {log:q} 2>&1"
