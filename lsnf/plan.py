@@ -199,9 +199,39 @@ def _root_set(config: dict[str, Any], exp: dict[str, Any]) -> list[str]:
     return [] if "data.root" in exp["set"] else [f"data.root={config['data_root']}"]
 
 
+# Run-config keys that train_overrides sets for every model (after the experiment's own `set:`
+# and `prior_set:`, so it would win silently), each with the workflow key that decides it.
+WORKFLOW_SET_KEYS = {
+    "prior.kind": "priors",
+    "prior.fit": "priors (abp2s fits the flow in two stages)",
+    "seed": "seeds",
+    "device": "the workflow's device",
+    "train.progress": "nothing: the workflow turns progress bars off in jobs",
+}
+TASK_SET_KEYS = {  # the same, for the tasks whose runs set them
+    "anomaly": {"data.held_out_digit": "held_out_digits"},
+    "recovery": {"data.corruption": "masks"},
+}
+
+
+def _check_sets(name: str, exp: dict[str, Any]) -> None:
+    """Refuse a `set:` or `prior_set:` key that the workflow sets itself (it would be ignored)."""
+    owned = {**WORKFLOW_SET_KEYS, **TASK_SET_KEYS.get(exp["task"], {})}
+    blocks = {"set": exp["set"], **{f"prior_set.{p}": s for p, s in exp["prior_set"].items()}}
+    for block, sets in blocks.items():
+        for key in sets:
+            for own, decided_by in owned.items():
+                if key == own or key.startswith(f"{own}."):
+                    raise ValueError(
+                        f"experiments.{name}.{block}: {key} is set by the workflow for each model "
+                        f"and would be ignored; remove it (decided by: {decided_by})"
+                    )
+
+
 def check_experiment(config: dict[str, Any], name: str) -> None:
     """What the schema cannot say of an experiment, refused before any job (naming the key)."""
     exp = config["experiments"][name]
+    _check_sets(name, exp)
     if TWO_STAGE in exp["priors"] and exp["task"] == "recovery":  # §6.6
         raise ValueError(
             f"experiments.{name}.priors: {TWO_STAGE} needs complete training images; a "

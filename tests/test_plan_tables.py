@@ -45,6 +45,44 @@ def test_runs_and_overrides() -> None:
         plan.parse_run("glow-seed0")
 
 
+@pytest.mark.parametrize(
+    "block, key",
+    [
+        ("set", "prior.kind"),
+        ("set", "seed"),
+        ("set", "device"),
+        ("set", "prior.fit"),
+        ("prior_set", "seed"),
+        ("set", "data.held_out_digit"),
+    ],
+)
+def test_keys_the_workflow_sets_are_refused_in_set(block: str, key: str) -> None:
+    """A `set:` or `prior_set:` key that train_overrides sets itself would be ignored silently
+    (issue #28, B9): refused, naming the key and what decides it."""
+    value = {"prior.kind": "gaussian", "prior.fit": "two_stage", "device": "cuda"}.get(key, 1)
+    sets = {key: value}
+    cfg = _config(**({"set": sets} if block == "set" else {"prior_set": {"flow": sets}}))
+    with pytest.raises(ValueError, match=rf"experiments\.e\.{block}.*{key} is set by the workflow"):
+        plan.check_experiment(cfg, "e")
+
+
+def test_the_refused_keys_are_the_ones_the_workflow_sets() -> None:
+    """WORKFLOW_SET_KEYS and TASK_SET_KEYS name every key train_overrides adds of its own; keys it
+    leaves to the experiment (data.root, train.snapshots) pass."""
+    cfg = _config(held_out_digits=[1], set={"data.root": "mine", "train.snapshots": 4})
+    plan.check_experiment(cfg, "e")
+    own = {
+        s.split("=")[0]
+        for run in ("flow-digit1-seed0", "abp2s-digit1-seed0")
+        for s in plan.train_overrides(cfg, "e", run)
+    }
+    own -= {"data.root", "train.snapshots"}
+    assert own == set(plan.WORKFLOW_SET_KEYS) | set(plan.TASK_SET_KEYS["anomaly"])
+    generation = _config(held_out_digits=[], set={"data.held_out_digit": 3})
+    generation["experiments"]["e"]["task"] = "generation"
+    plan.check_experiment(generation, "e")  # a generation run does not set it
+
+
 def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
     """An anomaly and a generation experiment on the same MNIST images: each data-level job
     (preparation, extractor, FID reference and floor) is of its own experiment's splits."""
