@@ -169,7 +169,7 @@ def plot_course(course: pd.DataFrame, num: pd.DataFrame, experiment: str, out: s
     panels = list(dict.fromkeys(zip(rows["condition"], rows["metric"], strict=True)))
     cols = min(3, len(panels))
     nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows + 0.4), squeeze=False)
     seen: dict[str, Any] = {}
     ends = num[num["experiment"] == experiment]
     for ax, (condition, metric) in zip(axes.flat, panels, strict=False):
@@ -197,13 +197,14 @@ def plot_course(course: pd.DataFrame, num: pd.DataFrame, experiment: str, out: s
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
+    # the legend beside the panels, the title on two lines above them: neither covers the other
+    fig.legend(seen.values(), seen.keys(), fontsize=7, loc="center right")
     fig.suptitle(
-        f"{experiment}: LFBM − baseline over training (simultaneous 95% interval); "
+        f"{experiment}: LFBM − baseline over training (simultaneous 95% interval)\n"
         "the end point's marker is its verdict",
         fontsize=9,
     )
-    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
+    fig.tight_layout(rect=(0, 0, 0.84, 1 - 0.4 / fig.get_figheight()))
     atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
 

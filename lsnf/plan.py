@@ -41,6 +41,7 @@ __all__ = [
     "data_overrides",
     "enabled_experiments",
     "evaluation_settings",
+    "evaluation_settings_text",
     "evaluation_targets",
     "experiment_data",
     "experiment_for_data",
@@ -51,12 +52,11 @@ __all__ = [
     "parse_run",
     "resolved_data_config",
     "resolved_run_config",
+    "run_config_text",
     "runs",
     "scaled_resource",
     "train_overrides",
     "two_stage_source",
-    "write_evaluation_settings",
-    "write_run_config",
 ]
 
 
@@ -168,12 +168,11 @@ def resolved_run_config(config: dict[str, Any], exp_name: str, run_id: str) -> R
     return load_config(path, train_overrides(config, exp_name, run_id))
 
 
-def write_run_config(config: dict[str, Any], exp_name: str, run_id: str, out: str) -> None:
-    """Write one model's resolved run config as YAML (what its training job reads)."""
-    from lsnf.io import atomic_write_text
-
+def run_config_text(config: dict[str, Any], exp_name: str, run_id: str) -> str:
+    """One model's resolved run config as YAML (what its training job reads; rule run_config
+    writes it, and reruns when it changes)."""
     cfg = resolved_run_config(config, exp_name, run_id)
-    atomic_write_text(out, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
 
 
 def experiment_data(config: dict[str, Any], exp_name: str) -> DataConfig:
@@ -339,14 +338,13 @@ def evaluation_settings(config: dict[str, Any], exp_name: str, stem: str) -> Eva
     return settings_of(ev, raw, f"experiments.{exp_name}.evaluation ({ev.name})")
 
 
-def write_evaluation_settings(config: dict[str, Any], exp_name: str, stem: str, out: str) -> None:
-    """Write one evaluation's resolved settings as YAML (what ``lsnf eval --settings`` reads)."""
-    from lsnf.io import atomic_write_text
-
+def evaluation_settings_text(config: dict[str, Any], exp_name: str, stem: str) -> str:
+    """One evaluation's resolved settings as YAML (what ``lsnf eval --settings`` reads; rule
+    eval_settings writes it, and reruns when it changes)."""
     ev, _ = parse_stem(stem)
     settings = evaluation_settings(config, exp_name, stem).model_dump(mode="json")
     taken = {k: settings[k] for k in ev.settings}
-    atomic_write_text(out, yaml.safe_dump(taken, sort_keys=False))
+    return yaml.safe_dump(taken, sort_keys=False)
 
 
 def scaled_resource(config: dict[str, Any], kind: str, key: str, attempt: int) -> int:

@@ -448,13 +448,23 @@ def _planted(tag: str) -> str:
 
 
 def _shell_commands(dry_run_output: str) -> list[str]:
-    """The job commands a `snakemake -n -p` run prints (every rule's command is one line)."""
-    prefix = "Shell command: "
-    return [
-        line.removeprefix(prefix)
-        for line in dry_run_output.splitlines()
-        if line.startswith(prefix) and line != f"{prefix}None"
-    ]
+    """The job commands a `snakemake -n -p` run prints; one that writes a resolved config spans
+    several lines (its text, quoted), so lines join until the quotes close."""
+    import shlex
+
+    prefix, commands, lines = "Shell command: ", [], iter(dry_run_output.splitlines())
+    for line in lines:
+        if not line.startswith(prefix) or line == f"{prefix}None":
+            continue
+        command = line.removeprefix(prefix)
+        while True:
+            try:
+                shlex.split(command)
+                break
+            except ValueError:  # an open quote: the command goes on
+                command += "\n" + next(lines)
+        commands.append(command)
+    return commands
 
 
 @pytest.mark.parametrize("extractor", ["lsnf-domain-cnn", "inception-v3-compat"])

@@ -171,6 +171,13 @@ def job_resources(kind, on_device=True):
     return {"mem_mb": scaled("mem_mb"), "runtime": scaled("runtime"), **gpu}
 
 
+# A local rule's small file (a resolved config or settings) from its `text` param: written whole
+# or not at all.
+WRITE_TEXT = (
+    "printf '%s' {params.text:q} > {output:q}.part 2> {log:q} && mv {output:q}.part {output:q}"
+)
+
+
 def job_log(rule_name, job="{exp}/{run}"):
     return layout.log(rule_name, job)
 

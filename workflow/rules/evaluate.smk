@@ -2,8 +2,8 @@
 # there: adding an evaluation to the registry adds its rule, its outputs and its tables.
 #
 # Each evaluation job reads its resolved settings from a file that the local rule
-# eval_settings writes (docs/protocols.md §9): its params are the settings' SHA-256, so a
-# changed setting reruns exactly the evaluations it changes.
+# eval_settings writes (docs/protocols.md §9): its param is the settings' content, so a changed
+# setting reruns exactly the evaluations it changes.
 
 
 localrules:
@@ -17,9 +17,9 @@ rule eval_settings:
     log:
         job_log("eval_settings", "{exp}/{stem}"),
     params:
-        digest=lambda w: plan.evaluation_settings(config, w.exp, w.stem).digest(),
-    run:
-        plan.write_evaluation_settings(config, wildcards.exp, wildcards.stem, output[0])
+        text=lambda w: plan.evaluation_settings_text(config, w.exp, w.stem),
+    shell:
+        WRITE_TEXT
 
 
 for _ev in EVALUATIONS.values():

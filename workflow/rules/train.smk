@@ -3,9 +3,11 @@
 # generation model's validation KID uses its data's domain FID extractor, trained first.
 #
 # Reruns follow content, not file times: `run_config` writes each run's resolved config and is
-# re-run only when that content changes (its params are the config's SHA-256; Snakemake's
-# params trigger), so editing a key of a run config or of an experiment's `set:` reruns exactly
-# the trainings it changes and their downstream jobs. Training reads the resolved file.
+# re-run only when that content changes (the content is its param; Snakemake's params trigger),
+# so editing a key of a run config or of an experiment's `set:` reruns exactly the trainings it
+# changes and their downstream jobs. Training reads the resolved file. The content is computed
+# when the DAG is built and written by the shell: a `run:` job would start a Snakemake process
+# of its own, 4-11 s each (docs/results.md, "The CPU reference").
 # The run directory keeps checkpoint.pt across attempts, so a killed or failed job resumes from
 # its last epoch (a checkpoint of an older config is discarded); model.pt appears only when
 # every epoch is done.
@@ -21,9 +23,9 @@ rule run_config:
     log:
         job_log("run_config"),
     params:
-        digest=lambda w: plan.resolved_run_config(config, w.exp, w.run).digest(),
-    run:
-        plan.write_run_config(config, wildcards.exp, wildcards.run, output[0])
+        text=lambda w: plan.run_config_text(config, w.exp, w.run),
+    shell:
+        WRITE_TEXT
 
 
 ruleorder: train_two_stage > train
