@@ -1,8 +1,9 @@
 # Everything that is not a rule: config validation, wildcard constraints, target lists and
 # small helpers. Every value in a rule's shell command is quoted by Snakemake's `:q` (lists item
 # by item): flags that carry a value are argument lists (plan.option), never preformatted
-# strings, so a path like `$(touch PWNED).yaml` stays one argument (tests/test_workflow.py). The planning logic itself lives in lsnf.plan (tested on its own); defaults
-# live in workflow/schemas/config.schema.yaml (filled in here) and lsnf.config.
+# strings, so a path like `$(touch PWNED).yaml` stays one argument (tests/test_workflow.py).
+# The planning logic itself lives in lsnf.plan (tested on its own); defaults live in
+# workflow/schemas/config.schema.yaml (filled in here) and lsnf.config.
 import os
 import shlex
 import sys
