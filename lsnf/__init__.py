@@ -13,8 +13,18 @@ if TYPE_CHECKING:
 
     from lsnf.api import Model
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place of the version (pyproject.toml reads it); CHANGELOG.md
 __all__ = ["__version__", "load"]
+
+
+def __getattr__(name: str) -> object:
+    """A submodule on first use (``lsnf.api.Model`` after a bare ``import lsnf``)."""
+    import importlib
+    import importlib.util
+
+    if name.startswith("_") or importlib.util.find_spec(f"lsnf.{name}") is None:
+        raise AttributeError(f"module 'lsnf' has no attribute {name!r}")
+    return importlib.import_module(f"lsnf.{name}")
 
 
 def load(path: str | Path, device: str | None = None) -> Model:

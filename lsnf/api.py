@@ -3,16 +3,17 @@
 Each method is the evaluation layer's own code (docs/method.md §5.3, §7), so a score here is
 the score ``lsnf eval anomaly`` computes for the same image, settings and seed.
 
-Scales (docs/method.md §8): images go in as uint8 ``[0, 255]`` or floats in ``[0, 1]``, in
-torchvision's layout (N, C, H, W); floats are quantised to 8 bits first, as every dataset is
-held. Images come out as floats in ``[0, 1]`` (the generator's range, not clamped). Latents are
-(N, d) floats on the model's device; results are on the CPU.
+Scales (docs/method.md §8): images go in as uint8 ``[0, 255]`` or floats in ``[0, 1]``, torch
+tensors or numpy arrays, in torchvision's layout (N, C, H, W); floats are quantised to 8 bits
+first, as every dataset is held. Images come out as floats in ``[0, 1]`` (the generator's
+range, not clamped). Latents are (N, d) floats on the model's device; results are on the CPU.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,8 +27,16 @@ from lsnf.pixels import from_unit_interval, to_uint8, to_unit_interval
 __all__ = ["Model", "load"]
 
 
-def _as_uint8(images: Tensor, shape: tuple[int, int, int]) -> Tensor:
-    """uint8 (N, C, H, W) of images given as uint8 or as floats in [0, 1] (module docstring)."""
+def _as_uint8(images: Tensor | np.ndarray, shape: tuple[int, int, int]) -> Tensor:
+    """uint8 (N, C, H, W) of images given as uint8 or as floats in [0, 1] (module docstring), as
+    a torch tensor or a numpy array (channels first either way)."""
+    if not isinstance(images, Tensor):
+        if not hasattr(images, "__array__"):
+            raise UserError(
+                f"images of type {type(images).__name__}; give a torch tensor or a numpy array "
+                f"(N, C, H, W), uint8 or floats in [0, 1]"
+            )
+        images = torch.from_numpy(np.ascontiguousarray(images))
     if images.ndim == 3:
         images = images.unsqueeze(0)  # one image (C, H, W)
     if tuple(images.shape[1:]) != shape:
@@ -99,14 +108,16 @@ class Model:
         self.network.eval()
         return to_unit_interval(self.network.decode(z.to(self.device))).cpu()
 
-    def encode(self, images: Tensor, steps: int | None = None, seed: int = 0) -> Tensor:
+    def encode(
+        self, images: Tensor | np.ndarray, steps: int | None = None, seed: int = 0
+    ) -> Tensor:
         """Posterior inference (docs/method.md §5.3): ``z*`` (N, d) after ``steps`` noise-free
         Langevin steps (default: the run config's K_test) from N(0, I), on the CPU."""
         x = _as_uint8(images, self.image_shape)
         batches = infer_split(self.network, x, settings := self.inference_settings(steps, seed))
         return torch.cat([zs[settings.steps].detach().cpu() for _, zs in batches])  # (N, d)
 
-    def score(self, images: Tensor, steps: int | None = None, seed: int = 0) -> Tensor:
+    def score(self, images: Tensor | np.ndarray, steps: int | None = None, seed: int = 0) -> Tensor:
         """The anomaly score ``S(x)`` (N,), higher = more anomalous (docs/method.md eq. 7.2):
         what ``lsnf eval anomaly`` scores, with the same inference settings and seed."""
         x = _as_uint8(images, self.image_shape)
@@ -114,7 +125,7 @@ class Model:
 
     def complete(
         self,
-        images: Tensor,
+        images: Tensor | np.ndarray,
         mask: Tensor,
         n: int = 1,
         steps: int | None = None,
@@ -137,7 +148,9 @@ class Model:
         self.network.eval()
         return (-self.network.prior.neg_log_prob(z.to(self.device))).cpu()
 
-    def reconstruct(self, images: Tensor, steps: int | None = None, seed: int = 0) -> Tensor:
+    def reconstruct(
+        self, images: Tensor | np.ndarray, steps: int | None = None, seed: int = 0
+    ) -> Tensor:
         """``g(encode(images))``: reconstructions (N, C, H, W) in [0, 1]."""
         return self.decode(self.encode(images, steps, seed))
 

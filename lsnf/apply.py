@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lsnf import layout
 from lsnf.api import Model
 from lsnf.config import FolderConfig, MaskSpec
 from lsnf.errors import UserError
-from lsnf.folder_data import read_images
+from lsnf.folder_data import ChannelError, read_images
 from lsnf.io import atomic_write_bytes
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs, save_grid
 from lsnf.metrics.inference import scores_and_errors
@@ -48,7 +49,32 @@ def images_for(model: Model, path: str | Path, resize: str = "none") -> tuple[li
     none, center_crop or stretch; docs/protocols.md §10)."""
     c, h, _ = model.image_shape
     policy = FolderConfig(image_size=h, channels=c, resize=resize)  # type: ignore[arg-type]
-    return read_images(path, policy)
+    try:
+        return read_images(path, policy)
+    except ChannelError as err:
+        kinds = {1: "grayscale", 3: "colour (RGB)"}
+        raise UserError(
+            f"{err.name}: a {kinds[err.found]} image, but this model was trained on "
+            f"{kinds[c]} images ({c} channel{'s' * (c > 1)}): convert the images to "
+            f"{kinds[c].split()[0]}, or use a model trained on {kinds[err.found]} ones"
+        ) from None
+
+
+def workflow_test_steps(model_path: str | Path) -> tuple[int, Path] | None:
+    """K_test of the anomaly evaluation the workflow ran on the model at ``model_path``
+    (``results/models/EXP/RUN/model.pt``: ``results/settings/EXP/anomaly.yaml``'s
+    ``test_steps``) and that file; None for a model outside a workflow's results."""
+    import yaml
+
+    model_path = Path(model_path)
+    key = layout.run_key_in(str(model_path))
+    if key is None or model_path.name != layout.MODEL:
+        return None
+    root = str(model_path.parents[3])  # results/ of results/models/EXP/RUN/model.pt
+    settings = Path(layout.eval_settings(key.split("/")[0], "anomaly", root))
+    if not settings.is_file():
+        return None
+    return int(yaml.safe_load(settings.read_text())["test_steps"]), settings
 
 
 def score_images(

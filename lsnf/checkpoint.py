@@ -49,14 +49,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load with ``weights_only=True``; raise :class:`CheckpointError` if unreadable or not an
     lsnf checkpoint of this format."""
     path = Path(path)
+    retrain = "rerun the workflow (snakemake) or `lsnf train` to train it again"
     if not path.is_file():
-        raise MissingFileError(f"checkpoint {str(path)!r} does not exist")
+        raise MissingFileError(f"checkpoint {str(path)!r} does not exist: {retrain}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for corrupt/truncated files
         raise CheckpointError(
             f"checkpoint {str(path)!r} is corrupt or truncated ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); delete it to retrain, or restore it"
+            f"{str(err).splitlines()[0] if str(err) else ''}); restore it, or delete it and "
+            f"{retrain}"
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{str(path)!r} is not an lsnf checkpoint (no model/config entries)")

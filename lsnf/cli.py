@@ -94,7 +94,12 @@ def _model_commands(command: Any) -> None:
                 choices=["none", "center_crop", "stretch"],
                 help="to the model's image size (default: images must have it)",
             )
-            p.add_argument("--steps", type=int, help="K_test (default: the run config's)")
+            p.add_argument(
+                "--steps",
+                type=int,
+                help="K_test (default: the run config's; for score of a workflow's model, the "
+                "test_steps of its experiment's anomaly table, results/settings/EXP/anomaly.yaml)",
+            )
         p.add_argument("--seed", type=int, default=0, help="seed of z0 / samples (default 0)")
         p.add_argument("--device", help="cpu, cuda or cuda:N (default: the run config's)")
 

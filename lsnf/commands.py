@@ -147,13 +147,18 @@ def cmd_export_folder(args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     from lsnf.api import load
-    from lsnf.apply import score_images, write_scores
+    from lsnf.apply import score_images, workflow_test_steps, write_scores
 
+    steps, source = args.steps, "--steps"
+    if steps is None:  # the K_test behind the model's anomaly table, else the run config's
+        found = workflow_test_steps(args.model)
+        steps, source = found if found else (None, "the run config's K_test")
     table, meta = score_images(
-        load(args.model, args.device), args.images, args.steps, args.seed, args.resize
+        load(args.model, args.device), args.images, steps, args.seed, args.resize
     )
     write_scores(table, meta, args.out)
-    print(f"[lsnf] {len(table)} images scored (K_test={meta['inference']['steps']}): {args.out}")
+    k = meta["inference"]["steps"]
+    print(f"[lsnf] {len(table)} images scored (K_test={k}, from {source}): {args.out}")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:

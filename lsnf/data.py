@@ -40,7 +40,7 @@ from torch import Tensor
 
 from lsnf.config import DataConfig
 from lsnf.errors import UserError
-from lsnf.folder_data import ANOMALOUS, load_folder
+from lsnf.folder_data import ANOMALOUS, load_folder, symlinks
 from lsnf.pixels import to_uint8
 from lsnf.torchvision_data import (
     TORCHVISION,
@@ -250,6 +250,8 @@ def load_split(cfg: DataConfig, split: str) -> ImageSplit:
     }
     if cfg.source == "folder":
         meta["folder"] = {**cfg.folder.model_dump(mode="json"), "root": cfg.root}
+        if Path(cfg.root).is_dir() and (links := symlinks(Path(cfg.root))):
+            meta["folder"]["symlinks"] = links  # followed (lsnf.folder_data.folder_files)
         meta["files"] = sum(len(p[0]) for p in pools.values())  # images decoded, every split
     if cfg.protocol == "anomaly" and cfg.source == "folder":
         if "pool" in pools:

@@ -11,7 +11,10 @@ says:
 - anomaly labels (protocol ``anomaly``): sub-folders ``normal/`` and ``anomalous/`` (under
   ``train/`` and ``test/`` with a given split), a CSV of ``file,label``, or an ``.npz``'s
   ``labels`` / ``train_labels`` / ``test_labels`` (0 normal, 1 anomalous);
-- arrays are (N, H, W) or (N, H, W, C), the layout of PIL and numpy images.
+- arrays are (N, H, W) or (N, H, W, C), the layout of PIL and numpy images;
+- symbolic links are followed, to images and to sub-folders, inside ``data.root`` or not, and
+  listed in the data's record (``folder.symlinks``: path, target, whether it is outside); a
+  folder reached twice (a link loop, or two links to it) is refused.
 
 Every image goes through one path: decoded by PIL, its mode reduced to grayscale or RGB
 (palette expanded; an alpha channel only if fully opaque; RGB whose three channels are equal
@@ -26,7 +29,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +40,15 @@ from torch import Tensor
 from lsnf.config import DataConfig, FolderConfig
 from lsnf.errors import MissingFileError, UserError
 
-__all__ = ["ANOMALOUS", "IMAGE_SUFFIXES", "folder_files", "load_folder", "read_images"]
+__all__ = [
+    "ANOMALOUS",
+    "IMAGE_SUFFIXES",
+    "ChannelError",
+    "folder_files",
+    "load_folder",
+    "read_images",
+    "symlinks",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ANOMALOUS = 1  # the label of an anomalous image in the pools (0: normal)
@@ -45,9 +57,50 @@ _LABEL_WORDS = {"0": 0, "normal": 0, "1": ANOMALOUS, "anomalous": ANOMALOUS}
 Pools = dict[str, tuple[Tensor, Tensor]]  # "pool" or "train"/"test" -> (uint8 (N,C,H,W), (N,))
 
 
+def _walk(folder: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` of ``folder`` into symbolic links, sorted; a folder reached a second time (a
+    link loop, or two links to one folder) is refused, naming it: its images would count twice."""
+    seen = set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            raise UserError(
+                f"{top} is {real}, a folder already read through another path (a symbolic link "
+                f"loop, or a second link to it): its images would count twice; remove the link "
+                f"from data.root"
+            )
+        seen.add(real)
+        dirs.sort()
+        yield top, dirs, sorted(files)
+
+
 def folder_files(folder: Path) -> list[Path]:
-    """The PNG/JPEG files under ``folder``, recursively, in sorted order of their paths."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The PNG/JPEG files under ``folder``, recursively, in sorted order of their paths.
+    Symbolic links are followed, to files and to sub-folders alike, wherever they point;
+    :func:`symlinks` lists them for the data's record."""
+    found = [
+        Path(top, f)
+        for top, _, files in _walk(folder)
+        for f in files
+        if Path(f).suffix.lower() in IMAGE_SUFFIXES
+    ]
+    return sorted(found)
+
+
+def symlinks(folder: Path) -> list[dict[str, str | bool]]:
+    """Every symbolic link under ``folder`` that :func:`folder_files` follows (to a sub-folder or
+    an image): its path relative to ``folder``, its target, and whether that lies outside."""
+    root, out = os.path.realpath(folder), []
+    for top, dirs, files in _walk(folder):
+        images = [f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        for path in (Path(top, name) for name in sorted(dirs + images)):
+            if path.is_symlink():
+                target = os.path.realpath(path)
+                outside = os.path.commonpath([root, target]) != root
+                out.append(
+                    {"path": str(path.relative_to(folder)), "target": target, "outside": outside}
+                )
+    return out
 
 
 def _pil_mode_to_array(img: object, name: str) -> np.ndarray:
@@ -90,22 +143,35 @@ def _resize(a: np.ndarray, cfg: FolderConfig) -> np.ndarray:
     return np.asarray(img)
 
 
+class ChannelError(UserError):
+    """An image whose channels (1 grayscale, 3 RGB: ``found``) are not the data's; the message is
+    a dataset's, and ``lsnf.apply`` words its own for a model's images."""
+
+    def __init__(self, message: str, name: str, found: int) -> None:
+        super().__init__(message)
+        self.name, self.found = name, found
+
+
 def _channels_first(a: np.ndarray, cfg: FolderConfig, name: str, want: int | None) -> np.ndarray:
     """(C, H, W) of ``a``: grayscale (C = 1) or RGB (C = 3), as ``cfg.channels`` (or, when it
     is null, ``want``: the first image's) demands."""
     gray = a.ndim == 2 or bool((a[..., :1] == a).all())  # equal R, G, B: grayscale
     target = cfg.channels or want or (1 if gray else 3)
     if target == 3 and a.ndim == 2:
-        raise UserError(
+        raise ChannelError(
             f"{name}: grayscale image, but the data has 3 channels (data.folder.channels: 3, or "
             f"its first image is RGB): convert it to RGB, or set data.folder.channels: 1 and "
-            f"model.channels: 1"
+            f"model.channels: 1",
+            name,
+            found=1,
         )
     if target == 1 and not gray:
-        raise UserError(
+        raise ChannelError(
             f"{name}: colour image, but the data has 1 channel (data.folder.channels: 1, or its "
             f"first image is grayscale): convert it to grayscale, or set data.folder.channels: 3 "
-            f"and model.channels: 3"
+            f"and model.channels: 3",
+            name,
+            found=3,
         )
     if target == 1:
         return (a if a.ndim == 2 else a[..., 0])[None]  # (1, H, W)

@@ -21,6 +21,7 @@ from functools import partial
 import torch
 from torch import Tensor, nn
 
+from lsnf.architectures import CONV_STACKS, ConvLayer
 from lsnf.config import ModelConfig
 from lsnf.errors import UserError
 
@@ -33,25 +34,6 @@ __all__ = [
     "project_patches",
     "with_torch_layers",
 ]
-
-# One transposed convolution per row: (output channels as a multiple of ngf, 0 = the image's
-# channels; kernel; stride; padding). Every layer but the last is followed by LeakyReLU(0.2),
-# the last by Tanh. Spatial sizes from a 1x1 latent in the comments (docs/method.md §4).
-ConvLayer = tuple[int, int, int, int]
-CONV_STACKS: dict[str, tuple[ConvLayer, ...]] = {
-    "svhn": ((8, 4, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (0, 4, 2, 1)),  # 4, 8, 16, 32
-    "cifar10": ((8, 8, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (0, 3, 1, 1)),  # 8, 16, 32, 32
-    "celeba64": ((8, 4, 1, 0), (4, 4, 2, 1), (2, 4, 2, 1), (1, 4, 2, 1), (0, 4, 2, 1)),  # 4..64
-    "celebahq256": (
-        (16, 4, 1, 0),
-        (8, 4, 2, 1),
-        (4, 4, 2, 1),
-        (2, 4, 2, 1),
-        (1, 4, 2, 1),
-        (1, 4, 2, 1),
-        (0, 4, 2, 1),
-    ),  # 4, 8, 16, 32, 64, 128, 256
-}
 
 
 def project_patches(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

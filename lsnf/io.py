@@ -3,22 +3,26 @@
 Every output lsnf writes (checkpoints, results, grids, tables, statistics) goes through
 :func:`atomic_write_bytes`: the bytes go to a temporary file in the target's directory, are
 flushed to disk and renamed into place, so a killed job never leaves a half-written file under
-the real name. The file gets the mode an ordinary ``open()`` would give it (0644 under umask 022,
-0664 under 002), so team mates on a shared filesystem can read results. No torch here: the
-callers pass a ``write(fileobj)`` function.
+the real name. Files that belong together (the tables) go through :func:`atomic_folder`, which
+publishes them only once every one is written. A file gets the mode an ordinary ``open()`` would
+give it (0644 under umask 022, 0664 under 002), so team mates on a shared filesystem can read
+results. No torch here: the callers pass a ``write(fileobj)`` function.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "atomic_folder",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_json_lines",
@@ -50,6 +54,26 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Write a set of files into the folder ``path`` all or none: the block writes into an empty
+    staging folder beside it; when the block ends without an error, each staged file replaces
+    its namesake in ``path`` (by rename; files of ``path`` not staged are kept), and when it
+    raises, ``path`` is left as it was and the staging folder is removed."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
+        yield staging
+        for src in sorted(p for p in staging.rglob("*") if p.is_file()):
+            dest = path / src.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

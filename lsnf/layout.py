@@ -41,6 +41,7 @@ __all__ = [
     "model_dir",
     "result",
     "run_config",
+    "run_key_in",
     "runs_on_disk",
     "snapshot",
     "table",
@@ -108,6 +109,22 @@ def run_key_of_output(path: str) -> str:
     if p.parent.parent.parent.name != _EVAL:
         raise ValueError(f"{path} is not an evaluation output ({ROOT}/{_EVAL}/EXP/RUN/FILE)")
     return f"{p.parent.parent.name}/{p.parent.name}"
+
+
+def run_key_in(path: str) -> str | None:
+    """``EXPERIMENT/RUN`` of a file in a run directory: an evaluation output
+    (``eval/EXP/RUN/FILE``, ``eval/EXP/RUN/course/epoch-N/FILE``) or a model
+    (``models/EXP/RUN/model.pt``, ``models/EXP/RUN/snapshots/epoch-N.pt``); None for a path of
+    another form."""
+    from pathlib import PurePath
+
+    parts = PurePath(path).parts
+    # (the run directories' folder, its depth from the end, the sub-folder between run and file)
+    for top, depth, sub in ((_EVAL, 4, ""), (_EVAL, 6, "course"), (_MODELS, 4, ""),
+                            (_MODELS, 5, SNAPSHOTS)):  # fmt: skip
+        if len(parts) >= depth and parts[-depth] == top and (not sub or parts[3 - depth] == sub):
+            return f"{parts[1 - depth]}/{parts[2 - depth]}"
+    return None
 
 
 def result(exp: str, run: str, name: str, root: str = ROOT) -> str:

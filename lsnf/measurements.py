@@ -13,6 +13,7 @@ from lsnf.convergence import NOT_MEASURED, status_for
 from lsnf.errors import UserError
 from lsnf.io import read_json
 from lsnf.registry import EVALUATIONS
+from lsnf.results import check_identity
 
 __all__ = [
     "anomalies_text",
@@ -46,6 +47,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
                 f"{p} does not record its experiment and run (written by an older lsnf, or by "
                 f"`lsnf eval` without --run-key EXPERIMENT/RUN); rerun that evaluation with it"
             )
+        check_identity(p, r)
         extractor = r.get("feature_extractor", {}).get("name")
         model_convergence = (r.get("training") or {}).get("convergence")
         # the status of the curve that decides this evaluation's verdicts (docs/method.md §6.5)
@@ -85,6 +87,9 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "model_convergence": (model_convergence or {}).get("status") or NOT_MEASURED,
             "train_iterations": (r.get("training") or {}).get("iterations"),
             "checkpoint_sha256": r["checkpoint_sha256"],
+            "lsnf_version": r.get("lsnf_version"),  # the code that wrote it (results.stamp)
+            "lsnf_commit": r.get("lsnf_commit"),
+            "lsnf_dirty": r.get("lsnf_dirty"),
             "config_sha256": r.get("config_sha256"),
             "file": str(p),
             **references,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HTTP_DEFAULTS", "Tracker", "flatten", "init_store"]
+__all__ = ["HTTP_DEFAULTS", "Tracker", "describe_error", "flatten", "init_store"]
 
 # A dead tracking server must cost a job seconds, not minutes: MLflow's HTTP client retries
 # 7 times with exponential backoff by default (~4 minutes per request). Users can still set
@@ -41,6 +41,26 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for a tracking failure: the error's type and first telling line, and its deepest
+    cause's (SQLAlchemy's "(raised as a result of Query-invoked autoflush ...)" preamble is
+    skipped: it hid, for one, "attempt to write a readonly database")."""
+
+    def line(e: BaseException) -> str:
+        telling = [
+            text.strip()
+            for text in str(e).splitlines()
+            if text.strip() and not text.strip().startswith("(raised as a result of")
+        ]
+        return f"{type(e).__name__}: {telling[0] if telling else ''}"
+
+    root, seen = err, {id(err)}
+    while (cause := root.__cause__ or root.__context__) is not None and id(cause) not in seen:
+        root = cause
+        seen.add(id(root))
+    return line(err) if root is err else f"{line(err)} (cause: {line(root)})"
 
 
 @dataclass
@@ -95,7 +115,7 @@ class Tracker:
 
     def _warn(self, what: str, err: BaseException) -> None:
         """Report a tracking failure (stderr + failure log) and stop tracking in this job."""
-        error = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        error = describe_error(err)
         print(
             f"[lsnf] WARNING: MLflow tracking failed ({what}) at {self.uri}: {error}. "
             f"The result files on disk are complete; this job's MLflow logging is missing.",
@@ -188,11 +208,14 @@ class Tracker:
             ]
             logged = client.get_run(rid).data.metrics  # latest value per key
             new = []
-            for m in batch:  # a value already logged at this step is not logged again
+            for m in batch:  # logged unless it is already the latest value at this step
                 if m.key in logged:
-                    history = {(h.step, h.value) for h in client.get_metric_history(rid, m.key)}
-                    if (m.step, m.value) in history:
+                    at_step = [h for h in client.get_metric_history(rid, m.key) if h.step == m.step]
+                    latest = max(at_step, key=lambda h: h.timestamp, default=None)
+                    if latest is not None and latest.value == m.value:
                         continue
+                    if latest is not None and latest.timestamp >= m.timestamp:  # it must be latest
+                        m = Metric(m.key, m.value, latest.timestamp + 1, m.step)
                 new.append(m)
             if new:
                 client.log_batch(rid, metrics=new)

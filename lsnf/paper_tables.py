@@ -265,7 +265,9 @@ def anomaly_table(
     then any folder's own (its dataset name) — with the model-free floors of the same test splits
     beside the published AUPRCs: (numeric table, display table)."""
     m = df[df["evaluation"].isin(PAPER_TABLES["anomaly"])]
-    digits = sorted({int(d) for d in m["held_out_digit"].dropna()} | set(reference["digits"]))
+    measured_digits = {int(d) for d in m["held_out_digit"].dropna()}
+    # the paper's digits and rows beside MNIST results only: a folder's table is its own
+    digits = sorted(measured_digits | set(reference["digits"]) if measured_digits else ())
     held_out = [f"digit {d}" for d in digits]
     keys = held_out + sorted(set(m["anomalies"].dropna()) - set(held_out))
     name, title, places = (lambda k: k.replace(" ", "")), (lambda k: k), (lambda k: 3)
@@ -286,7 +288,7 @@ def anomaly_table(
     return _frames(
         measured,
         _floor_rows(m, keys, cells, reps),
-        _reference_rows(reference, keys, published, name, title, places),
+        _reference_rows(reference, keys, published, name, title, places) if digits else ([], []),
     )
 
 

@@ -5,24 +5,20 @@ seed and — for anomaly detection — held-out digit, or — for recovery — t
 evaluations each gets, and which run-config overrides a model's training job passes to
 ``lsnf train``.
 
-Run ids: ``{prior}-seed{seed}``, ``{prior}-digit{d}-seed{seed}`` (anomaly) or
-``{prior}-{mask}-seed{seed}`` (recovery; mask tags of :class:`lsnf.config.MaskSpec`: ``center``,
-``sp30``, ``sq32``). The prior names and mask tags come from :mod:`lsnf.config`.
+Run ids (``{prior}-seed{seed}``, ...) are :mod:`lsnf.run_ids`'.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lsnf import layout
+from lsnf.architectures import GENERATED_SIZES
 from lsnf.config import (
     MASK_TAG_PATTERN,
-    MODEL_KINDS,
     TWO_STAGE,
     DataConfig,
     EvaluationSettings,
@@ -32,6 +28,7 @@ from lsnf.config import (
     yaml_scalar,
 )
 from lsnf.registry import for_task, parse_stem, settings_of
+from lsnf.run_ids import RUN_PATTERN, Run, parse_run
 
 __all__ = [
     "MASK_TAG_PATTERN",
@@ -70,28 +67,6 @@ def option(flag: str, value: Any) -> list[str]:
     return [flag, str(value)]
 
 
-_PRIORS = "|".join(MODEL_KINDS)
-RUN_PATTERN = rf"({_PRIORS})(-digit[0-9]|-(?:{MASK_TAG_PATTERN}))?-seed[0-9]+"
-_RUN_RE = re.compile(
-    rf"^(?P<prior>{_PRIORS})(-digit(?P<digit>[0-9])|-(?P<mask>{MASK_TAG_PATTERN}))?"
-    rf"-seed(?P<seed>[0-9]+)$"
-)
-
-
-@dataclass(frozen=True)
-class Run:
-    prior: str
-    seed: int
-    digit: int | None = None
-    mask: str | None = None  # recovery: the training corruption's tag
-
-    @property
-    def id(self) -> str:
-        cond = f"-digit{self.digit}" if self.digit is not None else ""
-        cond += f"-{self.mask}" if self.mask is not None else ""
-        return f"{self.prior}{cond}-seed{self.seed}"
-
-
 def enabled_experiments(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Experiments in the DAG (``enabled: false`` keeps one declared but out of it)."""
     return {n: e for n, e in config["experiments"].items() if e["enabled"]}
@@ -112,16 +87,6 @@ def runs(exp: dict[str, Any]) -> list[Run]:
 def mask_specs(exp: dict[str, Any]) -> list[MaskSpec]:
     """An experiment's masks (inpainting: test masks; recovery: training corruptions)."""
     return [MaskSpec(**m) for m in exp["masks"]]
-
-
-def parse_run(run_id: str) -> Run:
-    m = _RUN_RE.match(run_id)
-    if m is None:
-        raise ValueError(f"malformed run id {run_id!r}")
-    digit = m.group("digit")
-    return Run(
-        m.group("prior"), int(m.group("seed")), int(digit) if digit else None, m.group("mask")
-    )
 
 
 def _mask_named(exp_name: str, exp: dict[str, Any], tag: str) -> MaskSpec:
@@ -227,10 +192,48 @@ def _check_sets(name: str, exp: dict[str, Any]) -> None:
                     )
 
 
+def _check_shapes(config: dict[str, Any], name: str) -> None:
+    """Refuse a model whose generator cannot make its images, or whose flow cannot split its
+    latent in halves (docs/method.md §2.3), from its resolved run config: otherwise only
+    ``lsnf train`` finds it, after the data preparation, extractor and FID statistics."""
+    exp = config["experiments"][name]
+    for prior in exp["priors"]:
+        run = next(r for r in runs(exp) if r.prior == prior)
+        cfg, m = (c := resolved_run_config(config, name, run.id)), c.model
+        where = f"experiments.{name}, {prior} ({exp['run_config']} with the experiment's set:)"
+        if m.generator not in GENERATED_SIZES:
+            raise ValueError(
+                f"{where}: model.generator {m.generator!r} is not a generator; choose one of "
+                f"{sorted(GENERATED_SIZES)}"
+            )
+        size = GENERATED_SIZES[m.generator]
+        if size is not None and size != m.image_size:
+            fits = sorted(g for g, s in GENERATED_SIZES.items() if s in (m.image_size, None))
+            raise ValueError(
+                f"{where}: generator {m.generator!r} makes {size}x{size} images, but "
+                f"model.image_size is {m.image_size}: set model.image_size: {size}, or a "
+                f"generator for {m.image_size}x{m.image_size} images ({', '.join(fits)})"
+            )
+        if cfg.data.source == "folder":
+            for key in ("image_size", "channels"):
+                found, model = getattr(cfg.data.folder, key), getattr(m, key)
+                if found is not None and found != model:
+                    raise ValueError(
+                        f"{where}: data.folder.{key} is {found}, but model.{key} is {model}: "
+                        f"set model.{key}: {found} (and a generator that makes such images)"
+                    )
+        if cfg.prior.kind == "flow" and m.latent_dim % 2:
+            raise ValueError(
+                f"{where}: the flow prior needs an even model.latent_dim (its coupling splits "
+                f"z in halves), not {m.latent_dim}: set model.latent_dim: {m.latent_dim + 1}"
+            )
+
+
 def check_experiment(config: dict[str, Any], name: str) -> None:
     """What the schema cannot say of an experiment, refused before any job (naming the key)."""
     exp = config["experiments"][name]
     _check_sets(name, exp)
+    _check_shapes(config, name)
     if TWO_STAGE in exp["priors"] and exp["task"] == "recovery":  # §6.6
         raise ValueError(
             f"experiments.{name}.priors: {TWO_STAGE} needs complete training images; a "

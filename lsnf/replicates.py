@@ -22,7 +22,7 @@ from lsnf.registry import value_of
 from lsnf.results import read_examples
 from lsnf.stats import REPLICATES, SEED, STATISTICS, Statistic, resample_weights
 
-__all__ = ["Replicates", "statistic_of"]
+__all__ = ["Replicates", "statistic_of", "verify_result"]
 
 
 def statistic_of(evaluation: str, column: str) -> Statistic:
@@ -36,6 +36,20 @@ def _columns(examples: Any) -> dict[str, np.ndarray]:
     if "completion" in examples:
         examples = examples.groupby("example", sort=True).mean(numeric_only=True)
     return {c: examples[c].to_numpy() for c in examples.columns}
+
+
+def verify_result(file: str | Path, record: dict[str, Any]) -> None:
+    """The checks the tables make of a result before they use it, for whatever copies it
+    elsewhere (MLflow): its identity (:func:`lsnf.results.check_identity`), its per-example
+    file's SHA-256, and each of its values recomputed from that file (FID's, stored, excepted);
+    UserError on the first that fails."""
+    from lsnf.registry import EVALUATIONS
+    from lsnf.results import check_identity
+
+    check_identity(file, record)
+    reps = Replicates(replicates=1)
+    for value in EVALUATIONS[record["evaluation"]].values:
+        reps.of(file, record["evaluation"], value.column, record[value.column])
 
 
 @dataclass

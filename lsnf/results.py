@@ -4,7 +4,8 @@ Fields: evaluation (its name in lsnf.registry), value (and the evaluation's othe
 dataset, data (source, split, protocol, held-out digit, ..., SHA-256 of the images), model
 (prior, generator), seed, precision (and TF32), the SHA-256 of the resolved run config,
 checkpoint path and SHA-256, how the model was trained (``training``: epochs, iterations, the
-selected parameters and the convergence status, docs/method.md §6.5), lsnf version, time,
+selected parameters and the convergence status, docs/method.md §6.5), lsnf version, the git
+commit of lsnf's source and whether it had uncommitted changes (:func:`stamp`), time,
 plus what the evaluation
 adds (inference settings, feature extractor, mask, ...), and its ``identity`` (experiment, run,
 prior, seed, held-out digit, mask: :func:`identify`), by which the tables group results. The
@@ -27,6 +28,7 @@ rerunning inference (:func:`read_examples`):
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,10 +47,12 @@ if TYPE_CHECKING:
 __all__ = [
     "Grid",
     "Outcome",
+    "check_identity",
     "identify",
     "make_result",
     "read_examples",
     "save_outcome",
+    "source_revision",
     "stamp",
 ]
 
@@ -118,15 +122,83 @@ def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dic
     return {**record, "identity": identity}
 
 
+def check_identity(path: str | Path, record: dict[str, Any]) -> None:
+    """Refuse a result whose ``identity`` (by which the tables group it) disagrees with what else
+    it records: the model's prior and seed (from the checkpoint's config), its held-out digit,
+    its run id (:mod:`lsnf.run_ids`, when the run id has that form), and the experiment and run
+    in the paths of the file itself and of its checkpoint (:func:`lsnf.layout.run_key_in`)."""
+    from lsnf.errors import UserError
+    from lsnf.run_ids import parse_run
+
+    who = record.get("identity") or {}
+    key = f"{who.get('experiment')}/{who.get('run')}"
+    data = record.get("data", {})
+    checks = [  # (what, recorded, the identity's)
+        ("the model's prior", record.get("model", {}).get("prior"), who.get("prior")),
+        ("the model's seed", record.get("seed"), who.get("seed")),
+    ]
+    if data.get("protocol") == "anomaly" and data.get("source") != "folder":  # as identify()
+        checks.append(("the held-out digit", data.get("held_out_digit"), who.get("held_out_digit")))
+    try:
+        run = parse_run(str(who.get("run")))
+        checks += [("the run id's prior", run.prior, who.get("prior")),
+                   ("the run id's seed", run.seed, who.get("seed"))]  # fmt: skip
+        if run.digit is not None:
+            checks.append(("the run id's digit", run.digit, who.get("held_out_digit")))
+    except ValueError:  # a run key given to `lsnf eval` by hand: nothing to parse
+        pass
+    for where, place in (("file", str(path)), ("checkpoint", str(record.get("checkpoint")))):
+        if (in_path := layout.run_key_in(place)) is not None:
+            checks.append((f"the {where}'s folder", in_path, key))
+    wrong = [f"{what} is {got!r}, not {want!r}" for what, got, want in checks if got != want]
+    if wrong:
+        raise UserError(
+            f"{path}: its identity ({key}, prior {who.get('prior')!r}, seed {who.get('seed')!r}) "
+            f"disagrees with the result it labels: {'; '.join(wrong)}. The file was edited or "
+            f"copied from another run: restore it, or rerun that evaluation"
+        )
+
+
 def _holds_out_a_digit(cfg: RunConfig) -> bool:
     """The anomaly protocol on a labelled dataset (a folder's anomalies are its own images)."""
     return cfg.data.protocol == "anomaly" and cfg.data.source != "folder"
 
 
-def stamp() -> dict[str, str]:
-    """What wrote a record and when: lsnf version and UTC time."""
+def stamp() -> dict[str, Any]:
+    """What wrote a record and when: lsnf version, the git commit of its source and whether that
+    source had uncommitted changes (None, None outside a git checkout: an installed wheel), and
+    UTC time."""
     now = _dt.datetime.now(_dt.timezone.utc)
-    return {"lsnf_version": __version__, "created": now.isoformat(timespec="seconds")}
+    commit, dirty = source_revision()
+    return {
+        "lsnf_version": __version__,
+        "lsnf_commit": commit,
+        "lsnf_dirty": dirty,
+        "created": now.isoformat(timespec="seconds"),
+    }
+
+
+@functools.cache
+def source_revision() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout that holds this lsnf's source, once per process; dirty:
+    a tracked file differs from the commit. (None, None) when the source is not the top of a git
+    checkout, or git is missing."""
+    import subprocess
+
+    top = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(top)]
+    try:
+        root = subprocess.run([*git, "rev-parse", "--show-toplevel"], capture_output=True,
+                              text=True, timeout=10)  # fmt: skip
+        if root.returncode != 0 or Path(root.stdout.strip()).resolve() != top:
+            return None, None
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()  # fmt: skip
+        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, bool(status.stdout.strip())
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import yaml
 
 from lsnf import layout
 from lsnf.convergence import MIN_SEEDS
-from lsnf.io import atomic_write_text
+from lsnf.io import atomic_folder, atomic_write_text
 from lsnf.measurements import load_floors, load_measurements, setting_text, with_trivial_fid
 from lsnf.paper_tables import (
     PAPER_TABLES,
@@ -72,15 +72,32 @@ def write_tables(
     min_seeds: int = MIN_SEEDS,
 ) -> list[Path]:
     """Write the comparison table, every task's table whose evaluations the results hold, the cost
-    table and (``versus``: pairs of experiments) the versus table; return the files written.
-    ``min_seeds``: seeds per side before a comparison gives a verdict (docs/method.md §9)."""
-    from lsnf.comparison import versus_table
-    from lsnf.cost import cost_table
-
+    table and (``versus``: pairs of experiments) the versus table into ``out_dir``, all or
+    none: a result the tables refuse leaves the last tables as they were
+    (``lsnf.io.atomic_folder``). Return the
+    files written. ``min_seeds``: seeds per side before a comparison gives a verdict
+    (docs/method.md §9)."""
     out_dir = Path(out_dir)
     floors = load_floors(list(floor_files))
     df = with_trivial_fid(load_measurements(result_files), floors)
     reference = yaml.safe_load(Path(reference_path).read_text())
+    with atomic_folder(out_dir) as staging:  # a refused result leaves the last tables whole
+        written = _write_all(df, reference, floors, staging, results_dir, versus, min_seeds)
+    return [out_dir / p.relative_to(staging) for p in written]
+
+
+def _write_all(
+    df: pd.DataFrame,
+    reference: dict,
+    floors: pd.DataFrame,
+    out_dir: Path,
+    results_dir: str | Path,
+    versus: list[tuple[str, str]],
+    min_seeds: int,
+) -> list[Path]:
+    from lsnf.comparison import versus_table
+    from lsnf.cost import cost_table
+
     reps = Replicates()
     written = [out_dir / layout.table_file("measurements", "csv")]
     atomic_write_text(written[0], df.to_csv(index=False))

@@ -31,9 +31,9 @@ __all__ = [
 
 
 def run_tags(run_key: str) -> dict[str, str]:
-    """Tags of a model's run from its key ``{experiment}/{run id}`` (lsnf.plan's run ids: prior,
+    """Tags of a model's run from its key ``{experiment}/{run id}`` (:mod:`lsnf.run_ids`: prior,
     seed, held-out digit or mask); a key of another form gets only the first three."""
-    from lsnf.plan import parse_run
+    from lsnf.run_ids import parse_run
 
     exp_name, _, run_name = run_key.partition("/")
     tags = {"lsnf.run_key": run_key, "lsnf.experiment": exp_name, "lsnf.run": run_name}

@@ -65,7 +65,8 @@ def failure_report(path: str | Path, offset: int = 0) -> str:
 def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
     """Log every model and result under ``results_dir`` into MLflow as the workflow's jobs do
     (training: config, epochs, dataset, artifacts, end; evaluations: metrics, dataset, files),
-    for jobs whose logging failed or into a store created later. Idempotent."""
+    for jobs whose logging failed or into a store created later, each run's results once they
+    pass the tables' checks. Idempotent; afterwards MLflow's latest values are the files'."""
     from lsnf.config import load_config
     from lsnf.errors import UserError
     from lsnf.io import read_json_lines
@@ -98,7 +99,7 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
             for ev in EVALUATIONS.values()
             if not ev.result
         )
-        _log_outputs(tracker, [*results, *(g for g in grids if g.is_file())])
+        _log_outputs(tracker, _verified([*results, *(g for g in grids if g.is_file())]))
         if tracker.disabled:
             failed.append(key)
     if failed:
@@ -107,6 +108,28 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
             f"({', '.join(failed)}); see the warnings above, then sync again"
         )
     return f"[lsnf] synced {len(runs)} runs into {uri} (experiment {experiment})"
+
+
+def _verified(files: Iterable[Path]) -> list[Path]:
+    """``files``, once every result JSON among them passes the checks the tables make
+    (:func:`lsnf.replicates.verify_result`); otherwise a UserError naming each that fails, and
+    nothing is logged: MLflow holds only what the tables would show."""
+    from lsnf.errors import UserError
+    from lsnf.replicates import verify_result
+
+    files = list(files)
+    refused = []
+    for result in (f for f in files if f.suffix == ".json"):
+        try:
+            verify_result(result, json.loads(result.read_text()))
+        except (UserError, KeyError, ValueError) as err:
+            refused.append(f"  {err}" if isinstance(err, UserError) else f"  {result}: {err!r}")
+    if refused:
+        raise UserError(
+            f"{len(refused)} result(s) fail the tables' checks, so none is logged to MLflow:\n"
+            + "\n".join(refused)
+        )
+    return files
 
 
 def _log_outputs(tracker: Tracker, files: Iterable[Path]) -> None:
@@ -128,11 +151,13 @@ def log_evaluations(
     outputs: list[str | Path], uri: str, experiment: str, failure_log: str | Path | None
 ) -> str:
     """Log evaluation outputs (result JSONs and grids under ``eval/<experiment>/<run>/``) into
-    their models' MLflow runs, one run after another in this one process. Best effort, like a
-    job's own logging: a failure is warned about and appended to ``failure_log`` (the workflow
-    names it when it ends), never raised. Idempotent."""
+    their models' MLflow runs, one run after another in this one process, once every result has
+    passed the tables' checks (:func:`_verified`: a UserError otherwise, before anything is
+    logged). The logging is best effort, like a job's own: an MLflow failure is warned about
+    and appended to ``failure_log`` (the workflow names it when it ends), never raised.
+    Idempotent, and convergent: a value that differs from MLflow's latest is logged again."""
     by_run: dict[str, list[Path]] = {}
-    for output in map(Path, outputs):
+    for output in _verified(map(Path, outputs)):
         by_run.setdefault(layout.run_key_of_output(str(output)), []).append(output)
     failed = []
     fail_to = None if failure_log is None else Path(failure_log)

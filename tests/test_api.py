@@ -66,10 +66,22 @@ def test_methods_agree_with_the_model_and_take_either_scale(generation_model: Pa
     assert filled.shape == (2, 6, 1, 28, 28)
     observed = (as_uint8[..., :14].float() / 255).expand(2, -1, -1, -1, -1)  # (2, 6, 1, 28, 14)
     assert torch.allclose(filled[..., :14], observed, atol=1e-6)  # observed pixels kept
+    assert torch.equal(model.score(as_uint8.numpy()), model.score(as_uint8))  # numpy too
+    with pytest.raises(lsnf.errors.UserError, match="give a torch tensor or a numpy array"):
+        model.score(as_uint8.tolist())
     with pytest.raises(lsnf.errors.UserError, match="give them in"):
         model.score(images * 2)
     with pytest.raises(lsnf.errors.UserError, match=r"this model takes \(N, C, H, W\)"):
         model.score(images[:, :, :20])
+
+
+def test_a_bare_import_reaches_every_submodule() -> None:
+    """#28 B10: ``help(lsnf.api.Model)`` after ``import lsnf`` alone (submodules load on use)."""
+    code = "import lsnf, pydoc; pydoc.render_doc(lsnf.api.Model); print(lsnf.flow.__name__)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stdout.strip() == "lsnf.flow", r.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        lsnf.nope  # noqa: B018
 
 
 def test_score_equals_eval_anomaly_per_image(tmp_path: Path) -> None:

@@ -110,3 +110,41 @@ def test_an_image_of_another_size_is_one_line_unless_resized(anomaly_model: Path
     r = cli("score", str(anomaly_model), str(tmp_path / "in"), "--out", str(out),
             "--resize", "center_crop")  # fmt: skip
     assert r.returncode == 0 and len(pd.read_parquet(out)) == 1
+
+
+def test_score_of_a_workflow_model_takes_its_anomaly_tables_k_test(
+    anomaly_model: Path, tmp_path: Path
+) -> None:
+    """#28 B10: a workflow's model is scored, by default, with the test_steps its experiment's
+    anomaly table used (results/settings/EXP/anomaly.yaml), not the run config's K_test; colour
+    images for a grayscale model get a model's advice, not a dataset's."""
+    import shutil
+
+    from lsnf import layout
+    from lsnf.apply import workflow_test_steps
+
+    results = tmp_path / "results"
+    model = Path(layout.model("mine", "flow-digit1-seed0", str(results)))
+    model.parent.mkdir(parents=True)
+    shutil.copy(anomaly_model, model)
+    assert workflow_test_steps(model) is None  # no anomaly evaluation planned there
+    settings = Path(layout.eval_settings("mine", "anomaly", str(results)))
+    settings.parent.mkdir(parents=True)
+    settings.write_text("test_steps: 3\nseed: 0\n")
+    assert workflow_test_steps(model) == (3, settings)
+    assert workflow_test_steps(anomaly_model) is None
+    images = load_split(lsnf.load(anomaly_model).config.data, "test").head(4).images
+    write_pngs(tmp_path / "new", images[:, 0].numpy())
+    r = cli("score", str(model), str(tmp_path / "new"), "--out", str(tmp_path / "s.parquet"))
+    assert r.returncode == 0 and f"K_test=3, from {settings}" in r.stdout, r.stderr[-2000:]
+    meta = json.loads(pq.read_schema(tmp_path / "s.parquet").metadata[b"lsnf"])
+    assert meta["inference"]["steps"] == 3
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    Image.fromarray(
+        np.dstack([images[0, 0].numpy(), images[1, 0].numpy(), images[2, 0].numpy()])
+    ).save(colour / "c.png")
+    r = cli("score", str(model), str(colour), "--out", str(tmp_path / "c.parquet"))
+    assert r.returncode != 0
+    assert "a colour (RGB) image, but this model was trained on grayscale images" in r.stderr
+    assert "data.folder" not in r.stderr, r.stderr

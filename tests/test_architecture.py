@@ -27,6 +27,7 @@ SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text
 EXPERIMENT = SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]
 # the model and its maths: no files, no tracking, no tables
 CORE = {
+    "lsnf.architectures",
     "lsnf.config",
     "lsnf.errors",
     "lsnf.flow",

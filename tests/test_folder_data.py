@@ -49,6 +49,34 @@ def test_a_folder_reads_back_the_images_written_in_path_order(tmp_path: Path) ->
     assert train.describe()["images_sha256"] != test.describe()["images_sha256"]
 
 
+def test_symbolic_links_are_followed_and_recorded_and_a_second_visit_is_refused(
+    tmp_path: Path,
+) -> None:
+    """#28 B7: a linked sub-folder is read (it was skipped), a linked file outside data.root is
+    read, and both are named in the data's record; a folder reached twice is refused."""
+    images, _ = mnist(12)
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    write_pngs(root / "train" / "own", images[:4])
+    write_pngs(elsewhere / "more", images[4:8])
+    write_pngs(root / "test", images[8:11])
+    (root / "train" / "linked").symlink_to(elsewhere / "more", target_is_directory=True)
+    Image.fromarray(images[11]).save(elsewhere / "one.png")
+    (root / "test" / "z_one.png").symlink_to(elsewhere / "one.png")
+    cfg = folder_config(root, split="given")
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    assert torch.equal(
+        train.images, torch.from_numpy(np.concatenate([images[4:8], images[:4]])[:, None])
+    )
+    assert torch.equal(test.images, torch.from_numpy(images[8:12, None]))
+    links = {link["path"]: link for link in train.meta["folder"]["symlinks"]}
+    assert set(links) == {"train/linked", "test/z_one.png"}
+    assert links["train/linked"]["target"] == str((elsewhere / "more").resolve())
+    assert all(link["outside"] for link in links.values())
+    (root / "train" / "own" / "again").symlink_to(root / "train", target_is_directory=True)
+    with pytest.raises(UserError, match="a folder already read through another path"):
+        load_split(cfg, "train")
+
+
 def test_class_subfolders_label_the_images_and_the_fraction_split_is_seeded(tmp_path: Path):
     images, digits = mnist(60)
     for d in (3, 7):

@@ -74,3 +74,35 @@ def test_gpu_check_names_the_modules_a_bare_python_lacks(tmp_path: Path) -> None
     assert r.returncode == 2, r.stderr
     assert "lacks: torch" in r.stderr and "gpu-wheelhouse --add" in r.stderr
     assert not out.exists()
+
+
+def test_results_name_the_version_and_commit_of_the_code_that_wrote_them(tmp_path: Path) -> None:
+    """#28 A1: lsnf_version (one place: lsnf.__version__, read by pyproject.toml), the git commit
+    of the source and whether it had uncommitted changes; (None, None) outside a checkout."""
+    import shutil
+
+    import lsnf
+    from lsnf.results import source_revision, stamp
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["dynamic"] == ["version"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "lsnf.__version__"}
+    assert lsnf.__version__ in (ROOT / "CHANGELOG.md").read_text()
+    record = stamp()
+    assert record["lsnf_version"] == lsnf.__version__
+    if shutil.which("git") and (ROOT / ".git").exists():
+        git = ["git", "-C", str(ROOT)]
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True)  # fmt: skip
+        assert record["lsnf_commit"] == head.stdout.strip()
+        assert record["lsnf_dirty"] is bool(status.stdout.strip())
+    # a copy of the source outside any checkout: no commit to name
+    copy = tmp_path / "src"
+    shutil.copytree(ROOT / "lsnf", copy / "lsnf")
+    code = "from lsnf.results import source_revision; print(source_revision())"
+    r = subprocess.run([sys.executable, "-c", code], cwd=copy, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(copy)})  # fmt: skip
+    assert r.stdout.strip() == "(None, None)", r.stderr
+    assert source_revision() == (record["lsnf_commit"], record["lsnf_dirty"])

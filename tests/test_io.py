@@ -36,3 +36,25 @@ def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path) -> None:
         atomic_write_bytes(tmp_path / "r.json", fail)
     assert read_json(tmp_path / "r.json") == {"old": True}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_folder_is_published_all_or_none(tmp_path) -> None:
+    from lsnf.io import atomic_folder
+
+    out = tmp_path / "tables"
+    out.mkdir()
+    (out / "a.csv").write_text("old")
+    (out / "notes.txt").write_text("the user's")
+    with pytest.raises(RuntimeError), atomic_folder(out) as staging:
+        (staging / "a.csv").write_text("new")
+        (staging / "b.csv").write_text("new")
+        raise RuntimeError("a refused result")
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "notes.txt"]
+    assert (out / "a.csv").read_text() == "old"
+    with atomic_folder(out) as staging:
+        (staging / "a.csv").write_text("new")
+        (staging / "sub").mkdir()
+        (staging / "sub/b.csv").write_text("new")
+    assert (out / "a.csv").read_text() == (out / "sub/b.csv").read_text() == "new"
+    assert (out / "notes.txt").read_text() == "the user's"  # files not staged are kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tables"]  # no staging folder left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,46 @@ def test_the_refused_keys_are_the_ones_the_workflow_sets() -> None:
     generation = _config(held_out_digits=[], set={"data.held_out_digit": 3})
     generation["experiments"]["e"]["task"] = "generation"
     plan.check_experiment(generation, "e")  # a generation run does not set it
+
+
+@pytest.mark.parametrize(
+    "priors, sets, message",
+    [
+        (["gaussian"], {"model.generator": "svhn"}, re.escape(
+         "generator 'svhn' makes 32x32 images, but model.image_size is 28: set "
+         "model.image_size: 32, or a generator for 28x28 images (linear, mnist)")),
+        (["flow"], {"model.latent_dim": 7}, "the flow prior needs an even model.latent_dim"),
+        (["gaussian", "abp2s"], {"model.latent_dim": 7}, "abp2s .*needs an even model.latent_dim"),
+        (["flow"], {"model.generator": "glow"}, "'glow' is not a generator"),
+        (["flow"], {"data.source": "folder", "data.folder.image_size": 32,
+                    "data.folder.labels": "folders"},
+         "data.folder.image_size is 32, but model.image_size is 28"),
+    ],
+)  # fmt: skip
+def test_a_model_no_generator_or_flow_can_make_is_refused_at_planning(
+    priors: list[str], sets: dict, message: str
+) -> None:
+    """#28 B6: before any job (data, extractor, FID statistics), not inside `lsnf train`."""
+    cfg = _config(priors=priors, held_out_digits=[] if "data.source" in sets else [1], set=sets)
+    with pytest.raises(ValueError, match=message):
+        plan.check_experiment(cfg, "e")
+
+
+def test_shapes_that_fit_pass_planning() -> None:
+    plan.check_experiment(_config(priors=["gaussian", "ebm"], set={"model.latent_dim": 7}), "e")
+    plan.check_experiment(_config(set={"model.generator": "linear", "model.image_size": 12}), "e")
+
+
+def test_generated_sizes_are_the_generators_own() -> None:
+    """The planner's table of image sizes (lsnf.architectures) is what each generator makes."""
+    from lsnf.architectures import GENERATED_SIZES
+    from lsnf.config import ModelConfig
+    from lsnf.generators import GENERATORS, build_generator
+
+    assert set(GENERATED_SIZES) == set(GENERATORS)
+    for name, size in GENERATED_SIZES.items():
+        model = ModelConfig(generator=name, latent_dim=4, ngf=2, image_size=size or 5)
+        build_generator(model)  # raises if it does not make (channels, image_size) images
 
 
 def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
@@ -212,3 +253,28 @@ def test_a_job_asks_for_a_gpu_only_when_it_runs_a_network_on_cuda() -> None:
     assert gpu("cuda", True) == gpu("cuda:1", True) == {"gpu": 1}
     assert gpu("cuda", False, "a100") == {}  # CPU-only work (the domain extractor)
     assert gpu("cuda", True, "a100") == {"gpu": 1, "gpu_model": "a100"}
+
+
+def test_a_tracking_failure_names_its_cause_not_sqlalchemys_autoflush_preamble() -> None:
+    """#28 B10: what a read-only SQLite store raises through MLflow, as a chain."""
+    import sqlite3
+
+    from lsnf.mlflow_store import describe_error
+
+    autoflush = (
+        "(raised as a result of Query-invoked autoflush; consider using a session.no_autoflush "
+        "block if this flush is occurring prematurely)\n(sqlite3.OperationalError) attempt to "
+        "write a readonly database\n[SQL: INSERT INTO metrics ...]"
+    )
+    try:
+        try:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        except sqlite3.OperationalError as cause:
+            raise RuntimeError(autoflush) from cause
+    except RuntimeError as err:
+        text = describe_error(err)
+    assert text == (
+        "RuntimeError: (sqlite3.OperationalError) attempt to write a readonly database "
+        "(cause: OperationalError: attempt to write a readonly database)"
+    )
+    assert describe_error(ValueError("one\ntwo")) == "ValueError: one"

@@ -469,3 +469,74 @@ def test_settle_proof_counts_false_settles_against_the_interval_at_twice_the_bud
     assert counts["false_settles"] == 1 and "60 vs 120" in counts["budgets"]
     assert counts["settled_where_convergence_rule_does_not"] == 0  # these models "converged"
     assert counts["convergence_rule_decided"] == counts["comparisons"]
+
+
+def _edit(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_an_edited_or_copied_identity_is_refused(tmp_path: Path) -> None:
+    """#28 B3: the identity by which the tables group a result must agree with the model's prior
+    and seed, the run id, and the folders of the file and of its checkpoint."""
+    paths = [_recon(tmp_path, prior, 1.0) for prior in ("flow", "gaussian")]
+    flow = paths[0]
+    original = json.loads(flow.read_text())
+    _edit(flow, checkpoint="results/models/g/flow-seed0/model.pt")
+    write_tables(paths, REFERENCE, tmp_path / "tables")  # consistent: accepted
+    who = original["identity"]
+    cases = {
+        "the model's prior is 'flow', not 'gaussian'": {"identity": {**who, "prior": "gaussian"}},
+        "the run id's prior is 'flow', not 'gaussian'": {
+            "identity": {**who, "prior": "gaussian"},
+            "model": {"prior": "gaussian"},
+        },
+        "the model's seed is 0, not 1": {"identity": {**who, "run": "flow-seed1", "seed": 1}},
+        "the checkpoint's folder is 'g/gaussian-seed0', not 'g/flow-seed0'": {
+            "checkpoint": "results/models/g/gaussian-seed0/snapshots/epoch-0002.pt"
+        },
+    }
+    for message, changes in cases.items():
+        flow.write_text(json.dumps({**original, **changes}))
+        with pytest.raises(UserError, match=re.escape(message)):
+            write_tables(paths, REFERENCE, tmp_path / "tables")
+    # a result copied into another run's folder, its identity untouched
+    flow.write_text(json.dumps(original))
+    copied = tmp_path / "eval/g/flow-seed3"
+    shutil.copytree(flow.parent, copied)
+    with pytest.raises(UserError, match=re.escape("the file's folder is 'g/flow-seed3'")):
+        write_tables([copied / flow.name, paths[1]], REFERENCE, tmp_path / "tables")
+
+
+def test_refused_results_leave_the_last_tables_whole(tmp_path: Path) -> None:
+    """#28 B4: tables are published all or none (lsnf.io.atomic_folder)."""
+    paths = [_recon(tmp_path, prior, scale) for prior, scale in (("flow", 1.0), ("gaussian", 1.2))]
+    out = tmp_path / "tables"
+    written = write_tables(paths, REFERENCE, out)
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == set(written) and len(before) > 5
+    record = json.loads(paths[0].read_text())
+    _edit(paths[0], value=2 * record["value"])
+    with pytest.raises(UserError, match="recomputed from its per-example file"):
+        write_tables(paths, REFERENCE, out)
+    assert {p: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval", "tables"]  # no staging left
+
+
+def test_a_folder_anomaly_table_shows_its_own_anomalies_only(tmp_path: Path) -> None:
+    """#28 B10: no empty MNIST digit columns and no published MNIST rows beside a folder's."""
+    paths = []
+    for prior, strength in (("flow", 2.0), ("gaussian", 1.0)):
+        path = _anomaly(tmp_path, prior, 0, 1, strength, exp="mine")
+        record = json.loads(path.read_text())
+        record["dataset"] = "mine"
+        record["data"] = {"source": "folder", "protocol": "anomaly"}
+        record["identity"] = _who("mine", f"{prior}-seed0", prior, 0)
+        moved = tmp_path / f"eval/mine/{prior}-seed0"
+        path.parent.rename(moved)
+        (moved / path.name).write_text(json.dumps(record))
+        paths.append(moved / path.name)
+    write_tables(paths, REFERENCE, tmp_path / "tables")
+    table = pd.read_csv(tmp_path / "tables/anomaly.csv")
+    assert not [c for c in table.columns if c.startswith("digit")], list(table.columns)
+    assert not table["model"].str.contains(r"\[paper\]").any()
+    assert table.loc[table["model"].str.contains("LFBM"), "mine_mean"].notna().all()

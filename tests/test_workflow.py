@@ -280,6 +280,82 @@ def test_deleting_one_evaluation_reruns_only_that_job(tiny_run: Path) -> None:
     assert "localrule train:" not in r.stdout + r.stderr
 
 
+def _latest(uri: str, run_key: str, metric: str) -> float:
+    """MLflow's latest value of ``metric`` in the run of ``run_key``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lsnf-tiny")
+    (run,) = client.search_runs([exp.experiment_id], f"tags.`lsnf.run_key` = '{run_key}'")
+    return run.data.metrics[metric]
+
+
+def test_a_refused_result_keeps_the_tables_and_mlflow_holds_only_the_files(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """#28 B2, B3, B4, B5: an edited value and an edited identity are refused by the tables and
+    by the MLflow job alike; the last tables stay as they were; MLflow converges to the files
+    once they are restored (a rerun, `lsnf track sync`); a deleted model.pt is planned again."""
+    import json
+
+    from workflow_helpers import TINY, lsnf_cli
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run, work, symlinks=True)
+    results = work / "results"
+    uri = f"sqlite:///{results / 'mlflow.db'}"
+    tables = {p: p.read_bytes() for p in (results / "tables").iterdir()}
+    valued = results / "eval/tiny_generation/flow-seed0/reconstruction.json"
+    labelled = results / "eval/tiny_anomaly/flow-digit1-seed0/anomaly.json"
+    originals = {p: p.read_text() for p in (valued, labelled)}
+    record = json.loads(originals[valued])
+    metric, true = "reconstruction_mse.test", record["value"]
+    assert _latest(uri, "tiny_generation/flow-seed0", metric) == true
+    valued.write_text(json.dumps({**record, "value": 1.5 * true}))
+    record = json.loads(originals[labelled])
+    labelled.write_text(
+        json.dumps({**record, "identity": {**record["identity"], "prior": "gaussian"}})
+    )
+
+    r = _snakemake(work, "--cores", "2", "--keep-going", "--configfile", TINY)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    for rule in ("tables", "track_evaluations"):
+        assert f"Error in rule {rule}" in out, out[-3000:]
+    from lsnf import layout
+
+    track_log = (work / layout.log("track_evaluations", "all")).read_text()
+    assert "2 result(s) fail the tables' checks" in track_log, track_log
+    assert "recomputed from its per-example file" in track_log
+    assert "the model's prior is 'flow', not 'gaussian'" in track_log
+    assert {p: p.read_bytes() for p in (results / "tables").iterdir()} == tables
+    assert _latest(uri, "tiny_generation/flow-seed0", metric) == true  # nothing was logged
+
+    # an edited value that MLflow took in (as lsnf before #28 B2 did) goes once the file is back
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lsnf-tiny")
+    (run,) = client.search_runs(
+        [exp.experiment_id], "tags.`lsnf.run_key` = 'tiny_generation/flow-seed0'"
+    )
+    client.log_metric(run.info.run_id, metric, 1.5 * true, step=0)
+    for path, text in originals.items():
+        path.write_text(text)
+    sync = lsnf_cli("track", "sync", "--results-dir", "results", "--mlflow-uri", uri,
+                    "--mlflow-experiment", "lsnf-tiny", cwd=work)  # fmt: skip
+    assert sync.returncode == 0, sync.stderr[-3000:]
+    assert _latest(uri, "tiny_generation/flow-seed0", metric) == true
+    r = _snakemake(work, "--cores", "2", "--configfile", TINY)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+
+    # B5: a deleted model.pt is trained again (from its complete checkpoint), and what uses it
+    (results / "models/tiny_anomaly/gaussian-digit1-seed0/model.pt").unlink()
+    planned = _planned_jobs(work, TINY)
+    assert ("train", "exp=tiny_anomaly, run=gaussian-digit1-seed0") in planned
+    assert ("eval_anomaly", "exp=tiny_anomaly, run=gaussian-digit1-seed0") in planned
+
+
 def _planned_jobs(work: Path, configfile: str) -> set[tuple[str, str]]:
     """(rule, wildcards) of every job a dry run plans."""
     r = _snakemake(work, "-n", "--cores", "2", "--configfile", configfile)

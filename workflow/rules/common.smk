@@ -214,6 +214,10 @@ def extractor_weights(data):
 
 def all_targets():
     targets = plan.evaluation_targets(config)
+    # the models too: a deleted model.pt is trained again (from its complete checkpoint.pt)
+    targets += [
+        layout.model(name, r.id) for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)
+    ]
     if config["mlflow"]["enabled"]:
         targets.append(layout.tracked_evaluations())
     targets += table_outputs()

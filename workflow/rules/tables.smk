@@ -2,6 +2,9 @@
 # tables (CSV, Markdown, LaTeX; measured rows with 95% intervals beside the published numbers of
 # config/paper_reference.yaml and model-free floors), the cost table, the comparison's forest
 # plot, and training curves.
+# The tables are written all or none (lsnf.io.atomic_folder) and flagged update(): Snakemake
+# neither deletes them before the job nor after a failed one, so a result that the tables refuse
+# leaves the last complete tables in place (Snakemake restores its backup of them).
 
 
 rule tables:
@@ -18,21 +21,25 @@ rule tables:
     output:
         tables=[
             (
-                report(p, caption=f"../report/{table_caption(p)}.rst", category=table_category(p))
+                report(
+                    update(p),
+                    caption=f"../report/{table_caption(p)}.rst",
+                    category=table_category(p),
+                )
                 if p.endswith(".csv")
-                else p
+                else update(p)
             )
             for p in table_outputs()
         ],
-        measurements=layout.table("measurements", "csv"),
+        measurements=update(layout.table("measurements", "csv")),
         forest=report(
-            layout.forest_figure(),
+            update(layout.forest_figure()),
             caption="../report/forest.rst",
             category="1. Comparison",
         ),
         courses=[
             report(
-                layout.course_figure(exp),
+                update(layout.course_figure(exp)),
                 caption="../report/course_figure.rst",
                 category="1. Comparison",
                 labels={"experiment": exp},
