@@ -9,6 +9,7 @@ truncated file, or one of another format, is an error naming the file.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,27 @@ class CheckpointError(UserError):
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomically ``torch.save`` a state dict of tensors and plain Python values, tagged
-    with :data:`FORMAT`."""
-    tagged = {**state, "format": FORMAT}
+    with :data:`FORMAT`, in a canonical form: equal states give equal bytes (a resumed run's
+    ``model.pt`` is the uninterrupted run's, docs/method.md §6.3)."""
+    tagged = _canonical({**state, "format": FORMAT})
     atomic_write_bytes(path, lambda fh: torch.save(tagged, fh))
+
+
+def _canonical(obj: Any) -> Any:
+    """``obj`` with every string interned, so that pickle, which writes an object seen before as
+    a reference to it, writes equal states alike: the optimizers' keys are the same string
+    objects in a fresh run, but separate copies in one resumed from a checkpoint. Dicts keep
+    their type and the ``_metadata`` a module's state dict carries."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        out = type(obj)((_canonical(k), _canonical(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):
+            out._metadata = _canonical(obj._metadata)  # type: ignore[attr-defined]
+        return out
+    if type(obj) in (list, tuple):  # not a subclass (torch.Size, a namedtuple): kept as is
+        return type(obj)(_canonical(v) for v in obj)
+    return obj
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

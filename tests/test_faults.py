@@ -85,6 +85,28 @@ def test_sigkilled_training_resumes_to_the_uninterrupted_parameters(tmp_path: Pa
     assert r.returncode == 0, r.stderr
     assert "resuming" in r.stderr
     _same_parameters(tmp_path / "full" / "model.pt", killed / "model.pt")
+    # #28 B8: the bookkeeping is the uninterrupted run's: every epoch's timing, the epochs and
+    # iterations its results record, and model.pt's bytes
+    _same_bookkeeping(tmp_path / "full", killed)
+    (killed / "model.pt").unlink()  # rebuilt from the complete checkpoint.pt, as it was
+    r = subprocess.run(
+        _train_cmd(config, killed), env=ENV, timeout=600, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    _same_bookkeeping(tmp_path / "full", killed)
+
+
+def _same_bookkeeping(full: Path, resumed: Path) -> None:
+    from lsnf.checkpoint import load_checkpoint, training_summary
+    from lsnf.io import read_json_lines
+
+    rows = [read_json_lines(d / "metrics.jsonl") for d in (full, resumed)]
+    assert [r["epoch"] for r in rows[0]] == [r["epoch"] for r in rows[1]]
+    timed = [[r["epoch"] for r in rs if "seconds" in r] for rs in rows]
+    assert timed[0] == timed[1] and len(timed[0]) == RUN_CONFIG["train"]["epochs"]
+    summaries = [training_summary(load_checkpoint(d / "model.pt")) for d in (full, resumed)]
+    assert json.dumps(summaries[0]) == json.dumps(summaries[1])  # NaN where both have NaN
+    assert (full / "model.pt").read_bytes() == (resumed / "model.pt").read_bytes()
 
 
 def _workflow_copy(dest: Path, run_config: dict) -> Path:
