@@ -236,7 +236,13 @@ class DataConfig(_Strict):
     protocol: Literal["standard", "anomaly"] = Field(
         "standard", description="standard train/test, or held-out digit (docs/protocols.md §2)"
     )
-    held_out_digit: int = Field(1, ge=0, le=9, description="anomaly protocol: the anomalous class")
+    held_out_digit: int | None = Field(
+        1,
+        ge=0,
+        le=9,
+        description="anomaly protocol on a labelled dataset: the anomalous class (a folder's "
+        "anomalies are its own images: null there, whatever is set)",
+    )
     train_fraction: float = Field(0.8, gt=0, lt=1, description="share of normal images in train")
     validation_fraction: float = Field(
         0.1,
@@ -257,6 +263,10 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _folder_labelled(self) -> DataConfig:
+        if self.source == "folder":  # its anomalies are its own images: no digit recorded
+            object.__setattr__(self, "held_out_digit", None)
+        if self.source != "folder" and self.protocol == "anomaly" and self.held_out_digit is None:
+            raise ValueError("held_out_digit: the anomaly protocol holds out a digit; name it")
         npz = self.root.endswith(".npz")
         if self.source == "folder" and npz and self.folder.labels != "none":
             raise ValueError(

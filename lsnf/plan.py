@@ -49,6 +49,7 @@ __all__ = [
     "parse_run",
     "resolved_data_config",
     "resolved_run_config",
+    "run_config_file",
     "run_config_text",
     "runs",
     "scaled_resource",
@@ -126,10 +127,31 @@ def two_stage_source(run_id: str) -> str:
     return "gaussian" + run_id.removeprefix(TWO_STAGE)
 
 
+# lsnf's own checkout: where a relative run_config that the working directory lacks is found
+# (config/models/*.yaml), so the workflow runs as a Snakemake module from any directory
+LSNF_CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def run_config_file(config: dict[str, Any], exp_name: str) -> str:
+    """An experiment's ``run_config``: the path as given (absolute, or relative to the working
+    directory) where that file exists, else the same relative path in lsnf's checkout
+    (:data:`LSNF_CHECKOUT`, its shipped ``config/models/``); neither is an error naming both."""
+    given = Path(config["experiments"][exp_name]["run_config"])
+    if given.is_file():
+        return str(given)
+    shipped = LSNF_CHECKOUT / given
+    if not given.is_absolute() and shipped.is_file():
+        return str(shipped)
+    raise FileNotFoundError(
+        f"experiments.{exp_name}.run_config: {given} does not exist in the working directory"
+        + ("" if given.is_absolute() else f" nor in lsnf's checkout ({LSNF_CHECKOUT})")
+    )
+
+
 def resolved_run_config(config: dict[str, Any], exp_name: str, run_id: str) -> RunConfig:
     """The validated run config of one model: the experiment's run config file with
     :func:`train_overrides` applied (what ``lsnf train`` will use)."""
-    path = config["experiments"][exp_name]["run_config"]
+    path = run_config_file(config, exp_name)
     return load_config(path, train_overrides(config, exp_name, run_id))
 
 
@@ -143,11 +165,7 @@ def run_config_text(config: dict[str, Any], exp_name: str, run_id: str) -> str:
 def experiment_data(config: dict[str, Any], exp_name: str) -> DataConfig:
     """The validated data config of an experiment: its run config file with the ``data.*`` keys
     of its ``set:`` and the workflow's data root (before any run's digit or corruption)."""
-    exp = config["experiments"][exp_name]
-    path = Path(exp["run_config"])
-    if not path.is_file():
-        raise FileNotFoundError(f"experiments.{exp_name}.run_config: {path} does not exist")
-    return load_config(path, _data_sets(config, exp_name)).data
+    return load_config(run_config_file(config, exp_name), _data_sets(config, exp_name)).data
 
 
 def _data_sets(config: dict[str, Any], exp_name: str) -> list[str]:
@@ -277,7 +295,7 @@ def data_overrides(config: dict[str, Any], key: str) -> list[str]:
 
 def resolved_data_config(config: dict[str, Any], key: str) -> DataConfig:
     """The validated data config of a data-level job on images ``key``."""
-    path = config["experiments"][experiment_for_data(config, key)]["run_config"]
+    path = run_config_file(config, experiment_for_data(config, key))
     return load_config(path, data_overrides(config, key)).data
 
 

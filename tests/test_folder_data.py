@@ -254,6 +254,11 @@ def test_a_folder_anomaly_experiment_holds_out_no_digit() -> None:
     assert [r.id for r in runs(exp)] == ["flow-seed0"]
     sets = train_overrides(config, "mine", "flow-seed0")
     assert "data.root=d" in sets and not any("held_out_digit" in s for s in sets)
+    from lsnf.plan import resolved_run_config
+
+    # #28 B10: its run config (and so MLflow's params and every record) names no digit, though
+    # the MNIST run config it starts from sets one
+    assert resolved_run_config(config, "mine", "flow-seed0").data.held_out_digit is None
     with pytest.raises(ValueError, match=r"mine.held_out_digits: a folder's anomalies"):
         check_experiment(
             {**config, "experiments": {"mine": {**exp, "held_out_digits": [1]}}}, "mine"

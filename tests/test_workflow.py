@@ -629,6 +629,44 @@ def test_misspelt_key_fails_before_any_job(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_the_workflow_runs_as_a_snakemake_module_from_a_directory_of_two_files(
+    tmp_path: Path,
+) -> None:
+    """#28 A2: a directory holding only a config and a Snakefile that uses lsnf's workflow as a
+    module (the catalog's standardized usage) runs the tiny scenario's anomaly experiment; its
+    run config is lsnf's shipped one, everything it writes is under that directory."""
+    import pandas as pd
+    import yaml
+    from workflow_helpers import TINY
+
+    use = tmp_path / "use"
+    use.mkdir()
+    cfg = yaml.safe_load((ROOT / TINY).read_text())
+    cfg["experiments"] = {"tiny_anomaly": cfg["experiments"]["tiny_anomaly"]}
+    assert not (use / cfg["experiments"]["tiny_anomaly"]["run_config"]).exists()
+    (use / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (use / "Snakefile").write_text(
+        'configfile: "config.yaml"\n\n\n'
+        f'module lsnf:\n    snakefile:\n        "{ROOT / "workflow" / "Snakefile"}"\n'
+        "    config:\n        config\n\n\nuse rule * from lsnf\n"
+    )
+    r = _snakemake(use, "--cores", "2")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    table = pd.read_csv(use / "results/tables/anomaly.csv")
+    assert table["model"].str.contains("[lsnf: tiny_anomaly]", regex=False).sum() == 3
+    assert (use / "results/tables/comparison.md").read_text().startswith("**4 comparisons")
+    shipped = yaml.safe_load((ROOT / "config/models/mnist_anomaly.yaml").read_text())
+    used = yaml.safe_load((use / "results/configs/tiny_anomaly/flow-digit1-seed0.yaml").read_text())
+    assert used["model"]["sigma"] == shipped["model"]["sigma"]
+    assert (use / "results/mlflow.db").is_file()  # its onstart handler ran too
+    assert sorted(p.name for p in use.iterdir() if not p.name.startswith(".")) == [
+        "Snakefile",
+        "config.yaml",
+        "results",
+    ]
+
+
+@pytest.mark.slow
 def test_paper_mnist_scenario_runs_one_epoch_on_a_slice(tmp_path: Path) -> None:
     """config/scenarios/mnist_paper_digit1.yaml as shipped, cut to one epoch on 600 training
     images and K_test = 5 on 200 test images: the smoke test of the paper's protocol (full

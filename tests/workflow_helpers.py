@@ -19,9 +19,10 @@ TASK_TABLES = ("comparison", "anomaly", "generation", "inpainting", "recovery") 
 
 
 def copy_project(dest: Path) -> Path:
-    """The files a user has in a clone (no results): Snakefile, workflow/, config/, profiles/."""
+    """The files a user has in a clone (no results): workflow/ (with its Snakefile), config/,
+    profiles/."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in ("Snakefile", "workflow", "config", "profiles", "slurm"):
+    for item in ("workflow", "config", "profiles", "slurm"):
         src = ROOT / item
         if src.is_symlink():
             (dest / item).symlink_to(os.readlink(src))

@@ -19,6 +19,8 @@ from lsnf.registry import EVALUATIONS
 from lsnf.tables import table_names
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
+# lsnf's published numbers, beside this workflow (also when it runs as a module elsewhere)
+SHIPPED_REFERENCE = workflow.source_path("../../config/paper_reference.yaml")
 EXPERIMENTS = plan.enabled_experiments(config)
 for _name in EXPERIMENTS:
     plan.check_experiment(config, _name)
@@ -201,7 +203,7 @@ def data_sets(key):
 
 
 def data_run_config(key):
-    return config["experiments"][plan.experiment_for_data(config, key)]["run_config"]
+    return plan.run_config_file(config, plan.experiment_for_data(config, key))
 
 
 FID_DOWNLOAD = ["--download"] if config["fid"]["download"] else []

@@ -17,7 +17,7 @@ rule tables:
         curves=[
             layout.curve(name, r.id) for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)
         ],
-        reference="config/paper_reference.yaml",
+        reference=SHIPPED_REFERENCE,
     output:
         tables=[
             (
