@@ -29,7 +29,7 @@ def __getattr__(name: str) -> object:
 
 def load(path: str | Path, device: str | None = None) -> Model:
     """A trained model as a Python object (:class:`lsnf.api.Model`: sample, encode, decode,
-    score, complete, log_prior); README "In Python"."""
+    score, complete, log_prior); docs/usage.md "In Python"."""
     from lsnf.api import load as load_model
 
     return load_model(path, device)

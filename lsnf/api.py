@@ -1,4 +1,4 @@
-"""A trained model as a Python object: ``lsnf.load(path)`` (README "In Python").
+"""A trained model as a Python object: ``lsnf.load(path)`` (docs/usage.md, "In Python").
 
 Each method is the evaluation layer's own code (docs/method.md §5.3, §7), so a score here is
 the score ``lsnf eval anomaly`` computes for the same image, settings and seed.

@@ -1,5 +1,5 @@
 """A trained model on new images: ``lsnf score``, ``sample``, ``reconstruct`` and ``inpaint``
-(README "Your own images"). Each is a thin layer over :class:`lsnf.api.Model`, whose methods
+(docs/usage.md, "Your own images"). Each is a thin layer over :class:`lsnf.api.Model`, whose methods
 are the evaluation layer's code, so a score here is ``lsnf eval anomaly``'s for the same
 image, settings and seed.
 

@@ -1,5 +1,5 @@
 """Every path under ``results/``: the one home of the layout that the workflow's rules and the
-package share (README, "What the default run leaves"; docs/protocols.md §9).
+package share (docs/usage.md, "What a run leaves"; docs/protocols.md §9).
 
 Each function returns a POSIX path string, so a rule passes Snakemake wildcards
 (``model("{exp}", "{run}")`` is its output pattern) where the package passes names. ``root`` is

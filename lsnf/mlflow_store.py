@@ -194,7 +194,13 @@ class Tracker:
 
         self._best_effort("log params", write)
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(
+        self, metrics: dict[str, float], step: int | None = None, latest: bool = False
+    ) -> None:
+        """Log what is not logged yet: a value already in a key's history at this step is not
+        logged again; with ``latest`` (one value per key: a result's), a value is logged unless
+        it is the key's latest at this step, so a replay makes the files' values the latest."""
+
         def write(client: Any, rid: str) -> None:
             import math
 
@@ -208,14 +214,18 @@ class Tracker:
             ]
             logged = client.get_run(rid).data.metrics  # latest value per key
             new = []
-            for m in batch:  # logged unless it is already the latest value at this step
+            for m in batch:
                 if m.key in logged:
                     at_step = [h for h in client.get_metric_history(rid, m.key) if h.step == m.step]
-                    latest = max(at_step, key=lambda h: h.timestamp, default=None)
-                    if latest is not None and latest.value == m.value:
+                    last = max(at_step, key=lambda h: h.timestamp, default=None)
+                    if latest:  # a result's: the file's value must be the latest
+                        done = last is not None and last.value == m.value
+                    else:  # an epoch's: two rows may log two values at one step
+                        done = any(h.value == m.value for h in at_step)
+                    if done:
                         continue
-                    if latest is not None and latest.timestamp >= m.timestamp:  # it must be latest
-                        m = Metric(m.key, m.value, latest.timestamp + 1, m.step)
+                    if last is not None and last.timestamp >= m.timestamp:  # it must be latest
+                        m = Metric(m.key, m.value, last.timestamp + 1, m.step)
                 new.append(m)
             if new:
                 client.log_batch(rid, metrics=new)

@@ -383,8 +383,8 @@ def scaled_resource(config: dict[str, Any], kind: str, key: str, attempt: int) -
 
 def gpu_resources(config: dict[str, Any], on_device: bool) -> dict[str, Any]:
     """The scheduler's GPU request of a job (the SLURM executor plugin's ``gpu`` and
-    ``gpu_model`` resources, README "Running on SLURM"): one GPU, of the configured model if
-    any, for a job that runs its networks on the configured ``device`` when that is CUDA;
+    ``gpu_model`` resources, docs/running.md "On a SLURM cluster"): one GPU, of the configured
+    model if any, for a job that runs its networks on the configured ``device`` when that is CUDA;
     nothing for a CPU run or for CPU-only work (``on_device=False``: the domain extractor's
     training, data preparation, tables). The one place a rule's GPU need is decided."""
     if not on_device or not str(config["device"]).startswith("cuda"):

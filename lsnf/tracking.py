@@ -84,7 +84,7 @@ def log_outcome(tracker: Tracker, record: dict[str, Any] | None, files: list[Pat
     if record is not None:
         from lsnf.registry import mlflow_metrics
 
-        tracker.log_metrics(mlflow_metrics(record))
+        tracker.log_metrics(mlflow_metrics(record), latest=True)  # MLflow shows the file's
         if "images_sha256" in record.get("data", {}):
             tracker.log_inputs([dataset_input(record["data"], "evaluation")])
     tracker.log_artifacts(list(files), subdir="results" if record is not None else "grids")

@@ -1,4 +1,4 @@
-"""lsnf.load (README "In Python"): the README's block runs as written on a trained model; the
+"""lsnf.load (docs/usage.md "In Python"): its block runs as written on a trained model; the
 methods are the evaluation layer's (a score equals `lsnf eval anomaly`'s per-example score);
 inputs in either scale give the same answers; another checkpoint format is refused."""
 
@@ -27,7 +27,7 @@ def generation_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def readme_block() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "usage.md").read_text()
     section = text.split("### In Python", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
@@ -36,7 +36,7 @@ def test_the_readme_block_runs_on_a_trained_model(generation_model: Path, capsys
     code = readme_block()
     path = "results/models/mnist_generation/flow-seed0/model.pt"
     assert path in code
-    exec(compile(code.replace(path, str(generation_model)), "README.md", "exec"), {})
+    exec(compile(code.replace(path, str(generation_model)), "docs/usage.md", "exec"), {})
     out = capsys.readouterr().out
     assert "prior flow" in out
     d = 4

@@ -1,4 +1,4 @@
-"""`lsnf score`, `sample`, `reconstruct`, `inpaint` on new images (README "Your own images"):
+"""`lsnf score`, `sample`, `reconstruct`, `inpaint` on new images (docs/usage.md "Your own images"):
 run for real through the CLI on PNG files written here. `lsnf score` on a folder gives `lsnf
 eval anomaly`'s per-image scores for the same images, model and seed (to 1e-5)."""
 

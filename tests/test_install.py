@@ -1,6 +1,7 @@
-"""`.ci/setup-venv --torch BUILD` (README "Installing on a cluster"): which torch build each
-option installs. The CUDA 12 and CPU builds come from download.pytorch.org, which these machines
-cannot reach, so the test checks the install command (``--print-torch``), not the download."""
+"""`.ci/setup-venv --torch BUILD` (docs/running.md "Installing on a cluster"): which torch build
+each option installs. The CUDA 12 and CPU builds come from download.pytorch.org, which these
+machines cannot reach, so the test checks the install command (``--print-torch``), not the
+download."""
 
 from __future__ import annotations
 

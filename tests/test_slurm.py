@@ -31,7 +31,7 @@ pytest.importorskip("snakemake_executor_plugin_slurm")
 from workflow_helpers import TINY, copy_project, one_model_config, snakemake
 
 # A cluster without an accounting database (like the CI one) needs squeue for job states
-# (README "Running on SLURM"); short intervals keep the test quick.
+# (docs/running.md "On a SLURM cluster"); short intervals keep the test quick.
 NO_ACCOUNTING = [
     "--slurm-status-command",
     "squeue",

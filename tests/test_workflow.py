@@ -459,7 +459,7 @@ def test_slurm_profile_as_documented_dry_runs(tmp_path: Path) -> None:
 
 
 def test_lint_finds_nothing_but_the_absent_conda_environments() -> None:
-    """The rules declare no conda environments on purpose (README, "Software environment");
+    """The rules declare no conda environments on purpose (docs/running.md, "Software environment");
     every other lint would fail here."""
     r = _snakemake(ROOT, "--lint")
     lints = [

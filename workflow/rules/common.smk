@@ -34,7 +34,7 @@ for _pair in config["versus"]:  # fail before any job, naming the key
 
 # Rules call the `lsnf` CLI of the environment that runs Snakemake (the project's .venv, also
 # on SLURM, where jobs re-run Snakemake with the submitting interpreter): put its bin/ first.
-# No conda environments: README ("Software environment") says why.
+# No conda environments: docs/running.md ("Software environment") says why.
 shell.prefix(
     f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
 )
