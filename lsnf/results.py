@@ -116,7 +116,11 @@ def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dic
         "run": run or None,
         "prior": cfg.model_kind,
         "seed": cfg.seed,
-        "held_out_digit": cfg.data.held_out_digit if _holds_out_a_digit(cfg) else None,
+        "held_out_digit": (
+            cfg.data.held_out_digit
+            if _holds_out_a_digit(cfg.data.protocol, cfg.data.source)
+            else None
+        ),
         "mask": MaskSpec(**mask).tag if mask else None,
     }
     return {**record, "identity": identity}
@@ -137,7 +141,7 @@ def check_identity(path: str | Path, record: dict[str, Any]) -> None:
         ("the model's prior", record.get("model", {}).get("prior"), who.get("prior")),
         ("the model's seed", record.get("seed"), who.get("seed")),
     ]
-    if data.get("protocol") == "anomaly" and data.get("source") != "folder":  # as identify()
+    if _holds_out_a_digit(data.get("protocol"), data.get("source")):
         checks.append(("the held-out digit", data.get("held_out_digit"), who.get("held_out_digit")))
     try:
         run = parse_run(str(who.get("run")))
@@ -159,9 +163,9 @@ def check_identity(path: str | Path, record: dict[str, Any]) -> None:
         )
 
 
-def _holds_out_a_digit(cfg: RunConfig) -> bool:
+def _holds_out_a_digit(protocol: str | None, source: str | None) -> bool:
     """The anomaly protocol on a labelled dataset (a folder's anomalies are its own images)."""
-    return cfg.data.protocol == "anomaly" and cfg.data.source != "folder"
+    return protocol == "anomaly" and source != "folder"
 
 
 def stamp() -> dict[str, Any]:
