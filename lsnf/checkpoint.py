@@ -18,6 +18,7 @@ import torch
 
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.errors import MissingFileError, UserError
+from lsnf.failure import FailedModelError, Failure
 from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_bytes, sha256
 from lsnf.model import LatentModel, build_model
@@ -25,7 +26,9 @@ from lsnf.model import LatentModel, build_model
 __all__ = [
     "FORMAT",
     "CheckpointError",
+    "FailedModel",
     "TrainedModel",
+    "failed_model",
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
@@ -79,7 +82,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{str(err).splitlines()[0] if str(err) else ''}); restore it, or delete it and "
             f"{retrain}"
         ) from None
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+    if not isinstance(state, dict) or "config" not in state or not {"model", "failed"} & set(state):
         raise CheckpointError(f"{str(path)!r} is not an lsnf checkpoint (no model/config entries)")
     if state.get("format") != FORMAT:
         raise CheckpointError(
@@ -87,6 +90,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{FORMAT!r}; retrain it with this version (delete its run directory)"
         )
     return state
+
+
+@dataclass(frozen=True)
+class FailedModel:
+    """The record of a model that failed to train (docs/method.md §6.7): what identifies it, as
+    :class:`TrainedModel` does, and its :class:`~lsnf.failure.Failure` instead of parameters."""
+
+    config: RunConfig
+    path: Path
+    sha256: str
+    training: dict[str, Any]
+    failure: Failure
+    data: dict[str, Any]  # its training data's record (data.json's)
+
+
+def failed_model(path: str | Path) -> FailedModel | None:
+    """The failure that the ``model.pt`` at ``path`` records, or None for a trained model."""
+    state = load_checkpoint(path)
+    if "failed" not in state:
+        return None
+    cfg = config_from_dict(state["config"], origin=str(path))
+    failure = Failure.from_dict(state["failed"])
+    summary = training_summary(state)
+    return FailedModel(cfg, Path(path), sha256(path), summary, failure, state.get("data", {}))
 
 
 @dataclass(frozen=True)
@@ -110,6 +137,12 @@ def load_model(
     """Rebuild a trained model from ``path`` on ``device`` (default: its config's), optionally
     reading its data from another ``data_root``."""
     state = load_checkpoint(path)
+    if "failed" in state:
+        raise FailedModelError(
+            f"{path} records a model that failed to train ({state['failed']['text']}): it has no "
+            f"parameters. Retrain it with a lower learning rate or Langevin step size "
+            f"(docs/method.md §6.7)"
+        )
     cfg = config_from_dict(state["config"], origin=str(path))
     if data_root is not None:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": data_root})})

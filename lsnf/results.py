@@ -10,7 +10,8 @@ plus what the evaluation
 adds (inference settings, feature extractor, mask, ...), and its ``identity`` (experiment, run,
 prior, seed, held-out digit, mask: :func:`identify`), by which the tables group results. The
 JSON files are the source of truth; MLflow and the tables copy them. :func:`save_outcome` writes
-an evaluation's result and its grid.
+an evaluation's result and its grid. A model that failed to train gets results too, with no
+values and the reason (``failed``: :func:`failed_outcome`, docs/method.md §6.7).
 
 Beside each JSON, its **per-example values** (``examples`` in the record: file name and
 SHA-256), from which a table cell, its interval and a paired comparison are recomputed without
@@ -41,13 +42,15 @@ if TYPE_CHECKING:
     import pandas as pd
     from torch import Tensor
 
-    from lsnf.checkpoint import TrainedModel
+    from lsnf.checkpoint import FailedModel, TrainedModel
     from lsnf.config import RunConfig
+    from lsnf.registry import Evaluation
 
 __all__ = [
     "Grid",
     "Outcome",
     "check_identity",
+    "failed_outcome",
     "identify",
     "make_result",
     "read_examples",
@@ -61,11 +64,12 @@ def make_result(
     evaluation: str,
     value: float,
     n: int,
-    trained: TrainedModel,
+    trained: TrainedModel | FailedModel,
     data_meta: dict[str, Any],
     **extra: Any,
 ) -> dict[str, Any]:
-    """Assemble a result record (see module docstring)."""
+    """Assemble a result record (see module docstring); a model that failed to train has value
+    None, n 0 and its ``failed`` reason (:func:`failed_outcome`)."""
     cfg = trained.config
     record: dict[str, Any] = {
         "evaluation": evaluation,
@@ -264,6 +268,29 @@ def read_examples(result_path: str | Path, record: dict[str, Any] | None = None)
 
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
+
+
+def failed_outcome(ev: Evaluation, failed: FailedModel, settings: Any) -> Outcome:
+    """What evaluation ``ev`` writes for a model that failed to train (docs/method.md §6.7): a
+    result with no values, its ``failed`` reason and what the tables group it by (identity,
+    dataset; the extractor or mask of its condition), an empty per-example file, and a blank
+    grid in place of images."""
+    import pandas as pd
+    import torch
+
+    extra: dict[str, Any] = {"failed": failed.failure.to_dict()}
+    extra |= {v.column: None for v in ev.values if v.column != "value"}
+    if ev.condition == "mask":
+        mask = settings.mask if ev.per_mask else failed.config.data.corruption
+        extra["mask"] = None if mask is None else mask.model_dump(mode="json")
+    if ev.condition == "extractor" and settings.fid is not None:
+        extra["feature_extractor"] = {"name": settings.fid.extractor}
+    record = make_result(ev.name, None, 0, failed, failed.data, **extra) if ev.result else None
+    examples = ({} if ev.arrays else pd.DataFrame()) if ev.result else None
+    m = failed.config.model
+    grid = Grid(torch.zeros(1, m.channels, m.image_size, m.image_size), 1) if ev.grid else None
+    summary = f"{ev.name}: no values, the model failed to train ({failed.failure.text()})"
+    return Outcome(record, grid, summary, examples)
 
 
 def save_outcome(outcome: Outcome, out: str | Path | None, grid: str | Path | None) -> list[Path]:

@@ -81,7 +81,11 @@ def log_run_config(tracker: Tracker, cfg: Any) -> None:
 def log_outcome(tracker: Tracker, record: dict[str, Any] | None, files: list[Path]) -> None:
     """An evaluation's metrics (keys: :func:`lsnf.registry.mlflow_metrics`), its test split
     as a dataset input, and its files (result JSON, per-example file; grids)."""
-    if record is not None:
+    if record is not None and "failed" in record:  # a model that failed to train: no values
+        tracker.log_params(
+            {}, tags={f"lsnf.failed.{record['evaluation']}": record["failed"]["text"]}
+        )
+    elif record is not None:
         from lsnf.registry import mlflow_metrics
 
         tracker.log_metrics(mlflow_metrics(record), latest=True)  # MLflow shows the file's
@@ -92,12 +96,19 @@ def log_outcome(tracker: Tracker, record: dict[str, Any] | None, files: list[Pat
 
 def log_training_end(tracker: Tracker, run_dir: Path) -> None:
     """A finished training run: its training split as a dataset input, its curves, resolved
-    config and data provenance, and the run's end."""
+    config and data provenance, and the run's end; a model that failed to train (its
+    ``model.pt`` records the failure, docs/method.md §6.7) ends as a FAILED run tagged with
+    ``lsnf.failed``, its reason."""
+    from lsnf.checkpoint import failed_model
+
     data = run_dir / layout.DATA
     if data.is_file():
         tracker.log_inputs([dataset_input(json.loads(data.read_text()), "training")])
     tracker.log_artifacts([run_dir / layout.METRICS, run_dir / layout.CONFIG, data], "training")
-    tracker.set_terminated()
+    failed = failed_model(run_dir / layout.MODEL)
+    if failed is not None:
+        tracker.log_params({}, tags={"lsnf.failed": failed.failure.text()})
+    tracker.set_terminated("FAILED" if failed is not None else "FINISHED")
 
 
 def log_epoch(tracker: Tracker, epoch: int, stats: dict[str, float]) -> None:

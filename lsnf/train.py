@@ -36,6 +36,7 @@ from lsnf.checkpoint import load_checkpoint, save_checkpoint
 from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
+from lsnf.failure import Failure, TrainingFailed
 from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
 from lsnf.langevin import masked_sq_error
@@ -72,8 +73,9 @@ _RESUMABLE_CHANGES = {
 }
 
 
-class NonFiniteError(UserError, FloatingPointError):
-    """Training produced a non-finite loss or latent; the message names epoch and iteration."""
+class NonFiniteError(TrainingFailed):
+    """Training produced a non-finite loss or latent; the message names epoch and iteration
+    (its ``failure`` is what ``model.pt`` records under ``record_failure``, docs/method.md §6.7)."""
 
 
 def check_data_shape(cfg: RunConfig, data: ImageSplit) -> None:
@@ -284,7 +286,7 @@ class Trainer:
         (self.run_dir / layout.BEST).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir / layout.SNAPSHOTS, ignore_errors=True)
 
-    def _fail(self, what: str, epoch: int, iteration: int) -> None:
+    def _fail(self, what: str, epoch: int, iteration: int, n_batches: int) -> None:
         kept = (
             f"the last good checkpoint {self.checkpoint_path} (epoch {self.epoch}) is kept"
             if self.checkpoint_path.exists()
@@ -292,8 +294,25 @@ class Trainer:
         )
         raise NonFiniteError(
             f"non-finite {what} at epoch {epoch}, iteration {iteration}; {kept}. "
-            f"Lower the learning rate or the Langevin step size."
+            f"Lower the learning rate or the Langevin step size.",
+            Failure(f"non-finite {what}", epoch, (epoch - 1) * n_batches + iteration),
         )
+
+    def record_failure(self, failure: Failure) -> None:
+        """Write ``model.pt`` as the record of a model that failed to train (docs/method.md
+        §6.7): its config, data, the history of the epochs it completed and the failure, no
+        parameters; ``metrics.jsonl`` keeps those epochs, the last good checkpoint stays."""
+        atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
+        state = {
+            "config": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "history": [_without_timings(h) for h in self.history],
+            "data": self.data.meta,
+            "failed": failure.to_dict(),
+        }
+        save_checkpoint(self.run_dir / layout.MODEL, state)
+        print(f"[lsnf] failed to train: {failure.text()}; recorded in {layout.MODEL}",
+              file=sys.stderr)  # fmt: skip
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the data (docs/method.md §6.1); returns the epoch's mean statistics."""
@@ -336,11 +355,11 @@ class Trainer:
                     [out["loss_g"], out["loss_p"].to(out["loss_g"]), finite_z]
                 ).tolist()
                 if not math.isfinite(loss_g):
-                    self._fail("generator loss", epoch, it + 1)
+                    self._fail("generator loss", epoch, it + 1, n_batches)
                 if self.opt_p is not None and not math.isfinite(loss_p):
-                    self._fail("prior loss", epoch, it + 1)
+                    self._fail("prior loss", epoch, it + 1, n_batches)
                 if not z_ok:
-                    self._fail("posterior latent z", epoch, it + 1)
+                    self._fail("posterior latent z", epoch, it + 1, n_batches)
                 sums["loss_g"] += loss_g
                 sums["loss_p"] += loss_p
                 rate = (it + 1) * x.shape[0] / (time.perf_counter() - start)
@@ -416,8 +435,19 @@ class Trainer:
         state["selected"] = {"by": "snapshot", "epoch": self.epoch}
         return state
 
-    def run(self) -> LatentModel:
-        """Train the remaining epochs; validate and checkpoint; write ``model.pt`` when done."""
+    def run(self, record_failure: bool = False) -> LatentModel | None:
+        """Train the remaining epochs; validate and checkpoint; write ``model.pt`` when done.
+        Training that fails (:class:`NonFiniteError`) raises, or with ``record_failure`` writes
+        ``model.pt`` as the failure's record (:meth:`record_failure`) and returns None."""
+        try:
+            return self._run()
+        except NonFiniteError as err:
+            if not record_failure:
+                raise
+            self.record_failure(err.failure)
+            return None
+
+    def _run(self) -> LatentModel:
         import yaml
 
         config_text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
@@ -470,15 +500,19 @@ def fit(
     on_iteration: Callable[[int, int], None] | None = None,
     restart_if_changed: bool = False,
     extractor: str | Path | None = None,
-) -> LatentModel:
+    record_failure: bool = False,
+) -> LatentModel | None:
     """Train ``cfg`` into ``run_dir``, resuming from its checkpoint if there is one (one of
     another config is an error, or with ``restart_if_changed`` is discarded); ``extractor``:
-    the domain extractor's weights, for the validation KID (docs/method.md §6.5)."""
-    return Trainer(
+    the domain extractor's weights, for the validation KID (docs/method.md §6.5). Training
+    that fails (:class:`NonFiniteError`) raises, or with ``record_failure`` writes ``model.pt``
+    as the failure's record and returns None (§6.7)."""
+    trainer = Trainer(
         cfg,
         Path(run_dir),
         on_epoch_end,
         on_iteration,
         restart_if_changed,
         None if extractor is None else Path(extractor),
-    ).run()
+    )
+    return trainer.run(record_failure)

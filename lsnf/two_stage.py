@@ -21,6 +21,7 @@ per epoch; the model's convergence status is the worse of ABP's and that curve's
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from lsnf.config import RunConfig, config_from_dict
 from lsnf.convergence import FAILED, FLOW_FIT, NOT_CONVERGED, curve_text, judge_curve
 from lsnf.data import ImageSplit, load_split
 from lsnf.errors import UserError
+from lsnf.failure import Failure, TrainingFailed
 from lsnf.hardware import setup_device
 from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
 from lsnf.model import LatentModel, build_model, infer_posterior
@@ -80,16 +82,53 @@ def _nll(model: LatentModel, z: Tensor) -> Tensor:
         return -model.prior.log_prob(z)
 
 
-def fit_two_stage(cfg: RunConfig, source_path: str | Path, out_dir: str | Path) -> LatentModel:
+def fit_two_stage(
+    cfg: RunConfig, source_path: str | Path, out_dir: str | Path, record_failure: bool = False
+) -> LatentModel | None:
     """Fit the 2s-ABP model of run config ``cfg`` from the ABP model at ``source_path`` into
     ``out_dir`` (``model.pt``, ``metrics.jsonl``, ``config.yaml``, ``data.json``), and a flow to
-    each of that ABP run's snapshots (``snapshots/``: the 2s-ABP course, docs/method.md §9.1)."""
+    each of that ABP run's snapshots (``snapshots/``: the 2s-ABP course, docs/method.md §9.1).
+    A fit that fails (an ABP model that failed to train, a non-finite flow loss) raises
+    :class:`TrainingFailed`, or with ``record_failure`` writes ``model.pt`` as the failure's
+    record and returns None (§6.7)."""
+    try:
+        return _fit_two_stage(cfg, Path(source_path), Path(out_dir))
+    except TrainingFailed as err:
+        if not record_failure:
+            raise
+        _record_failure(cfg, Path(source_path), Path(out_dir), err.failure)
+        return None
+
+
+def _record_failure(cfg: RunConfig, source_path: Path, out_dir: Path, failure: Failure) -> None:
+    """``model.pt`` as the record of a 2s-ABP model that failed (§6.7), with its ABP model's
+    history and data; ``metrics.jsonl`` is the ABP model's."""
+    state = load_checkpoint(source_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = source_path.parent / layout.METRICS
+    atomic_write_json_lines(
+        out_dir / layout.METRICS, read_json_lines(rows) if rows.is_file() else []
+    )
+    record = {"config": cfg.to_dict(), "epoch": state.get("epoch", 0),
+              "history": state.get("history", []), "data": state.get("data", {}),
+              "failed": failure.to_dict()}  # fmt: skip
+    save_checkpoint(out_dir / layout.MODEL, record)
+    print(f"[lsnf] failed to train: {failure.text()}; recorded in {layout.MODEL}", file=sys.stderr)
+
+
+def _fit_two_stage(cfg: RunConfig, source_path: Path, out_dir: Path) -> LatentModel:
     import shutil
 
     import yaml
 
-    source_path, out_dir = Path(source_path), Path(out_dir)
     state = load_checkpoint(source_path)
+    if "failed" in state:
+        text = state["failed"]["text"]
+        raise TrainingFailed(
+            f"{source_path}: its ABP model failed to train ({text}); a 2s-ABP fit needs one "
+            f"that trained",
+            Failure(f"its ABP model failed to train ({text})"),
+        )
     source = config_from_dict(state["config"], origin=str(source_path))
     if cfg.prior.fit != "two_stage" or cfg.prior.kind != "flow":
         raise UserError("a 2s-ABP config has prior.kind: flow and prior.fit: two_stage")
@@ -169,7 +208,8 @@ def _fit(
             opt.step()
             total += loss.item()
             if not math.isfinite(total):
-                raise UserError(f"non-finite flow loss at epoch {epoch}; lower prior.lr")
+                failure = Failure("non-finite flow loss", epoch, (epoch - 1) * n_batches + it + 1)
+                raise TrainingFailed(f"{failure.text()}; lower prior.lr", failure)
         sched.step()
         curve[epoch] = _nll(model, z_valid).double().cpu().numpy()
         rows.append(

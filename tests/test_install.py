@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,6 @@ def test_gpu_check_names_the_modules_a_bare_python_lacks(tmp_path: Path) -> None
 def test_results_name_the_version_and_commit_of_the_code_that_wrote_them(tmp_path: Path) -> None:
     """#28 A1: lsnf_version (one place: lsnf.__version__, read by pyproject.toml), the git commit
     of the source and whether it had uncommitted changes; (None, None) outside a checkout."""
-    import shutil
 
     import lsnf
     from lsnf.results import source_revision, stamp
@@ -107,3 +107,99 @@ def test_results_name_the_version_and_commit_of_the_code_that_wrote_them(tmp_pat
                        env={**os.environ, "PYTHONPATH": str(copy)})  # fmt: skip
     assert r.stdout.strip() == "(None, None)", r.stderr
     assert source_revision() == (record["lsnf_commit"], record["lsnf_dirty"])
+
+
+def _source_tree(dest: Path) -> Path:
+    """The checkout's source as a user's clone has it (tracked and untracked-but-not-ignored
+    files; no .venv, results or data), so building never writes into this checkout."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file() and not src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the checkout's file list (git)")
+def test_the_wheel_runs_lsnf_outside_the_repository(tmp_path: Path) -> None:
+    """#28 A1: `python -m build` makes an sdist and, from it, a wheel that holds every module of
+    lsnf and every file of config/ and workflow/ (lsnf/_shipped/). Installed into a fresh venv
+    outside the repository (its dependencies from this environment, on a .pth line), that lsnf
+    is the wheel's: `lsnf --help` and `lsnf shipped` run, a shipped run config trains one epoch
+    by its name, and the shipped workflow plans the tiny scenario as a Snakemake module."""
+    import sysconfig
+    import zipfile
+
+    import yaml
+
+    src = _source_tree(tmp_path / "src")
+    dist = tmp_path / "dist"
+    build = [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(src)]
+    r = subprocess.run(build, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    (wheel,) = dist.glob("lsnf-*.whl")
+    (sdist,) = dist.glob("lsnf-*.tar.gz")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {p.relative_to(src).as_posix() for p in (src / "lsnf").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)
+    data = {
+        f"lsnf/_shipped/{p.relative_to(src).as_posix()}"
+        for top in ("config", "workflow")
+        for p in (src / top).rglob("*")
+        if p.is_file()
+    }
+    assert data <= names, sorted(data - names)
+    assert sdist.stat().st_size > 0
+
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    py = env / "bin" / "python"
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    Path(site, "lsnf_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index"]
+    r = subprocess.run([*pip, str(wheel)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    work = tmp_path / "work"
+    work.mkdir()
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def run(*cmd: str | Path, cwd: Path = work) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(c) for c in cmd], cwd=cwd, env=environ, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+
+    where = run(py, "-c", "import lsnf, lsnf.shipped as s; print(lsnf.__file__, s.root())")
+    assert where.stdout.startswith(site) and "_shipped" in where.stdout, where.stdout + where.stderr
+    lsnf_bin = env / "bin" / "lsnf"
+    assert run(lsnf_bin, "--help").returncode == 0
+    shipped = run(lsnf_bin, "shipped")
+    assert shipped.returncode == 0 and "mnist_generation" in shipped.stdout, shipped.stderr
+    tiny = ["data.limit=120", "model.ngf=4", "model.latent_dim=4", "prior.flow.hidden=8",
+            "inference.steps=2", "train.epochs=1", "train.validation_n=20",
+            "train.validation_steps=2", "train.progress=false"]  # fmt: skip
+    sets = [a for s in tiny for a in ("--set", s)]
+    r = run(lsnf_bin, "train", "mnist_generation", "--out", "run", *sets)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (work / "run" / "model.pt").is_file()
+
+    snakefile = run(lsnf_bin, "shipped", "--path", "workflow/Snakefile").stdout.strip()
+    assert snakefile.startswith(site)
+    scenario = run(lsnf_bin, "shipped", "--path", "config/scenarios/tiny.yaml").stdout.strip()
+    cfg = yaml.safe_load(Path(scenario).read_text())
+    cfg["experiments"] = {"tiny_anomaly": cfg["experiments"]["tiny_anomaly"]}
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (work / "Snakefile").write_text(
+        f'configfile: "config.yaml"\n\n\nmodule lsnf:\n    snakefile:\n        "{snakefile}"\n'
+        "    config:\n        config\n\n\nuse rule * from lsnf\n"
+    )
+    r = run(py, "-m", "snakemake", "--dry-run", "--cores", "1")
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert "rule train:" in r.stdout and "rule tables:" in r.stdout, r.stdout[-3000:]

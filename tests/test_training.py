@@ -135,6 +135,46 @@ def test_non_finite_loss_stops_with_epoch_and_iteration_and_keeps_checkpoint(mak
     assert not (tmp_path / MODEL_NAME).exists()
 
 
+def test_a_recorded_failure_is_a_model_pt_without_parameters_that_names_epoch_and_iteration(
+    make_config, tmp_path
+):
+    """docs/method.md §6.7: with record_failure, a non-finite loss at epoch 2, iteration 2
+    writes model.pt as the failure's record (learning iteration counted from the start), keeps
+    the epochs done in metrics.jsonl and the last good checkpoint, and every loader refuses it
+    by name while failed_model() reads it; a 2s-ABP fit from it fails in turn."""
+    from lsnf.checkpoint import failed_model, load_model
+    from lsnf.failure import FailedModelError
+    from lsnf.two_stage import fit_two_stage
+
+    cfg = make_config(prior={"kind": "gaussian"}, train={"epochs": 3})
+    trainer = Trainer(cfg, tmp_path)
+    per_epoch = len(trainer.data) // cfg.train.batch_size
+
+    def poison(epoch: int, iteration: int) -> None:
+        if epoch == 2 and iteration == 2:
+            with torch.no_grad():
+                next(trainer.model.generator.parameters()).fill_(float("nan"))
+
+    trainer.on_iteration = poison
+    assert trainer.run(record_failure=True) is None
+    failed = failed_model(tmp_path / MODEL_NAME)
+    assert failed is not None
+    assert failed.failure.reason == "non-finite generator loss"
+    assert (failed.failure.epoch, failed.failure.iteration) == (2, per_epoch + 2)
+    assert failed.training["epochs"] == 1 and failed.data["dataset"] == trainer.data.meta["dataset"]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1
+    with pytest.raises(FailedModelError, match=r"failed to train \(non-finite generator loss at "
+                       rf"epoch 2, iteration {per_epoch + 2}\)"):  # fmt: skip
+        load_model(tmp_path / MODEL_NAME)
+    two = make_config(prior={"kind": "flow", "fit": "two_stage"}, train={"epochs": 3})
+    assert fit_two_stage(two, tmp_path / MODEL_NAME, tmp_path / "2s", record_failure=True) is None
+    second = failed_model(tmp_path / "2s" / MODEL_NAME)
+    assert second is not None and second.failure.epoch is None
+    assert second.failure.text() == f"its ABP model failed to train ({failed.failure.text()})"
+
+
 def test_truncated_checkpoint_names_the_file(make_config, tmp_path):
     fit(make_config(train={"epochs": 1}), tmp_path)
     path = tmp_path / CHECKPOINT_NAME

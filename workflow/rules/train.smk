@@ -10,7 +10,8 @@
 # of its own, 4-11 s each (docs/results.md, "The CPU reference").
 # The run directory keeps checkpoint.pt across attempts, so a killed or failed job resumes from
 # its last epoch (a checkpoint of an older config is discarded); model.pt appears only when
-# every epoch is done.
+# every epoch is done, or as the record of a model that failed to train (a non-finite loss:
+# --record-failure, docs/method.md §6.7), which its evaluations and the tables report as such.
 
 
 localrules:
@@ -43,6 +44,7 @@ rule train:
         job_log("train"),
     benchmark:
         job_benchmark("train")
+    priority: 1  # trainings before evaluations: they are the DAG's long path (docs/results.md)
     threads: config["threads"]["train"]
     resources:
         **job_resources("train"),
@@ -52,7 +54,8 @@ rule train:
         extractor=lambda w, input: option("--extractor", input.extractor),
     shell:
         "lsnf --threads {threads:q} train {input.config:q} --out {params.out:q}"
-        " --restart-if-changed {params.extractor:q} {params.run:q} > {log:q} 2>&1"
+        " --restart-if-changed --record-failure {params.extractor:q} {params.run:q}"
+        " > {log:q} 2>&1"
 
 
 # 2s-ABP (docs/method.md §6.6): the ABP model of the same seed (and digit), then a flow fitted to
@@ -70,6 +73,7 @@ rule train_two_stage:
         job_benchmark("train_two_stage")
     wildcard_constraints:
         run=f"{TWO_STAGE}-.+",
+    priority: 1
     threads: config["threads"]["train"]
     resources:
         **job_resources("train"),
@@ -78,4 +82,4 @@ rule train_two_stage:
         out=layout.model_dir("{exp}", "{run}"),
     shell:
         "lsnf --threads {threads:q} fit-two-stage {input.config:q} --from {input.source:q}"
-        " --out {params.out:q} {params.run:q} > {log:q} 2>&1"
+        " --out {params.out:q} --record-failure {params.run:q} > {log:q} 2>&1"
