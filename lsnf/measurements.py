@@ -151,7 +151,14 @@ def setting_text(g: pd.DataFrame, model_free: bool = False) -> str:
     if not model_free and "precision" in g and g["precision"].notna().any():
         tf32 = " (TF32)" if g.get("tf32", pd.Series(dtype=bool)).fillna(False).any() else ""
         parts.append("/".join(sorted(set(g["precision"].dropna()))) + tf32)
-    sizes = lambda rows: "/".join(map(str, sorted(set(rows["n"]))))
+
+    def sizes(rows: pd.DataFrame) -> str:
+        """Their test sizes; those of results with values where some have them (a model that
+        failed to train has n = 0, docs/method.md §6.7)."""
+        if "failed" in rows and rows["failed"].isna().any():
+            rows = rows[rows["failed"].isna()]
+        return "/".join(map(str, sorted(set(rows["n"]))))
+
     if (g["evaluation"] != "fid").any():
         parts.append(f"n_test={sizes(g[g['evaluation'] != 'fid'])}")
     if (g["evaluation"] == "fid").any():
