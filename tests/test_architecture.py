@@ -155,6 +155,8 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkey
         raise KeyError("an internal bug")
 
     monkeypatch.setattr(cli, "cmd_train", broken)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("{}\n")  # the run config argument must name a file
     with pytest.raises(KeyError, match="an internal bug"):
         cli.main(["train", "c.yaml", "--out", "r"])
 
