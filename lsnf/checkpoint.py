@@ -32,6 +32,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "save_checkpoint",
+    "save_failed_model",
     "training_summary",
 ]
 
@@ -103,6 +104,23 @@ class FailedModel:
     training: dict[str, Any]
     failure: Failure
     data: dict[str, Any]  # its training data's record (data.json's)
+
+
+def save_failed_model(
+    path: str | Path,
+    config: dict[str, Any],
+    epoch: int,
+    history: list[dict[str, Any]],
+    data: dict[str, Any],
+    failure: Failure,
+) -> None:
+    """Write ``model.pt`` as the record of a model that failed to train (docs/method.md §6.7):
+    its config, the epochs it completed and their history, its data's record and the failure,
+    no parameters (:func:`failed_model` reads it back)."""
+    state = {"config": config, "epoch": epoch, "history": history, "data": data,
+             "failed": failure.to_dict()}  # fmt: skip
+    save_checkpoint(path, state)
+    print(f"[lsnf] failed to train: {failure.text()}; recorded in {path}", file=sys.stderr)
 
 
 def failed_model(path: str | Path) -> FailedModel | None:

@@ -36,9 +36,9 @@ def replace_record(outcome: Any, record: dict[str, Any]) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from lsnf.checkpoint import load_model
+    from lsnf.checkpoint import failed_model, load_model
     from lsnf.registry import settings_of
-    from lsnf.results import identify, save_outcome
+    from lsnf.results import failed_outcome, identify, save_outcome
     from lsnf.tracking import log_outcome
 
     ev = EVALUATIONS[args.evaluation]
@@ -49,9 +49,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     try:
         trained = load_model(args.checkpoint, device=args.device, data_root=args.data_root)
     except FailedModelError:  # a model that failed to train gets a failed result (§6.7)
-        _eval_failed(ev, settings, args, tracker)
-        return
-    outcome = ev.function(trained, settings)
+        trained = failed_model(args.checkpoint)
+        outcome = failed_outcome(ev, trained, settings)
+    else:
+        outcome = ev.function(trained, settings)
     if outcome.record is not None:
         outcome = replace_record(outcome, identify(outcome.record, args.run_key, trained.config))
     result, grid = (args.out, getattr(args, "grid", None)) if ev.result else (None, args.out)
@@ -63,43 +64,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(f"[lsnf] {outcome.summary}")
 
 
-def _eval_failed(ev: Any, settings: Any, args: argparse.Namespace, tracker: Any) -> None:
-    """``lsnf eval`` of a model that failed to train (docs/method.md §6.7): its failed result,
-    blank grid and a course index with no snapshots."""
-    from lsnf.checkpoint import failed_model
-    from lsnf.io import atomic_write_json
-    from lsnf.results import failed_outcome, identify, save_outcome
-    from lsnf.tracking import log_outcome
-
-    failed = failed_model(args.checkpoint)
-    assert failed is not None
-    outcome = failed_outcome(ev, failed, settings)
-    if outcome.record is not None:
-        outcome = replace_record(outcome, identify(outcome.record, args.run_key, failed.config))
-    result, grid = (args.out, getattr(args, "grid", None)) if ev.result else (None, args.out)
-    files = save_outcome(outcome, result, grid)
-    if getattr(args, "course", False):
-        final = {"epoch": failed.training["epochs"], "iteration": failed.training["iterations"],
-                 "file": Path(args.out).name}  # fmt: skip
-        atomic_write_json(
-            layout.course_index(args.out),
-            {"evaluation": ev.name, "points": [final], "checkpoint_sha256": failed.sha256},
-        )
-    if tracker is not None:
-        log_outcome(tracker, outcome.record, files)
-    print(f"[lsnf] {outcome.summary}")
-
-
 def _eval_course(ev: Any, settings: Any, args: argparse.Namespace, trained: Any) -> None:
     """The evaluation of every snapshot of the model's run (docs/method.md §9.1), with the
     same settings, each a result of its own (layout.course_result), then the course index
-    beside the result, written last: a listed course is complete."""
-    from lsnf.checkpoint import load_model
+    beside the result, written last: a listed course is complete. A model that failed to train
+    has no course (docs/method.md §6.7): its index lists the result alone."""
+    from lsnf.checkpoint import FailedModel, load_model
     from lsnf.io import atomic_write_json
     from lsnf.results import identify, save_outcome
 
     points = []
-    for snap in sorted((trained.path.parent / layout.SNAPSHOTS).glob("epoch-*.pt")):
+    snapshots = (trained.path.parent / layout.SNAPSHOTS).glob("epoch-*.pt")
+    for snap in [] if isinstance(trained, FailedModel) else sorted(snapshots):
         earlier = load_model(snap, device=args.device, data_root=args.data_root)
         epoch = int(earlier.training["selected"]["epoch"])
         outcome = ev.function(earlier, settings)

@@ -26,6 +26,7 @@ from lsnf import layout
 from lsnf.convergence import CONVERGED, FAILED, MIN_SEEDS, verdict_for
 from lsnf.course import CoursePoint, settle, settled_since
 from lsnf.errors import UserError
+from lsnf.measurements import failure_text
 from lsnf.registry import EVALUATIONS, Evaluation, Value
 from lsnf.replicates import Replicates, statistic_of
 from lsnf.stats import VERDICTS, Difference, bonferroni_z, difference_interval, verdict
@@ -255,17 +256,8 @@ def _compare(
 def _failed_to_train(names: tuple[str, str], a: pd.DataFrame, b: pd.DataFrame) -> str:
     """ "failed to train: LFBM (non-finite generator loss at epoch 3)" when a model of either
     side failed to train (its results record why, docs/method.md §6.7); "" otherwise."""
-    parts = []
-    for name, rows in zip(names, (a, b), strict=True):
-        gone = rows[rows["failed"].notna()] if "failed" in rows else rows.iloc[:0]
-        if gone.empty:
-            continue
-        seeds = len(rows) > 1
-        why = [
-            f"seed {s}: {t}" if seeds else t
-            for s, t in zip(gone["seed"], gone["failed"], strict=True)
-        ]
-        parts.append(f"{name} ({'; '.join(why)})")
+    why = {name: failure_text(rows) for name, rows in zip(names, (a, b), strict=True)}
+    parts = [f"{name} ({text})" for name, text in why.items() if text]
     return f"{FAILED}: {', '.join(parts)}" if parts else ""
 
 

@@ -106,6 +106,18 @@ def load_measurements(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def failure_text(rows: pd.DataFrame) -> str:
+    """Why the models of ``rows`` that failed to train did (their ``failed`` column,
+    docs/method.md §6.7), each with its seed where ``rows`` has several; "" when none did."""
+    if "failed" not in rows or rows["failed"].isna().all():
+        return ""
+    gone = rows[rows["failed"].notna()]
+    seeds = len(rows) > 1
+    return "; ".join(
+        f"seed {s}: {t}" if seeds else t for s, t in zip(gone["seed"], gone["failed"], strict=True)
+    )
+
+
 def load_floors(paths: list[str | Path]) -> pd.DataFrame:
     """One row per model-free FID row file (``lsnf fid-floor``: real test images, or noise),
     in the measurements' columns."""

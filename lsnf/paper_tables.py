@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lsnf.config import MODEL_KINDS
-from lsnf.measurements import setting_text
+from lsnf.measurements import failure_text, setting_text
 from lsnf.registry import EVALUATIONS, TASKS, Evaluation
 from lsnf.replicates import Replicates
 from lsnf.stats import REPLICATES, percentile_interval, seed_interval
@@ -158,7 +158,8 @@ def _measured_rows(
                 disp[title] = _fmt(
                     c["mean"] if c["seeds"] else None, c["std"], digits, c["lo"], c["hi"]
                 )
-                if failed := _failures(cell):  # a model that failed to train (§6.7)
+                if failed := failure_text(cell):  # a model that failed to train (§6.7)
+                    failed = f"failed to train: {failed}"
                     num[f"{name}_failed"] = failed
                     disp[title] = f"{disp[title]} ({failed})" if disp[title] else failed
         model_free = num["setting"].startswith("model-free")
@@ -170,18 +171,6 @@ def _measured_rows(
         numeric.append(num)
         display.append(disp)
     return numeric, display
-
-
-def _failures(cell: pd.DataFrame) -> str:
-    """ "failed to train: non-finite generator loss at epoch 3" for a cell's models that failed
-    to train (with their seeds where the cell has several), "" when none did."""
-    if "failed" not in cell or cell["failed"].isna().all():
-        return ""
-    gone = cell[cell["failed"].notna()]
-    seeds = len(cell) > 1
-    return "failed to train: " + "; ".join(
-        f"seed {s}: {t}" if seeds else t for s, t in zip(gone["seed"], gone["failed"], strict=True)
-    )
 
 
 def training_text(g: pd.DataFrame) -> str:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from lsnf import layout
-from lsnf.checkpoint import load_checkpoint, save_checkpoint
+from lsnf.checkpoint import load_checkpoint, save_checkpoint, save_failed_model
 from lsnf.config import RunConfig
 from lsnf.data import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
@@ -303,16 +303,9 @@ class Trainer:
         §6.7): its config, data, the history of the epochs it completed and the failure, no
         parameters; ``metrics.jsonl`` keeps those epochs, the last good checkpoint stays."""
         atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
-        state = {
-            "config": self.cfg.to_dict(),
-            "epoch": self.epoch,
-            "history": [_without_timings(h) for h in self.history],
-            "data": self.data.meta,
-            "failed": failure.to_dict(),
-        }
-        save_checkpoint(self.run_dir / layout.MODEL, state)
-        print(f"[lsnf] failed to train: {failure.text()}; recorded in {layout.MODEL}",
-              file=sys.stderr)  # fmt: skip
+        history = [_without_timings(h) for h in self.history]
+        save_failed_model(self.run_dir / layout.MODEL, self.cfg.to_dict(), self.epoch, history,
+                          self.data.meta, failure)  # fmt: skip
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the data (docs/method.md §6.1); returns the epoch's mean statistics."""

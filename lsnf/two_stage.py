@@ -21,7 +21,6 @@ per epoch; the model's convergence status is the worse of ABP's and that curve's
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import torch
 from torch import Tensor
 
 from lsnf import layout
-from lsnf.checkpoint import load_checkpoint, save_checkpoint, training_summary
+from lsnf.checkpoint import load_checkpoint, save_checkpoint, save_failed_model, training_summary
 from lsnf.config import RunConfig, config_from_dict
 from lsnf.convergence import FAILED, FLOW_FIT, NOT_CONVERGED, curve_text, judge_curve
 from lsnf.data import ImageSplit, load_split
@@ -109,11 +108,8 @@ def _record_failure(cfg: RunConfig, source_path: Path, out_dir: Path, failure: F
     atomic_write_json_lines(
         out_dir / layout.METRICS, read_json_lines(rows) if rows.is_file() else []
     )
-    record = {"config": cfg.to_dict(), "epoch": state.get("epoch", 0),
-              "history": state.get("history", []), "data": state.get("data", {}),
-              "failed": failure.to_dict()}  # fmt: skip
-    save_checkpoint(out_dir / layout.MODEL, record)
-    print(f"[lsnf] failed to train: {failure.text()}; recorded in {layout.MODEL}", file=sys.stderr)
+    save_failed_model(out_dir / layout.MODEL, cfg.to_dict(), state.get("epoch", 0),
+                      state.get("history", []), state.get("data", {}), failure)  # fmt: skip
 
 
 def _fit_two_stage(cfg: RunConfig, source_path: Path, out_dir: Path) -> LatentModel:
