@@ -7,7 +7,7 @@ import torch
 
 from lsnf.bench import PAPER_SHAPES
 from lsnf.config import config_from_dict
-from lsnf.model import LatentModel, batchnorm_statistics_kept, build_model
+from lsnf.core.model import LatentModel, batchnorm_statistics_kept, build_model
 
 
 def paper_model(shape: str, prior: str = "flow", precision: str = "fp32") -> LatentModel:

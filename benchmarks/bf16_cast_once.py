@@ -8,8 +8,8 @@ import torch
 from _common import batch, paper_model
 
 from lsnf.bench import interleaved_min
-from lsnf.langevin import frozen, langevin, posterior_energy
-from lsnf.model import LatentModel, batchnorm_statistics_kept
+from lsnf.core.langevin import frozen, langevin, posterior_energy
+from lsnf.core.model import LatentModel, batchnorm_statistics_kept
 
 K = 10
 

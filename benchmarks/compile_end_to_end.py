@@ -17,10 +17,10 @@ CHILD = """
 import json, sys, time, torch
 torch.set_num_threads(1)
 from lsnf.config import load_config
-from lsnf.data import load_split
-from lsnf.metrics.inference import InferenceSettings, reconstruction_errors
-from lsnf.model import compile_seconds
-from lsnf.train import fit
+from lsnf.data.splits import load_split
+from lsnf.core.inference import InferenceSettings, reconstruction_errors
+from lsnf.core.model import compile_seconds
+from lsnf.training.train import fit
 compile_on, device, out = sys.argv[1] == "1", sys.argv[2], sys.argv[3]
 over = [f"compile={str(compile_on).lower()}", f"device={device}", "train.epochs=1",
         "train.validate_every=0", "train.progress=false"]

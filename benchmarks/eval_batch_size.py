@@ -1,7 +1,7 @@
 """Test-time inference throughput against the evaluation batch size (docs/method.md §5.3):
 the paper's MNIST and SVHN shapes, flow prior, eval mode, noise-free, fp32, 1000 images, 10
 Langevin steps; images per second, best of 2 interleaved passes (CUDA: synchronised), beside
-the batch size lsnf.eval_batch picks on the device by default.
+the batch size lsnf.core.batch picks on the device by default.
 Usage: eval_batch_size.py [THREADS] [--device cpu|cuda[:N]] [--sizes 25,50,...]."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch
 from _common import paper_model
 
 from lsnf.bench import device_sync
-from lsnf.eval_batch import evaluation_batch_size
-from lsnf.metrics.inference import InferenceSettings, anomaly_scores
+from lsnf.core.batch import evaluation_batch_size
+from lsnf.core.inference import InferenceSettings, anomaly_scores
 
 SIZES = (25, 50, 100, 250, 500, 1000)
 N = 1000

@@ -1,12 +1,12 @@
 """A/B: the flow prior alone, -log p(z) and its z-gradient (batch 100, one thread): autograd
-through the lsnf.flow modules against FoldedFlow (docs/method.md §2.6), 50 calls a block."""
+through the lsnf.core.flow modules against FoldedFlow (docs/method.md §2.6), 50 calls a block."""
 
 from __future__ import annotations
 
 import torch
 
 from lsnf.bench import interleaved_min
-from lsnf.flow import FoldedFlow, GlowVectorFlow
+from lsnf.core.flow import FoldedFlow, GlowVectorFlow
 
 CALLS = 50
 

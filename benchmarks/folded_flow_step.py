@@ -8,8 +8,8 @@ import torch
 from _common import batch, paper_model
 
 from lsnf.bench import interleaved_min
-from lsnf.langevin import frozen, langevin
-from lsnf.model import LatentModel, batchnorm_statistics_kept, infer_posterior
+from lsnf.core.langevin import frozen, langevin
+from lsnf.core.model import LatentModel, batchnorm_statistics_kept, infer_posterior
 
 K = 20
 

@@ -2,12 +2,12 @@
 (README "GPUs"; run it through `.ci/gpu-check`, which sets up the Python path and wheelhouse):
 
 1. the machine: GPU, driver, torch and CUDA builds;
-2. the CUDA tests (tests/test_cuda.py and the CUDA cases of tests/test_priors.py);
+2. the CUDA tests (tests/test_cuda.py and the CUDA cases of tests/core/test_priors.py);
 3. the tiny scenario's models (config/scenarios/tiny.yaml's settings), trained on the device by
    `lsnf train` as the workflow's rules run it: one epoch, then a resume to a second epoch;
    a generation model, an anomaly model (digit 1 held out) and a model learned from
    incomplete images (recovery);
-4. every evaluation of lsnf.registry on them through `lsnf eval`, FID with the domain
+4. every evaluation of lsnf.evaluation.registry on them through `lsnf eval`, FID with the domain
    extractor (`lsnf train-extractor`, `fid-stats`, `fid-floor`), and with Inception-v3 when
    its weights are present;
 5. the speed figures: `lsnf bench --device D` (synchronised), the evaluation batch size the
@@ -218,7 +218,7 @@ def main() -> int:
         tests = check.run(
             "CUDA tests",
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "tests/test_cuda.py", "tests/test_priors.py", "-k", "cuda"],
+             "tests/test_cuda.py", "tests/core/test_priors.py", "-k", "cuda"],
         )  # fmt: skip
         check.figure(**_pytest_counts(tests))
 

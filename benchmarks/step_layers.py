@@ -12,8 +12,8 @@ import torch
 from _common import batch, paper_model
 
 from lsnf.bench import count_flops, interleaved_min, layer_fns, layer_inputs
-from lsnf.langevin import frozen
-from lsnf.model import infer_posterior
+from lsnf.core.langevin import frozen
+from lsnf.core.model import infer_posterior
 
 STEPS = 10
 

@@ -1,7 +1,7 @@
 """lsnf: latent-space normalizing-flow prior models (Xie et al., AAAI 2023) and their baselines.
 
-Submodules are imported on use (``lsnf.flow``, ``lsnf.train``, ...), so ``import lsnf`` and the
-CLI's ``--help`` stay fast.
+Submodules are imported on use (``lsnf.core.flow``, ``lsnf.training.train``, ...), so ``import
+lsnf`` and the CLI's ``--help`` stay fast.
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lsnf.checkpoint import TrainedModel, load_model
 from lsnf.config import EvaluationConfig, RunConfig
+from lsnf.core.completion import completion_batches
+from lsnf.core.inference import InferenceSettings, anomaly_scores, infer_split
+from lsnf.core.pixels import from_unit_interval, to_uint8, to_unit_interval
+from lsnf.core.sampling import sample
 from lsnf.errors import UserError
-from lsnf.metrics.inference import InferenceSettings, anomaly_scores, infer_split
-from lsnf.metrics.inpainting import completion_batches
-from lsnf.pixels import from_unit_interval, to_uint8, to_unit_interval
+from lsnf.training.checkpoint import TrainedModel, load_model
 
 __all__ = ["Model", "load"]
 
@@ -62,7 +63,7 @@ class Model:
 
     def __init__(self, trained: TrainedModel) -> None:
         self.trained = trained
-        self.network = trained.model  # the torch module (lsnf.model.LatentModel), eval mode
+        self.network = trained.model  # the torch module (lsnf.core.model.LatentModel), eval mode
 
     @property
     def config(self) -> RunConfig:
@@ -94,13 +95,13 @@ class Model:
         ev = EvaluationConfig(test_steps=steps, seed=seed)
         return InferenceSettings.create(self.config, ev, self.network)
 
-    @torch.no_grad()
-    def sample(self, n: int, seed: int = 0) -> Tensor:
+    def sample(self, n: int, seed: int = 0, batch_size: int | None = None) -> Tensor:
         """``n`` ancestral samples ``g(z)``, ``z ~ p(z)`` (docs/method.md §1; the EBM prior by its
-        Langevin sampler): images (n, C, H, W) in [0, 1], on the CPU."""
-        rng = torch.Generator(self.device).manual_seed(seed)
+        Langevin sampler): images (n, C, H, W) in [0, 1], on the CPU. Sample ``i`` is the one
+        ``lsnf eval samples`` and the sample-quality evaluations draw for ``seed`` (§5.3)."""
         self.network.eval()
-        return to_unit_interval(self.network.sample(n, rng)).cpu()  # (n, C, H, W)
+        batch = batch_size or self.inference_settings(seed=seed).batch_size
+        return to_unit_interval(sample(self.network, n, seed, batch)).cpu()  # (n, C, H, W)
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:

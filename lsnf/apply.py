@@ -3,7 +3,7 @@
 are the evaluation layer's code, so a score here is ``lsnf eval anomaly``'s for the same
 image, settings and seed.
 
-Images are read like the folder data source reads them (:func:`lsnf.folder_data.read_images`:
+Images are read like the folder data source reads them (:func:`lsnf.data.folder.read_images`:
 one file, a folder or an ``.npz``; checked, resized by ``--resize`` to the model's shape).
 Images are written as one PNG grid (an ``--out`` ending in ``.png``) or as one PNG per image in
 a new folder, which appears whole or not at all.
@@ -24,12 +24,12 @@ from torch import Tensor
 from lsnf import layout
 from lsnf.api import Model
 from lsnf.config import FolderConfig, MaskSpec
+from lsnf.core.inference import scores_and_errors
+from lsnf.core.pixels import from_unit_interval, to_model_scale, to_uint8, to_unit_interval
+from lsnf.data.folder import ChannelError, read_images
 from lsnf.errors import UserError
-from lsnf.folder_data import ChannelError, read_images
 from lsnf.io import atomic_write_bytes
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs, save_grid
-from lsnf.metrics.inference import scores_and_errors
-from lsnf.pixels import from_unit_interval, to_model_scale, to_uint8, to_unit_interval
 
 __all__ = [
     "completion_grid",
@@ -85,8 +85,8 @@ def score_images(
     produced them (model, inference settings, images). Returns (DataFrame, settings)."""
     import pandas as pd
 
-    from lsnf.evaluate import ANOMALY_SCORE
-    from lsnf.results import stamp
+    from lsnf.evaluation.evaluate import ANOMALY_SCORE
+    from lsnf.evaluation.results import stamp
 
     names, images = images_for(model, path, resize)
     settings = model.inference_settings(steps, seed)
@@ -138,7 +138,7 @@ def load_mask(spec: str, shape: tuple[int, int, int], n: int) -> Tensor:
             raise UserError(f"--mask {spec}: {tuple(m.shape)} pixels, the model's are {(h, w)}")
         return m.float().expand(n, 1, h, w)
     from lsnf.config import ConfigError
-    from lsnf.masks import make_masks
+    from lsnf.core.masks import make_masks
 
     try:
         mask = MaskSpec.from_tag(spec)

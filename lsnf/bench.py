@@ -39,11 +39,11 @@ import torch
 from torch import Tensor, nn
 
 from lsnf.config import PRECISIONS, RunConfig, config_from_dict
+from lsnf.core.generators import with_torch_layers
+from lsnf.core.langevin import frozen
+from lsnf.core.model import LatentModel, build_model, infer_posterior
 from lsnf.errors import UserError
-from lsnf.generators import with_torch_layers
-from lsnf.langevin import frozen
-from lsnf.model import LatentModel, build_model, infer_posterior
-from lsnf.train import learning_iteration
+from lsnf.training.train import learning_iteration
 
 __all__ = [
     "PAPER_SHAPES",
@@ -172,7 +172,7 @@ def layer_fns(model: LatentModel, z: Tensor, precision: str) -> list[Callable[[]
 
 def research_copy(model: LatentModel) -> LatentModel:
     """The model as the authors' code runs it: NCHW, and torch's own transposed convolution
-    (no patch projection, lsnf.generators.project_patches) in every layer."""
+    (no patch projection, lsnf.core.generators.project_patches) in every layer."""
     research = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
     with_torch_layers(research)
     return research

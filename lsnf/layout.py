@@ -210,12 +210,13 @@ FOREST = "comparison_forest.png"  # the comparison's forest plot, beside its tab
 
 
 def forest_figure(root: str = ROOT) -> str:
-    """The forest plot of the comparison table (lsnf.forest)."""
+    """The forest plot of the comparison table (lsnf.analysis.forest)."""
     return f"{tables_dir(root)}/{FOREST}"
 
 
 def course_figure(exp: str, root: str = ROOT) -> str:
-    """The course of an experiment's comparisons over training (lsnf.forest.plot_course)."""
+    """The course of an experiment's comparisons over training
+    (lsnf.analysis.forest.plot_course)."""
     return f"{tables_dir(root)}/course-{exp}.png"
 
 

@@ -16,7 +16,7 @@ import torch
 from workflow_helpers import train_tiny_mnist
 
 import lsnf
-from lsnf.checkpoint import CheckpointError, load_checkpoint
+from lsnf.training.checkpoint import CheckpointError, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,9 +77,9 @@ def test_methods_agree_with_the_model_and_take_either_scale(generation_model: Pa
 
 def test_a_bare_import_reaches_every_submodule() -> None:
     """#28 B10: ``help(lsnf.api.Model)`` after ``import lsnf`` alone (submodules load on use)."""
-    code = "import lsnf, pydoc; pydoc.render_doc(lsnf.api.Model); print(lsnf.flow.__name__)"
+    code = "import lsnf, pydoc; pydoc.render_doc(lsnf.api.Model); print(lsnf.core.flow.__name__)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and r.stdout.strip() == "lsnf.flow", r.stderr
+    assert r.returncode == 0 and r.stdout.strip() == "lsnf.core.flow", r.stderr
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         lsnf.nope  # noqa: B018
 
@@ -87,7 +87,7 @@ def test_a_bare_import_reaches_every_submodule() -> None:
 def test_score_equals_eval_anomaly_per_image(tmp_path: Path) -> None:
     """The API's score and `lsnf eval anomaly`'s per-example scores: same model, images and
     seed, to 1e-5."""
-    from lsnf.data import load_split
+    from lsnf.data.splits import load_split
 
     path = train_tiny_mnist(tmp_path / "a", "mnist_anomaly.yaml")
     out = tmp_path / "anomaly.json"
@@ -104,6 +104,37 @@ def test_score_equals_eval_anomaly_per_image(tmp_path: Path) -> None:
     scores = model.score(images, seed=3).double()
     assert record["inference"]["steps"] == 3 and len(examples) == 40
     assert torch.allclose(scores, torch.tensor(examples["score"].to_numpy()), rtol=1e-5, atol=1e-5)
+
+
+def test_lsnf_sample_is_eval_samples_for_the_same_seed(generation_model: Path, tmp_path: Path):
+    """`lsnf sample` and `lsnf eval samples` draw the same images for a seed (one inference
+    layer, lsnf.core.sampling): the two grid PNGs are byte-identical, another seed's are not, and
+    lsnf.load(...).sample is the evaluation's samples whatever its batch size."""
+    from lsnf.config import EvaluationSettings
+    from lsnf.evaluation.evaluate import samples
+    from lsnf.training.checkpoint import load_model
+
+    def cli(*args: str) -> None:
+        r = subprocess.run(
+            [sys.executable, "-m", "lsnf.cli", *args], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    model = str(generation_model)
+    out = ["--out", str(tmp_path / "eval.png"), "--set", "grid_samples=20", "--set", "seed=4"]
+    cli("eval", "samples", model, *out)
+    cli("sample", model, "-n", "20", "--seed", "4", "--out", str(tmp_path / "sample.png"))
+    cli("sample", model, "-n", "20", "--seed", "5", "--out", str(tmp_path / "other.png"))
+    grid = (tmp_path / "eval.png").read_bytes()
+    assert (tmp_path / "sample.png").read_bytes() == grid
+    assert (tmp_path / "other.png").read_bytes() != grid
+
+    ev = EvaluationSettings(grid_samples=7, seed=4)
+    expected = samples(load_model(generation_model), ev).grid.images  # (7, C, H, W) in [-1, 1]
+    api = lsnf.load(generation_model)
+    for batch in (2, 7):
+        got = api.sample(7, seed=4, batch_size=batch)  # (7, C, H, W) in [0, 1]
+        assert torch.allclose(got, (expected.cpu() + 1) / 2, atol=1e-6), batch
 
 
 def test_a_checkpoint_of_another_format_is_refused_naming_it(

@@ -25,19 +25,40 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lsnf"
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
 EXPERIMENT = SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]
-# the model and its maths: no files, no tracking, no tables
-CORE = {
-    "lsnf.architectures",
-    "lsnf.config",
-    "lsnf.errors",
-    "lsnf.flow",
-    "lsnf.priors",
-    "lsnf.generators",
-    "lsnf.langevin",
-    "lsnf.model",
-    "lsnf.noise",
-    "lsnf.pixels",
-}
+# The layers, lowest first (README "The code"): a module imports only its own layer and those
+# below it. The root modules are the foundation (config, errors, io, ...) and the façades above
+# the pipeline (api, apply, bench); each package is one layer.
+LAYERS = [
+    {
+        "lsnf.config",
+        "lsnf.errors",
+        "lsnf.io",
+        "lsnf.layout",
+        "lsnf.hardware",
+        "lsnf.shipped",
+        "lsnf.run_ids",
+    },
+    {"lsnf.core"},
+    {"lsnf.data"},
+    {"lsnf.metrics"},
+    {"lsnf.training"},
+    {"lsnf.evaluation"},
+    {"lsnf.analysis"},
+    {"lsnf.tracking"},
+    {"lsnf.pipeline"},
+    {"lsnf.api", "lsnf.apply", "lsnf.bench"},
+    {"lsnf.cli"},
+]
+PACKAGES = {m for layer in LAYERS for m in layer if (PACKAGE / m.removeprefix("lsnf.")).is_dir()}
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of a module: its package's, or its own as a root module."""
+    unit = ".".join(module.split(".")[:2])
+    for i, layer in enumerate(LAYERS):
+        if unit in layer:
+            return i
+    raise AssertionError(f"{module} is in no layer of LAYERS: place it there")
 
 
 def lsnf_imports() -> dict[str, set[str]]:
@@ -65,16 +86,24 @@ def test_importing_the_config_loads_nothing_else_of_lsnf_nor_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['lsnf', 'lsnf.config']"
-    code = code.replace("lsnf.config", "lsnf.registry")  # nor does the registry load torch
+    code = code.replace(
+        "lsnf.config", "lsnf.evaluation.registry"
+    )  # nor does the registry load torch
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['lsnf', 'lsnf.registry']"
+    assert out.stdout.strip() == "['lsnf', 'lsnf.evaluation', 'lsnf.evaluation.registry']"
 
 
-def test_imports_have_no_cycle_and_the_core_does_no_io() -> None:
+def test_no_module_imports_a_layer_above_its_own_and_there_is_no_cycle() -> None:
     graph = lsnf_imports()
     assert graph["lsnf.config"] == set()
-    for module in CORE:
-        assert graph[module] <= CORE, (module, graph[module] - CORE)
+    assert set(graph) >= PACKAGES and "lsnf.metrics.inference" not in graph
+    for module, imported in graph.items():
+        if module == "lsnf":  # the top package's lazy lsnf.load
+            continue
+        upward = {m for m in imported if layer_of(m) > layer_of(module)}
+        assert not upward, f"{module} imports {sorted(upward)}, a layer above its own"
+    for package in PACKAGES:  # every __init__.py is free of imports: the registry stays torch-free
+        assert graph[package] == set(), (package, graph[package])
     visiting, done = set(), set()
 
     def visit(m: str, path: list[str]) -> None:
@@ -92,7 +121,7 @@ def test_imports_have_no_cycle_and_the_core_does_no_io() -> None:
 
 
 def test_prior_kinds_have_one_home() -> None:
-    from lsnf.plan import RUN_PATTERN
+    from lsnf.pipeline.plan import RUN_PATTERN
 
     assert tuple(EXPERIMENT["priors"]["items"]["enum"]) == MODEL_KINDS
     for kind in MODEL_KINDS:
@@ -140,7 +169,7 @@ def test_no_tracked_file_cites_a_file_outside_the_repository() -> None:
 
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch) -> None:
-    from lsnf import cli
+    from lsnf.cli import main as cli
 
     r = subprocess.run(
         [sys.executable, "-m", "lsnf.cli", "eval", "reconstruction", "nope.pt", "--out", "x.json"],
@@ -162,7 +191,8 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkey
 
 
 def test_threads_option_reaches_the_benchmark(monkeypatch) -> None:
-    from lsnf import bench, cli
+    from lsnf import bench
+    from lsnf.cli import main as cli
 
     seen: list[int] = []
     monkeypatch.setattr(bench, "run_bench", lambda *a: seen.append(torch.get_num_threads()))
@@ -175,8 +205,8 @@ def test_threads_option_reaches_the_benchmark(monkeypatch) -> None:
 
 
 def test_checkpoint_of_another_format_is_refused(make_config, tmp_path) -> None:
-    from lsnf.checkpoint import CheckpointError, load_checkpoint
-    from lsnf.model import build_model
+    from lsnf.core.model import build_model
+    from lsnf.training.checkpoint import CheckpointError, load_checkpoint
 
     model = build_model(make_config())
     path = tmp_path / "old.pt"
@@ -189,8 +219,8 @@ def test_the_registry_is_the_one_definition_of_each_evaluation() -> None:
     """Each evaluation's name, settings, function and statistics resolve; tasks are the
     schema's; MLflow metric keys follow from the registry alone."""
     from lsnf.config import EvaluationSettings
-    from lsnf.registry import EVALUATIONS, TASKS, for_task, mlflow_metrics
-    from lsnf.stats import STATISTICS
+    from lsnf.evaluation.registry import EVALUATIONS, TASKS, for_task, mlflow_metrics
+    from lsnf.metrics.stats import STATISTICS
 
     assert tuple(EXPERIMENT["task"]["enum"]) == TASKS
     for name, ev in EVALUATIONS.items():
@@ -228,3 +258,20 @@ def test_the_registry_is_the_one_definition_of_each_evaluation() -> None:
     }
     anomaly = {"evaluation": "anomaly", "value": 0.4, "auroc": 0.6}
     assert mlflow_metrics(anomaly) == {"anomaly_auprc": 0.4, "anomaly_auroc": 0.6}
+
+
+def test_every_test_that_runs_snakemake_is_marked_workflow() -> None:
+    """The fast loop (`pytest -m "not slow and not workflow"`) leaves out every test that starts
+    Snakemake: its module's ``pytestmark`` or its own decorator says ``workflow``."""
+    unmarked = []
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        text = path.read_text()
+        tree = ast.parse(text)
+        if "pytestmark = pytest.mark.workflow" in text:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                marks = {ast.unparse(d) for d in node.decorator_list}
+                if "snakemake" in ast.unparse(node) and "pytest.mark.workflow" not in marks:
+                    unmarked.append(f"{path.relative_to(ROOT)}::{node.name}")
+    assert not unmarked, unmarked

@@ -10,11 +10,11 @@ import json
 
 import pytest
 import torch
-from test_training import MNIST_TINY as _TRAINING
+from workflow_helpers import MNIST_TINY as _TRAINING
 
-from lsnf.checkpoint import load_checkpoint, load_model
 from lsnf.layout import CHECKPOINT, METRICS, MODEL
-from lsnf.train import fit
+from lsnf.training.checkpoint import load_checkpoint, load_model
+from lsnf.training.train import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
@@ -89,7 +89,7 @@ def test_patch_projection_and_channels_last_agree_with_cudnn(make_config, genera
     (lsnf.bench.research_copy) through cuDNN, forward and input-gradient, in float64 so that
     only a different computation, not round-off, can tell them apart."""
     from lsnf.bench import PAPER_SHAPES, research_copy
-    from lsnf.model import build_model
+    from lsnf.core.model import build_model
 
     shape = {k: v for k, v in PAPER_SHAPES[generator].items() if k != "K"}
     model = build_model(make_config(model=shape)).double().cuda().eval()
@@ -110,10 +110,10 @@ def test_each_evaluations_inference_runs_on_cuda_batch_independently(make_config
     """Anomaly scores, reconstructions, inpainting (prior-sample start) and recovery (noisy
     re-inference), and samples, on a few images: finite, on the GPU's per-example streams
     (a batch of 7 equals a batch of 100), as docs/method.md §5.3 says."""
-    from lsnf.evaluate import sample_images
-    from lsnf.metrics.inference import InferenceSettings, anomaly_scores, reconstruction_errors
+    from lsnf.core.inference import InferenceSettings, anomaly_scores, reconstruction_errors
+    from lsnf.core.model import build_model
+    from lsnf.core.sampling import sample_images
     from lsnf.metrics.inpainting import evaluate_completion
-    from lsnf.model import build_model
 
     cfg = make_config(**{**TINY, "prior": {"kind": prior}})
     model = build_model(cfg).cuda().eval()

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from lsnf.config import ConfigError, DataConfig, load_config
-from lsnf.data import DataMissingError, load_split
+from lsnf.core.model import build_model
+from lsnf.data.splits import DataMissingError, load_split
 from lsnf.errors import UserError
-from lsnf.model import build_model
-from lsnf.train import Trainer
+from lsnf.training.train import Trainer
 
 
 def test_unknown_prior_names_the_key_and_choices(make_config) -> None:

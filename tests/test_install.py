@@ -83,7 +83,7 @@ def test_results_name_the_version_and_commit_of_the_code_that_wrote_them(tmp_pat
     of the source and whether it had uncommitted changes; (None, None) outside a checkout."""
 
     import lsnf
-    from lsnf.results import source_revision, stamp
+    from lsnf.evaluation.results import source_revision, stamp
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -102,7 +102,7 @@ def test_results_name_the_version_and_commit_of_the_code_that_wrote_them(tmp_pat
     # a copy of the source outside any checkout: no commit to name
     copy = tmp_path / "src"
     shutil.copytree(ROOT / "lsnf", copy / "lsnf")
-    code = "from lsnf.results import source_revision; print(source_revision())"
+    code = "from lsnf.evaluation.results import source_revision; print(source_revision())"
     r = subprocess.run([sys.executable, "-c", code], cwd=copy, capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(copy)})  # fmt: skip
     assert r.stdout.strip() == "(None, None)", r.stderr
@@ -126,6 +126,7 @@ def _source_tree(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the checkout's file list (git)")
 def test_the_wheel_runs_lsnf_outside_the_repository(tmp_path: Path) -> None:

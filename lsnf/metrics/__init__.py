@@ -1,1 +1,3 @@
-"""Metrics of docs/method.md §7: reconstruction, anomaly AUPRC, FID, hole metrics, grids."""
+"""What a number means: FID/KID and precision/recall features and statistics, the domain extractor,
+hole metrics, grids, trivial references, and the statistics (bootstrap, intervals) behind every
+comparison."""

@@ -15,10 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from lsnf.config import DataConfig
-from lsnf.data import ImageSplit, load_split
+from lsnf.core.pixels import to_model_scale
+from lsnf.data.splits import ImageSplit, load_split
 from lsnf.errors import UserError
 from lsnf.io import atomic_write_bytes
-from lsnf.pixels import to_model_scale
 
 __all__ = ["DomainCNN", "train_domain_extractor", "write_domain_extractor"]
 

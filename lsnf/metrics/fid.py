@@ -28,11 +28,11 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from lsnf.config import DataConfig
-from lsnf.data import ImageSplit
+from lsnf.core.pixels import to_model_scale
+from lsnf.data.splits import ImageSplit
 from lsnf.errors import MissingFileError, UserError
 from lsnf.io import atomic_write_bytes, sha256
 from lsnf.metrics.domain_extractor import DomainCNN
-from lsnf.pixels import to_model_scale
 
 __all__ = [
     "DOMAIN",
@@ -225,7 +225,7 @@ def bootstrap_fid(
     sums over the original features; ``tr sqrt(S S_ref)`` is the sum of the square roots of the
     eigenvalues of ``A S A`` with ``A = S_ref^(1/2)`` (symmetric), so no ``sqrtm`` per replicate.
     """
-    from lsnf.stats import resample_weights
+    from lsnf.metrics.stats import resample_weights
 
     x = features.double().numpy()  # (n, F)
     n = x.shape[0]

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from lsnf.core.pixels import to_unit_interval
 from lsnf.io import atomic_write_bytes
-from lsnf.pixels import to_unit_interval
 
 __all__ = ["completion_rows", "reconstruction_pairs", "save_grid", "tile"]
 

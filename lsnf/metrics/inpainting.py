@@ -12,49 +12,21 @@ local statistics are taken over hidden pixels only (:func:`hole_ssim`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import Tensor
 
-from lsnf.metrics.inference import InferenceSettings
-from lsnf.model import LatentModel, infer_posterior
-from lsnf.noise import ExampleNoise
-from lsnf.pixels import to_model_scale, to_unit_interval
+from lsnf.core.completion import completion_batches
+from lsnf.core.inference import InferenceSettings
+from lsnf.core.model import LatentModel
+from lsnf.core.pixels import to_unit_interval
 
-__all__ = ["complete", "completion_batches", "evaluate_completion", "hole_metrics", "psnr"]
+__all__ = ["evaluate_completion", "hole_metrics", "psnr"]
 
 
 def psnr(mse: Tensor) -> Tensor:
     """PSNR (dB) of mean squared errors on the [0, 1] scale (peak 1): ``10 log10(1 / mse)``;
     ``inf`` where the error is 0 (docs/method.md eq. 7.4)."""
     return 10 * torch.log10(1.0 / mse)
-
-
-def complete(
-    model: LatentModel,
-    x: Tensor,
-    mask: Tensor,
-    n_completions: int,
-    settings: InferenceSettings,
-    generator: torch.Generator | ExampleNoise,
-    init: str = "prior",
-) -> Tensor:
-    """Completions (K, B, C, H, W) in [-1, 1] of images x (B, C, H, W) with mask (B, 1, H, W).
-
-    Observed pixels are kept; hidden pixels come from g(z*), z* from masked Langevin (noise-free
-    unless ``settings.noise``) started at a prior sample (``init="prior"``, inpainting,
-    docs/method.md §7.4) or at N(0, I) (``init="normal"``, recovery's re-inference).
-    """
-    out = []
-    s = settings
-    for _ in range(n_completions):
-        z0 = model.prior.sample(x.shape[0], generator) if init == "prior" else None  # (B, d)
-        z, _ = infer_posterior(model, x, s.steps, s.step_size, s.noise, generator, mask, z0)
-        with torch.no_grad():
-            x_hat = model.decode(z)  # (B, C, H, W)
-        out.append(torch.where(mask.bool(), x, x_hat))
-    return torch.stack(out)  # (K, B, C, H, W)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
@@ -120,27 +92,6 @@ def hole_metrics(x: Tensor, completed: Tensor, mask: Tensor) -> dict[str, Tensor
     sq = torch.where(hidden, (a - b).pow(2), torch.zeros(()))
     mse = sq.flatten(1).sum(1) / n_hidden  # (B,) NaN where nothing is hidden
     return {"mse": mse, "psnr": psnr(mse), "ssim": hole_ssim(a, b, hidden)}
-
-
-def completion_batches(
-    model: LatentModel,
-    images_u8: Tensor,
-    masks: Tensor,
-    n_completions: int,
-    settings: InferenceSettings,
-    init: str = "prior",
-) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-    """:func:`complete` over uint8 images (N, C, H, W) and masks (N, 1, H, W) in batches of
-    ``settings.batch_size``: yields x (B, C, H, W) in [-1, 1], its mask and its completions
-    (K, B, C, H, W); each image's draws are its own (docs/method.md §5.3)."""
-    device = settings.prepare(model)
-    n = images_u8.shape[0]
-    for start in range(0, n, settings.batch_size):
-        stop = min(start + settings.batch_size, n)
-        x = to_model_scale(images_u8[start:stop]).to(device)  # (B, C, H, W)
-        m = masks[start:stop].to(device)  # (B, 1, H, W)
-        rng = settings.streams(start, stop, device)  # each image's completions' own draws
-        yield x, m, complete(model, x, m, n_completions, settings, rng, init)
 
 
 def evaluate_completion(

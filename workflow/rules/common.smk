@@ -1,8 +1,8 @@
 # Everything that is not a rule: config validation, wildcard constraints, target lists and
 # small helpers. Every value in a rule's shell command is quoted by Snakemake's `:q` (lists item
 # by item): flags that carry a value are argument lists (plan.option), never preformatted
-# strings, so a path like `$(touch PWNED).yaml` stays one argument (tests/test_workflow.py).
-# The planning logic itself lives in lsnf.plan (tested on its own); defaults live in
+# strings, so a path like `$(touch PWNED).yaml` stays one argument (tests/pipeline/test_workflow.py).
+# The planning logic itself lives in lsnf.pipeline.plan (tested on its own); defaults live in
 # workflow/schemas/config.schema.yaml (filled in here) and lsnf.config.
 import os
 import shlex
@@ -10,13 +10,14 @@ import sys
 
 from snakemake.utils import validate
 
-from lsnf import layout, plan
-from lsnf.plan import option
-from lsnf.mlflow_store import init_store
-from lsnf.tracking_sync import failure_report
+from lsnf import layout
+from lsnf.pipeline import plan
+from lsnf.pipeline.plan import option
+from lsnf.tracking.store import init_store
+from lsnf.tracking.sync import failure_report
 from lsnf.config import DATA_KEY_PATTERN, TWO_STAGE
-from lsnf.registry import EVALUATIONS
-from lsnf.tables import table_names
+from lsnf.evaluation.registry import EVALUATIONS
+from lsnf.analysis.tables import table_names
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 # lsnf's published numbers, beside this workflow (also when it runs as a module elsewhere)
@@ -72,7 +73,7 @@ def eval_job(ev):
 
 
 def eval_outputs(ev):
-    """The outputs of evaluation ``ev`` (lsnf.registry): result JSON and its per-example file,
+    """The outputs of evaluation ``ev`` (lsnf.evaluation.registry): result JSON and its per-example file,
     and its grid (in the report)."""
     out = {}
     if ev.result:
@@ -167,8 +168,9 @@ onerror:
 
 def job_resources(kind, on_device=True):
     """`resources:` of a job of `kind` (train | evaluate): the config's memory and wall time,
-    times Snakemake's attempt (lsnf.plan.scaled_resource), and a GPU when the job runs its
-    networks on a CUDA `device` (lsnf.plan.gpu_resources; on_device=False: CPU-only work)."""
+    times Snakemake's attempt (lsnf.pipeline.plan.scaled_resource), and a GPU when the job runs its
+    networks on a CUDA `device` (lsnf.pipeline.plan.gpu_resources; on_device=False: CPU-only work).
+    """
     scaled = lambda key: lambda wildcards, attempt: plan.scaled_resource(config, kind, key, attempt)
     gpu = plan.gpu_resources(config, on_device)
     return {"mem_mb": scaled("mem_mb"), "runtime": scaled("runtime"), **gpu}

@@ -1,4 +1,4 @@
-# Every evaluation of lsnf.registry, one rule each (eval_<name>), made from its definition
+# Every evaluation of lsnf.evaluation.registry, one rule each (eval_<name>), made from its definition
 # there: adding an evaluation to the registry adds its rule, its outputs and its tables.
 #
 # Each evaluation job reads its resolved settings from a file that the local rule

@@ -1,0 +1,2 @@
+"""The ``lsnf`` command: argument parsing (:mod:`lsnf.cli.main`) and the subcommands
+(:mod:`lsnf.cli.commands`)."""
