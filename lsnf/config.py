@@ -23,9 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "DATA_KEY_PATTERN",
+    "DOMAIN_CNN",
+    "EXTRACTORS",
+    "INCEPTION_V3",
     "MASK_KINDS",
     "MASK_TAG_PATTERN",
+    "MODEL_DESCRIPTIONS",
     "MODEL_KINDS",
+    "MODEL_NAMES",
     "PRIOR_KINDS",
     "TWO_STAGE",
     "ConfigError",
@@ -33,6 +38,7 @@ __all__ = [
     "EBMConfig",
     "EvaluationConfig",
     "EvaluationSettings",
+    "Extractor",
     "FidOptions",
     "FlowConfig",
     "FolderConfig",
@@ -47,6 +53,7 @@ __all__ = [
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
+    "holds_out_a_digit",
     "load_config",
     "validated",
 ]
@@ -57,10 +64,29 @@ PRIOR_KINDS: tuple[str, ...] = get_args(PriorKind)
 # 2s-ABP (docs/method.md §6.6): ABP's generator, then a flow fitted to its inferred latents
 TWO_STAGE = "abp2s"
 MODEL_KINDS: tuple[str, ...] = (*PRIOR_KINDS, TWO_STAGE)  # what an experiment's `priors` lists
+# each model kind's name in tables, verdicts and figures, and what it is
+MODEL_NAMES = {"flow": "LFBM", "gaussian": "ABP", "ebm": "LEBM", TWO_STAGE: "2s-ABP"}
+MODEL_DESCRIPTIONS = {
+    "flow": "flow prior",
+    "gaussian": "Gaussian prior",
+    "ebm": "EBM prior",
+    TWO_STAGE: "ABP, then a flow fitted to its latents",
+}
+# FID's feature extractor (docs/method.md §7.3): one trained on the dataset, or the published one
+Extractor = Literal["lsnf-domain-cnn", "inception-v3-compat"]
+EXTRACTORS: tuple[str, ...] = get_args(Extractor)
+DOMAIN_CNN, INCEPTION_V3 = EXTRACTORS
 Precision = Literal["fp32", "bf16"]  # the generator's arithmetic (docs/method.md §5.4)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 MaskKind = Literal["center_square", "salt_pepper", "random_square"]  # docs/method.md §7.5
 MASK_KINDS: tuple[str, ...] = get_args(MaskKind)
+
+
+def holds_out_a_digit(protocol: str | None, source: str | None) -> bool:
+    """Whether data of this protocol and source holds out a digit as its anomalies: the anomaly
+    protocol on a labelled dataset (docs/protocols.md §2); a folder's anomalies are its own
+    images (§10)."""
+    return protocol == "anomaly" and source != "folder"
 
 
 class ConfigError(ValueError):
@@ -265,7 +291,7 @@ class DataConfig(_Strict):
     def _folder_labelled(self) -> DataConfig:
         if self.source == "folder":  # its anomalies are its own images: no digit recorded
             object.__setattr__(self, "held_out_digit", None)
-        if self.source != "folder" and self.protocol == "anomaly" and self.held_out_digit is None:
+        if holds_out_a_digit(self.protocol, self.source) and self.held_out_digit is None:
             raise ValueError("held_out_digit: the anomaly protocol holds out a digit; name it")
         npz = self.root.endswith(".npz")
         if self.source == "folder" and npz and self.folder.labels != "none":
@@ -421,7 +447,7 @@ class FidOptions(_Strict):
     """What an FID compares with (docs/method.md §7.3): the extractor, its weights, the
     reference statistics (``lsnf fid-stats``) and the number of generated samples."""
 
-    extractor: str = Field(description="inception-v3-compat | lsnf-domain-cnn")
+    extractor: Extractor = Field(description=" | ".join(EXTRACTORS))
     weights: str | None = Field(None, description="extractor weights file (null: the cache's)")
     stats: str = Field(description="reference statistics (.npz) of the model's data")
     n: int = Field(gt=0, description="generated samples")

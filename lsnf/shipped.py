@@ -14,7 +14,15 @@ from pathlib import Path
 
 from lsnf.errors import UserError
 
-__all__ = ["CHECKOUT", "INSTALLED", "find_run_config", "path", "root", "run_configs"]
+__all__ = [
+    "CHECKOUT",
+    "INSTALLED",
+    "describe",
+    "find_run_config",
+    "path",
+    "root",
+    "run_configs",
+]
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # a clone: lsnf/, config/, workflow/ side by side
 INSTALLED = Path(__file__).resolve().parent / "_shipped"  # a wheel's copies
@@ -65,4 +73,23 @@ def find_run_config(given: str) -> Path:
     raise UserError(
         f"run config {given} does not exist in the working directory, and lsnf ships none by "
         f"that path or name (shipped run configs: {', '.join(run_configs())})"
+    )
+
+
+def describe(version: str) -> str:
+    """What lsnf ``version`` ships and where (``lsnf shipped``)."""
+    base = root()
+    scenarios = sorted(p.name for p in (base / "config" / "scenarios").glob("*.yaml"))
+    return "\n".join(
+        [
+            f"lsnf {version} ships these files, in {base}:",
+            "  the workflow        workflow/Snakefile; from a Snakefile of your own:",
+            f'                        module lsnf: snakefile: "{base / "workflow" / "Snakefile"}"',
+            f"  run configs         config/models/: {', '.join(run_configs())}",
+            "                        (lsnf train NAME --out DIR)",
+            "  workflow configs    config/config.yaml (the default), config/paper.yaml,",
+            f"                      config/scenarios/: {', '.join(scenarios)}",
+            "  published numbers   config/paper_reference.yaml (lsnf tables' default --reference)",
+            "  one file's path:    lsnf shipped --path config/models/mnist_generation.yaml",
+        ]
     )

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from lsnf.config import (
+    EXTRACTORS,
     MASK_KINDS,
     MASK_TAG_PATTERN,
     MODEL_KINDS,
@@ -120,6 +121,56 @@ def test_no_module_imports_a_layer_above_its_own_and_there_is_no_cycle() -> None
         visit(m, [])
 
 
+CLI_MODULE_LINES = 150  # a command group's module: its parsers beside their handlers
+DUPLICATE_LINES = 6  # consecutive statements written twice make a duplicated block
+_NOT_A_STATEMENT = re.compile(
+    r"^(#|from |import |[)\]}],?$|\"\"\"$|\w+: [^=]+(= .+)?,$)"  # comments, imports, brackets,
+)  # a docstring's quotes, a parameter of a signature (``name: Type = default,``)
+
+
+def test_no_cli_module_is_over_150_lines() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in (PACKAGE / "cli").glob("*.py")}
+    assert {n: k for n, k in sizes.items() if k > CLI_MODULE_LINES} == {}
+
+
+def duplicated_blocks(files: list[Path], n: int = DUPLICATE_LINES) -> dict[tuple, list[str]]:
+    """Each run of ``n`` consecutive statement lines (stripped; see _NOT_A_STATEMENT) that
+    occurs more than once across ``files`` -> where it starts."""
+    where: dict[tuple, list[str]] = {}
+    for path in files:
+        lines = [(i, line.strip()) for i, line in enumerate(path.read_text().splitlines(), 1)]
+        kept = [(i, t) for i, t in lines if t and not _NOT_A_STATEMENT.match(t)]
+        for k in range(len(kept) - n + 1):
+            block = tuple(t for _, t in kept[k : k + n])
+            where.setdefault(block, []).append(f"{path}:{kept[k][0]}")
+    return {b: w for b, w in where.items() if len(w) > 1}
+
+
+def test_no_block_of_six_statements_is_written_twice(tmp_path) -> None:
+    """Facts and logic live once: no six consecutive statements of lsnf/ occur twice (a
+    signature's parameter list aside); the check itself finds a copied block."""
+    assert duplicated_blocks(sorted(PACKAGE.rglob("*.py"))) == {}
+    body = "".join(f"    x{i} = f(x{i - 1})\n" for i in range(1, 7))
+    (tmp_path / "a.py").write_text(f"def a():\n{body}")
+    (tmp_path / "b.py").write_text(f"def b():\n    y = 1\n{body}")
+    found = duplicated_blocks([tmp_path / "a.py", tmp_path / "b.py"])
+    assert [len(w) for w in found.values()] == [2]
+
+
+def test_test_time_inference_goes_through_one_layer() -> None:
+    """Posterior inference is called directly (core.model.infer_posterior) only inside the core
+    and by learning: a training iteration and 2s-ABP's fit (both learning-time inference with
+    the run's one noise generator, docs/method.md §6.1, §6.6), and the benchmark that times it.
+    Everything else (lsnf.load, the evaluations, validation) goes through core.inference,
+    core.sampling and core.completion."""
+    callers = {
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if "infer_posterior" in p.read_text() and p.parent.name != "core"
+    }
+    assert callers == {"training/train.py", "training/two_stage.py", "bench.py"}
+
+
 def test_prior_kinds_have_one_home() -> None:
     from lsnf.pipeline.plan import RUN_PATTERN
 
@@ -131,7 +182,7 @@ def test_prior_kinds_have_one_home() -> None:
 
 def test_schema_blocks_are_the_config_models() -> None:
     """The workflow schema's `evaluation` and `masks` blocks: the same keys and defaults as
-    lsnf.config.EvaluationConfig and MaskSpec."""
+    lsnf.config.EvaluationConfig and MaskSpec; its FID extractors are lsnf.config.EXTRACTORS."""
     evaluation = EXPERIMENT["evaluation"]["properties"]
     assert set(evaluation) == set(EvaluationConfig.model_fields)
     for name, field in EvaluationConfig.model_fields.items():
@@ -139,6 +190,7 @@ def test_schema_blocks_are_the_config_models() -> None:
     masks = EXPERIMENT["masks"]["items"]["properties"]
     assert set(masks) == set(MaskSpec.model_fields)
     assert tuple(masks["kind"]["enum"]) == MASK_KINDS
+    assert tuple(SCHEMA["properties"]["fid"]["properties"]["extractor"]["enum"]) == EXTRACTORS
     assert SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]["masks"][
         "default"
     ] == [{"kind": MaskSpec().kind}]
@@ -152,6 +204,19 @@ def test_schema_blocks_are_the_config_models() -> None:
         assert re.fullmatch(MASK_TAG_PATTERN, spec.tag) and MaskSpec.from_tag(spec.tag) == spec
     for junk in ("sp", "centre", "sq", "sp30x", "flow-seed0"):
         assert not re.fullmatch(MASK_TAG_PATTERN, junk), junk
+
+
+def test_config_readme_gives_every_evaluation_setting_with_its_default() -> None:
+    """config/README.md's `evaluation` rows: every field of lsnf.config.EvaluationConfig, each
+    with its default as YAML writes it (null, false, 200, `running`)."""
+    text = (ROOT / "config/README.md").read_text()
+    rows = dict(
+        re.findall(r"^\| `experiments\.<name>\.evaluation\.(\w+)` \| ([^|]+?) \|", text, re.M)
+    )
+    assert set(rows) == set(EvaluationConfig.model_fields)
+    for name, field in EvaluationConfig.model_fields.items():
+        written = yaml.safe_dump(field.default).removesuffix("\n...\n").strip()
+        assert rows[name].strip("`") == written, name
 
 
 def test_no_tracked_file_cites_a_file_outside_the_repository() -> None:
@@ -170,6 +235,7 @@ def test_no_tracked_file_cites_a_file_outside_the_repository() -> None:
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch) -> None:
     from lsnf.cli import main as cli
+    from lsnf.cli import training as cli_training
 
     r = subprocess.run(
         [sys.executable, "-m", "lsnf.cli", "eval", "reconstruction", "nope.pt", "--out", "x.json"],
@@ -183,7 +249,7 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkey
     def broken(args: object) -> None:
         raise KeyError("an internal bug")
 
-    monkeypatch.setattr(cli, "cmd_train", broken)
+    monkeypatch.setattr(cli_training, "cmd_train", broken)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text("{}\n")  # the run config argument must name a file
     with pytest.raises(KeyError, match="an internal bug"):

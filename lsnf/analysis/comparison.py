@@ -26,6 +26,7 @@ from lsnf import layout
 from lsnf.analysis.course import CoursePoint, settle, settled_since
 from lsnf.analysis.measurements import failure_text
 from lsnf.analysis.replicates import Replicates, statistic_of
+from lsnf.config import MODEL_KINDS, MODEL_NAMES
 from lsnf.errors import UserError
 from lsnf.evaluation.registry import EVALUATIONS, Evaluation, Value
 from lsnf.metrics.stats import VERDICTS, Difference, bonferroni_z, difference_interval, verdict
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 FLOW = "flow"
-BASELINES = {"gaussian": "ABP", "ebm": "LEBM", "abp2s": "2s-ABP"}  # model kind -> short name
+BASELINES = {k: MODEL_NAMES[k] for k in MODEL_KINDS if k != FLOW}  # model kind -> short name
 _CONDITION = {
     "anomalies": "{}",
     "dataset": "{}",
@@ -345,14 +346,16 @@ def comparison_table(
     before a verdict; ``budget``: the comparison had training stopped there, ``df`` being the
     measurements of the course's points at that budget): (numeric, display, course), the course
     one row per comparison and budget (docs/method.md §9.1)."""
-    sides = [(FLOW, kind, f"LFBM − {short}") for kind, short in BASELINES.items()]
+    sides = [(FLOW, kind, f"{MODEL_NAMES[FLOW]} − {short}") for kind, short in BASELINES.items()]
     both = lambda a, b: setting(pd.concat([a, b]))
     numeric, course = _compare_sides(
         reps, df, "experiment", "prior", sides, both, True, min_seeds, budget
     )
     num = pd.DataFrame(numeric).rename(columns={"a": "flow", "b": "baseline"})
     table = _split_digits(
-        num, ["evaluation", "experiment", "condition"], {"flow": "LFBM", "baseline": "baseline"}
+        num,
+        ["evaluation", "experiment", "condition"],
+        {"flow": MODEL_NAMES[FLOW], "baseline": "baseline"},
     )
     return (*table, pd.DataFrame(course))
 

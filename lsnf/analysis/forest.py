@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lsnf.config import MODEL_NAMES
 from lsnf.io import atomic_write_bytes
 
 __all__ = ["plot_budget", "plot_course", "plot_forest"]
+
+LFBM = MODEL_NAMES["flow"]  # the model each plot compares with its baselines
 
 _STYLE = {  # verdict -> (colour, filled)
     "better": ("tab:green", True),
@@ -85,11 +88,11 @@ def plot_forest(num: pd.DataFrame, out: str | Path) -> None:
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_ylim(-0.8, len(g) - 0.2)
         side = "right" if g["better"].iloc[0] == "higher" else "left"
-        ax.set_title(f"{evaluation}: {metric} (LFBM better to the {side} of 0)", fontsize=8)
+        ax.set_title(f"{evaluation}: {metric} ({LFBM} better to the {side} of 0)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
     fig.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
     fig.suptitle(
-        "Is the flow prior better? LFBM − baseline, simultaneous 95% interval, verdict",
+        f"Is the flow prior better? {LFBM} − baseline, simultaneous 95% interval, verdict",
         fontsize=10,
     )
     fig.tight_layout()
@@ -142,7 +145,7 @@ def plot_budget(num: pd.DataFrame, measurements: pd.DataFrame, out: str | Path) 
             if i == len(metrics) - 1:
                 ax.set_xlabel("learning iterations")
     fig.legend(seen.values(), seen.keys(), fontsize=8, loc="upper right")
-    fig.suptitle("Budget to verdict: LFBM − baseline against the training budget", fontsize=10)
+    fig.suptitle(f"Budget to verdict: {LFBM} − baseline against the training budget", fontsize=10)
     fig.tight_layout()
     atomic_write_bytes(out, lambda fh: fig.savefig(fh, format="png", dpi=100))
     plt.close(fig)
@@ -192,7 +195,7 @@ def plot_course(course: pd.DataFrame, num: pd.DataFrame, experiment: str, out: s
         ax.axhline(0, color="black", lw=0.8)
         prefers = ends[ends["metric"] == metric]["better"]
         better = "higher" if prefers.eq("higher").all() else "lower"
-        ax.set_title(f"{condition}: {metric} ({better} is better for LFBM)", fontsize=8)
+        ax.set_title(f"{condition}: {metric} ({better} is better for {LFBM})", fontsize=8)
         ax.set_xlabel("learning iterations", fontsize=7)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
@@ -200,7 +203,7 @@ def plot_course(course: pd.DataFrame, num: pd.DataFrame, experiment: str, out: s
     # the legend beside the panels, the title on two lines above them: neither covers the other
     fig.legend(seen.values(), seen.keys(), fontsize=7, loc="center right")
     fig.suptitle(
-        f"{experiment}: LFBM − baseline over training (simultaneous 95% interval)\n"
+        f"{experiment}: {LFBM} − baseline over training (simultaneous 95% interval)\n"
         "the end point's marker is its verdict",
         fontsize=9,
     )

@@ -17,7 +17,7 @@ import pandas as pd
 
 from lsnf.analysis.measurements import failure_text, setting_text
 from lsnf.analysis.replicates import Replicates
-from lsnf.config import MODEL_KINDS
+from lsnf.config import INCEPTION_V3, MODEL_DESCRIPTIONS, MODEL_KINDS, MODEL_NAMES
 from lsnf.evaluation.registry import EVALUATIONS, TASKS, Evaluation
 from lsnf.metrics.stats import REPLICATES, percentile_interval, seed_interval
 
@@ -31,13 +31,8 @@ __all__ = [
     "recovery_table",
 ]
 
-PRIOR_NAMES = {
-    "flow": "LFBM (flow prior)",
-    "gaussian": "ABP (Gaussian prior)",
-    "ebm": "LEBM (EBM prior)",
-    "abp2s": "2s-ABP (ABP, then a flow fitted to its latents)",
-}
-assert tuple(PRIOR_NAMES) == MODEL_KINDS, "a table label per model kind of lsnf.config"
+# a table's label of each model kind: "LFBM (flow prior)"
+PRIOR_NAMES = {k: f"{MODEL_NAMES[k]} ({MODEL_DESCRIPTIONS[k]})" for k in MODEL_KINDS}
 # The paper's tables, one per task, and the evaluations (lsnf.evaluation.registry) each shows. Any
 # other evaluation with values gets a table of its own (evaluation_table).
 PAPER_TABLES = {
@@ -299,7 +294,7 @@ def anomaly_table(
 def _generation_column(row: pd.Series) -> str:
     if row["evaluation"] == "reconstruction":
         return f"{row['dataset']}_mse"
-    if row["extractor"] == "inception-v3-compat":
+    if row["extractor"] == INCEPTION_V3:
         return f"{row['dataset']}_fid"
     return f"{row['dataset']}_fid[{row['extractor']}]"
 

@@ -11,7 +11,8 @@ convergence). For each comparison and such E:
 - what **the convergence rule** (§6.5 before the course: the interval's verdict only when every
   model of both sides has converged) would have decided at E.
 
-:func:`settle_proof` returns one row per comparison and budget, and the counts.
+:func:`settle_proof` returns one row per comparison and budget, and the counts;
+:func:`settle_proof_of_run` finds a run's results and floors, and :func:`report` prints them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from lsnf import layout
 from lsnf.analysis.comparison import comparison_table, course_files
 from lsnf.analysis.measurements import (
     load_floors,
@@ -29,10 +31,11 @@ from lsnf.analysis.measurements import (
     with_trivial_fid,
 )
 from lsnf.analysis.replicates import Replicates
+from lsnf.errors import UserError
 from lsnf.metrics.stats import VERDICTS
 from lsnf.training.convergence import CONVERGED, MIN_SEEDS
 
-__all__ = ["settle_proof"]
+__all__ = ["report", "settle_proof", "settle_proof_of_run"]
 
 _KEY = ["evaluation", "experiment", "condition", "metric", "comparison"]
 
@@ -101,3 +104,33 @@ def settle_proof(
         else 0,
     }
     return df, counts
+
+
+def settle_proof_of_run(
+    results_dir: str | Path, min_seeds: int = MIN_SEEDS
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`settle_proof` over every evaluation result (``eval/*/*/*.json``, course indexes
+    aside) and FID floor (``fid/*/*.json``) of the run folder ``results_dir``."""
+    root = Path(results_dir)
+    results = sorted(
+        str(p) for p in root.glob("eval/*/*/*.json") if not layout.is_course_index(p.name)
+    )
+    if not results:
+        raise UserError(f"no evaluation results under {root}/eval/: run the workflow first")
+    return settle_proof(results, sorted(root.glob("fid/*/*.json")), min_seeds)
+
+
+def report(rows: pd.DataFrame, counts: dict[str, Any]) -> str:
+    """The rows that settled or that the convergence rule decides (Markdown), and the counts."""
+    lines = []
+    if not rows.empty:
+        shown = rows[rows["settled"] | rows["convergence_rule_decides"]]
+        lines.append(shown.to_markdown(index=False) if not shown.empty else "(nothing settled)")
+    lines.append(
+        f"budgets {', '.join(counts['budgets']) or 'none (no snapshot budget E with 2E)'}: "
+        f"{counts['comparisons']} comparison-budgets, {counts['settled']} settled, "
+        f"{counts['false_settles']} false settles (the interval at 2E disagrees); the "
+        f"convergence rule decides {counts['convergence_rule_decided']}; settled where it does "
+        f"not: {counts['settled_where_convergence_rule_does_not']}"
+    )
+    return "\n".join(lines)

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from lsnf.config import DataConfig, EvaluationConfig, EvaluationSettings, MaskSpec
+from lsnf.config import (
+    DataConfig,
+    EvaluationConfig,
+    EvaluationSettings,
+    MaskSpec,
+    holds_out_a_digit,
+)
 from lsnf.core.batch import evaluation_batch_size
 from lsnf.core.inference import (
     InferenceSettings,
@@ -123,9 +129,9 @@ def anomaly(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
         score=ANOMALY_SCORE + unnormalised,
     )
     anomalies = (
-        "the folder's anomalous images"
-        if cfg.data.source == "folder"
-        else f"held-out digit {cfg.data.held_out_digit}"
+        f"held-out digit {cfg.data.held_out_digit}"
+        if holds_out_a_digit(cfg.data.protocol, cfg.data.source)
+        else "the folder's anomalous images"
     )
     summary = f"AUPRC {value:.4f}, AUROC {roc:.4f} ({anomalies}, n={len(data)})"
     import pandas as pd  # here, not at the top: most evaluation jobs never need it

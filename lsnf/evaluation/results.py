@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsnf import __version__, layout
+from lsnf.config import holds_out_a_digit
 from lsnf.io import atomic_write_json
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dic
         "seed": cfg.seed,
         "held_out_digit": (
             cfg.data.held_out_digit
-            if _holds_out_a_digit(cfg.data.protocol, cfg.data.source)
+            if holds_out_a_digit(cfg.data.protocol, cfg.data.source)
             else None
         ),
         "mask": MaskSpec(**mask).tag if mask else None,
@@ -145,7 +146,7 @@ def check_identity(path: str | Path, record: dict[str, Any]) -> None:
         ("the model's prior", record.get("model", {}).get("prior"), who.get("prior")),
         ("the model's seed", record.get("seed"), who.get("seed")),
     ]
-    if _holds_out_a_digit(data.get("protocol"), data.get("source")):
+    if holds_out_a_digit(data.get("protocol"), data.get("source")):
         checks.append(("the held-out digit", data.get("held_out_digit"), who.get("held_out_digit")))
     try:
         run = parse_run(str(who.get("run")))
@@ -165,11 +166,6 @@ def check_identity(path: str | Path, record: dict[str, Any]) -> None:
             f"disagrees with the result it labels: {'; '.join(wrong)}. The file was edited or "
             f"copied from another run: restore it, or rerun that evaluation"
         )
-
-
-def _holds_out_a_digit(protocol: str | None, source: str | None) -> bool:
-    """The anomaly protocol on a labelled dataset (a folder's anomalies are its own images)."""
-    return protocol == "anomaly" and source != "folder"
 
 
 def stamp() -> dict[str, Any]:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from lsnf.config import DataConfig
+from lsnf.config import DOMAIN_CNN, INCEPTION_V3, DataConfig
 from lsnf.core.pixels import to_model_scale
 from lsnf.data.splits import ImageSplit
 from lsnf.errors import MissingFileError, UserError
@@ -48,8 +48,7 @@ __all__ = [
 ]
 
 REFERENCE_FEATURES = 10_000  # reference images whose features are stored (KID, precision/recall)
-INCEPTION = "inception-v3-compat"
-DOMAIN = "lsnf-domain-cnn"
+INCEPTION, DOMAIN = INCEPTION_V3, DOMAIN_CNN  # the extractors' names (lsnf.config)
 _INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
 

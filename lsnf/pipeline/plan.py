@@ -17,6 +17,7 @@ import yaml
 
 from lsnf import layout
 from lsnf.config import (
+    DOMAIN_CNN,
     MASK_TAG_PATTERN,
     TWO_STAGE,
     DataConfig,
@@ -316,7 +317,7 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
 def extractor_weights(config: dict[str, Any], key: str) -> str | None:
     """The FID feature extractor's weights for the images ``key``: the domain extractor the
     workflow trains on them, or the configured file (None: torch-fidelity's cache)."""
-    if config["fid"]["extractor"] == "lsnf-domain-cnn":
+    if config["fid"]["extractor"] == DOMAIN_CNN:
         return layout.extractor(key)
     return config["fid"]["weights"] or None
 
@@ -325,7 +326,7 @@ def validation_extractor(config: dict[str, Any], exp_name: str) -> str | None:
     """The extractor a model's validation KID uses (docs/method.md §6.5): a generation
     experiment's domain extractor, when the workflow trains one; else None (MSE curves only)."""
     exp = config["experiments"][exp_name]
-    if exp["task"] != "generation" or config["fid"]["extractor"] != "lsnf-domain-cnn":
+    if exp["task"] != "generation" or config["fid"]["extractor"] != DOMAIN_CNN:
         return None
     return layout.extractor(data_key(config, exp_name))
 

@@ -25,6 +25,7 @@ __all__ = [
     "log_outcome",
     "log_run_config",
     "log_training_end",
+    "log_training_metrics",
     "open_tracker",
     "run_tags",
 ]
@@ -114,6 +115,15 @@ def log_training_end(tracker: Tracker, run_dir: Path) -> None:
 def log_epoch(tracker: Tracker, epoch: int, stats: dict[str, float]) -> None:
     """Per-epoch training statistics, at step ``epoch`` (a ``fit`` callback)."""
     tracker.log_metrics(stats, step=epoch)
+
+
+def log_training_metrics(tracker: Tracker, run_dir: Path) -> None:
+    """Every epoch's statistics that the run directory ``run_dir`` holds, at step epoch (a
+    2s-ABP run's: its ABP model's epochs, then the fit's)."""
+    from lsnf.io import read_json_lines
+
+    for row in read_json_lines(run_dir / layout.METRICS):
+        log_epoch(tracker, int(row["epoch"]), row)
 
 
 def open_tracker(

@@ -13,10 +13,10 @@ from typing import Any
 
 from lsnf import layout
 from lsnf.tracking.log import (
-    log_epoch,
     log_outcome,
     log_run_config,
     log_training_end,
+    log_training_metrics,
     open_tracker,
     run_tags,
 )
@@ -70,7 +70,6 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
     from lsnf.config import load_config
     from lsnf.errors import UserError
     from lsnf.evaluation.registry import EVALUATIONS
-    from lsnf.io import read_json_lines
 
     if not uri:
         raise UserError("lsnf track sync needs --mlflow-uri or $MLFLOW_TRACKING_URI")
@@ -85,8 +84,7 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
         model_dir = Path(layout.model_dir(exp, run, root))
         if (model_dir / layout.CONFIG).is_file():
             log_run_config(tracker, load_config(model_dir / layout.CONFIG))
-            for row in read_json_lines(model_dir / layout.METRICS):
-                log_epoch(tracker, int(row["epoch"]), row)
+            log_training_metrics(tracker, model_dir)
             if (model_dir / layout.MODEL).is_file():
                 log_training_end(tracker, model_dir)
         results = (  # the results themselves: their courses are in the tables, not in MLflow

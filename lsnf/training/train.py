@@ -44,34 +44,19 @@ from lsnf.core.pixels import to_model_scale
 from lsnf.data.splits import ImageSplit, corruption_masks, erase_hidden, load_split
 from lsnf.errors import UserError
 from lsnf.hardware import setup_device
-from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
-from lsnf.training.checkpoint import load_checkpoint, save_checkpoint, save_failed_model
+from lsnf.training.checkpoint import load_checkpoint, save_checkpoint
 from lsnf.training.failure import Failure, TrainingFailed
+from lsnf.training.run_dir import RunDir, without_timings
 
 __all__ = [
     "NonFiniteError",
     "Trainer",
     "check_data_shape",
+    "epoch_order",
     "fit",
     "learning_iteration",
     "snapshot_epochs",
 ]
-
-
-# Wall-clock figures of an epoch: in metrics.jsonl only, never in a checkpoint, so that identical
-# runs write identical model.pt bytes (and identical checkpoint SHA-256s in their results).
-TIMING_KEYS = ("seconds", "images_per_s", "compile_s")
-
-# Keys that may differ between a checkpoint and the config that resumes it.
-# (device: the noise generator is re-seeded when its type changes; deterministic and compile change
-# how, not what, is computed)
-_RESUMABLE_CHANGES = {
-    ("train", "epochs"),
-    ("train", "progress"),
-    ("device",),
-    ("compile",),
-    ("deterministic",),
-}
 
 
 class NonFiniteError(TrainingFailed):
@@ -124,8 +109,9 @@ def learning_iteration(
     return {"loss_g": loss_g.detach(), "loss_p": loss_p, "z": z}
 
 
-def _epoch_order(seed: int, epoch: int, n: int) -> Tensor:
-    """Data order of epoch ``epoch`` (0-based), a pure function of (seed, epoch)."""
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """The order of ``n`` examples in epoch ``epoch`` (0-based for learning; 2s-ABP's fit counts
+    from 1), a pure function of (seed, epoch)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
@@ -140,32 +126,6 @@ def reseeded_noise_seed(seed: int, epoch: int) -> int:
     return int(state[0] >> np.uint64(1))  # a non-negative int64
 
 
-def _without_timings(stats: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in stats.items() if k not in TIMING_KEYS}
-
-
-def _with_timings(history: list[dict[str, float]], metrics: Path) -> list[dict[str, float]]:
-    """The checkpoint's history with the wall-clock figures that ``metrics.jsonl`` kept for the
-    same epochs (a resumed run keeps the timings of the epochs before the interruption)."""
-    timings = {
-        row["epoch"]: {k: row[k] for k in TIMING_KEYS if k in row}
-        for row in read_json_lines(metrics)
-    }
-    return [{**h, **timings.get(h["epoch"], {})} for h in history]
-
-
-def _config_diff(a: dict[str, Any], b: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
-    out: list[str] = []
-    for key in sorted(set(a) | set(b)):
-        path = (*prefix, key)
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _config_diff(va, vb, path)
-        elif va != vb and path not in _RESUMABLE_CHANGES:
-            out.append(f"{'.'.join(path)}: checkpoint {va!r} vs config {vb!r}")
-    return out
-
-
 def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
     """The epochs after which a run keeps a snapshot: ``snapshots`` evenly spaced budgets
     ``round(j · epochs / snapshots)``, j = 1..snapshots, distinct and ≥ 1 (the last is
@@ -175,9 +135,110 @@ def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
     return sorted({max(1, round(j * epochs / snapshots)) for j in range(1, snapshots + 1)})
 
 
+def restore_noise(rng: torch.Generator, saved: Tensor, seed: int, epoch: int, where: str) -> bool:
+    """Set the Langevin noise generator ``rng`` to a checkpoint's state ``saved`` (after
+    ``epoch`` epochs; ``where``: the checkpoint and the device it was made on, for the message).
+    Another device type's state cannot be set (docs/method.md §6.3): then the stream restarts
+    from :func:`reseeded_noise_seed`, said on stderr; returns whether it did."""
+    if saved.numel() == rng.get_state().numel():
+        rng.set_state(saved)
+        return False
+    rng.manual_seed(reseeded_noise_seed(seed, epoch))
+    print(
+        f"[lsnf] {where}, this run is on {rng.device}: the noise continues from a new stream "
+        f"seeded by (seed, epoch) = ({seed}, {epoch}); epoch {epoch + 1} records "
+        f"rng_reseeded: 1 in {layout.METRICS}",
+        file=sys.stderr,
+    )
+    return True
+
+
+def learning_epoch(
+    model: LatentModel,
+    data: ImageSplit,
+    masks: Tensor | None,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer | None],
+    rng: torch.Generator,
+    cfg: RunConfig,
+    epoch: int,
+    on_iteration: Callable[[int, int], None] | None = None,
+) -> dict[str, float]:
+    """Epoch ``epoch`` (1-based) of learning iterations over ``data`` in the order
+    :func:`epoch_order` gives (docs/method.md §6.1): full batches only (BatchNorm generators);
+    returns the epoch's mean statistics. A non-finite loss or latent raises
+    :class:`_NonFinite` naming it and the iteration."""
+    from tqdm import tqdm
+
+    opt_g, opt_p = optimizers
+    device = rng.device
+    n, bsz = len(data), cfg.train.batch_size
+    n_batches = max(1, n // bsz)
+    order = epoch_order(cfg.seed, epoch - 1, n)
+    model.train()
+    sums = {"loss_g": 0.0, "loss_p": 0.0}
+    start = time.perf_counter()
+    bar = tqdm(
+        total=n_batches,
+        desc=f"epoch {epoch}/{cfg.train.epochs}",
+        disable=not cfg.train.progress,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        file=sys.stderr,
+    )
+    with bar:
+        for it in range(n_batches):
+            if on_iteration is not None:
+                on_iteration(epoch, it + 1)
+            idx = order[it * bsz : (it + 1) * bsz]
+            x = to_model_scale(data.images[idx]).to(device)  # (B, C, H, W)
+            mask = None if masks is None else masks[idx].to(device)  # (B, 1, H, W)
+            out = learning_iteration(
+                model, x, opt_g, opt_p, cfg.inference.steps, cfg.inference.step_size, rng, mask
+            )
+            # the logged scalars and the finiteness of z in one host sync per iteration
+            finite_z = torch.isfinite(out["z"]).all().to(out["loss_g"].dtype)
+            loss_g, loss_p, z_ok = torch.stack(
+                [out["loss_g"], out["loss_p"].to(out["loss_g"]), finite_z]
+            ).tolist()
+            for what, bad in (
+                ("generator loss", not math.isfinite(loss_g)),
+                ("prior loss", opt_p is not None and not math.isfinite(loss_p)),
+                ("posterior latent z", not z_ok),
+            ):
+                if bad:
+                    raise _NonFinite(what, it + 1, n_batches)
+            sums["loss_g"] += loss_g
+            sums["loss_p"] += loss_p
+            rate = (it + 1) * x.shape[0] / (time.perf_counter() - start)
+            bar.set_postfix(loss_g=f"{loss_g:.2f}", loss_p=f"{loss_p:.3g}", img_s=f"{rate:.0f}")
+            bar.update()
+    seconds = time.perf_counter() - start
+    stats = {
+        "epoch": float(epoch),
+        "loss_g": sums["loss_g"] / n_batches,
+        "loss_p": sums["loss_p"] / n_batches,
+        "train_mse_per_pixel": sums["loss_g"] / n_batches / math.prod(data.shape),
+        "iteration": float(epoch * n_batches),
+        "lr": opt_g.param_groups[0]["lr"],
+        "seconds": seconds,
+        "images_per_s": n_batches * bsz / seconds,
+    }
+    if opt_p is None:  # nothing learned: no prior loss to report
+        del stats["loss_p"]
+    return stats
+
+
+class _NonFinite(Exception):
+    """What :func:`learning_epoch` found non-finite, at which iteration of how many."""
+
+    def __init__(self, what: str, iteration: int, n_batches: int) -> None:
+        super().__init__(what)
+        self.what, self.iteration, self.n_batches = what, iteration, n_batches
+
+
 @dataclass
 class Trainer:
-    """Holds the run's state; :meth:`run` trains to ``cfg.train.epochs`` resuming if possible."""
+    """Holds the run's state; :meth:`run` trains to ``cfg.train.epochs`` resuming if possible
+    (its files: :class:`lsnf.training.run_dir.RunDir`)."""
 
     cfg: RunConfig
     run_dir: Path
@@ -193,6 +254,7 @@ class Trainer:
                 "`lsnf fit-two-stage CONFIG --from ABP/model.pt` (docs/method.md §6.6)"
             )
         self.run_dir = Path(self.run_dir)
+        self.dir = RunDir(self.run_dir)
         self.device = setup_device(self.cfg)
         self.data = load_split(self.cfg.data, "train")
         check_data_shape(self.cfg, self.data)
@@ -224,11 +286,8 @@ class Trainer:
             from lsnf.training.validation import Validator
 
             self.validator = Validator.create(self.cfg, self.data, self.extractor, str(self.device))
-        self._maybe_resume()
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / layout.CHECKPOINT
+        if (state := self.dir.resume(self.cfg, self.restart_if_changed, self.device)) is not None:
+            self._resume(state)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -239,31 +298,11 @@ class Trainer:
             "schedulers": [s.state_dict() for s in self.schedulers],
             "rng": self.rng.get_state(),
             "rng_device": self.device.type,
-            "history": [_without_timings(h) for h in self.history],
+            "history": [without_timings(h) for h in self.history],
             "data": self.data.meta,
         }
 
-    def _maybe_resume(self) -> None:
-        if not self.checkpoint_path.exists():
-            self._forget_earlier_run()
-            return
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
-        diff = _config_diff(state["config"], self.cfg.to_dict())
-        if diff and self.restart_if_changed:
-            print(
-                f"[lsnf] {self.checkpoint_path} was made with another config "
-                f"({'; '.join(diff)}); starting over",
-                file=sys.stderr,
-            )
-            self.checkpoint_path.unlink()
-            (self.run_dir / layout.METRICS).unlink(missing_ok=True)
-            self._forget_earlier_run()
-            return
-        if diff:
-            raise UserError(
-                f"{self.checkpoint_path} was made with another config ({'; '.join(diff)}); "
-                f"use another output directory, or delete the checkpoint to start over"
-            )
+    def _resume(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         for opt, s in zip(self.optimizers, state["optimizers"], strict=True):
             opt.load_state_dict(s)
@@ -271,116 +310,34 @@ class Trainer:
             sched.load_state_dict(s)
         self.epoch = int(state["epoch"])
         saved = state["rng"].cpu()
-        if saved.numel() == self.rng.get_state().numel():
-            self.rng.set_state(saved)
-        else:  # another device type's generator: re-seeded, and recorded (§6.3)
-            self.rng.manual_seed(reseeded_noise_seed(self.cfg.seed, self.epoch))
-            self.reseeded = True
-            made_on = state.get("rng_device", f"another device's ({saved.numel()} bytes)")
-            print(
-                f"[lsnf] {self.checkpoint_path}: its Langevin noise generator is {made_on}, "
-                f"this run is on {self.device}: the noise continues from a new stream seeded "
-                f"by (seed, epoch) = ({self.cfg.seed}, {self.epoch}); epoch {self.epoch + 1} "
-                f"records rng_reseeded: 1 in {layout.METRICS}",
-                file=sys.stderr,
-            )
-        self.history = _with_timings(list(state["history"]), self.run_dir / layout.METRICS)
+        made_on = state.get("rng_device", f"another device's ({saved.numel()} bytes)")
+        where = f"{self.dir.checkpoint}: its Langevin noise generator is {made_on}"
+        self.reseeded = restore_noise(self.rng, saved, self.cfg.seed, self.epoch, where)
+        self.history = self.dir.with_timings(list(state["history"]))
         print(f"[lsnf] resuming {self.run_dir} after epoch {self.epoch}", file=sys.stderr)
 
-    def _forget_earlier_run(self) -> None:
-        """Remove what an earlier, removed or replaced run left: its best point and snapshots."""
-        import shutil
-
-        (self.run_dir / layout.BEST).unlink(missing_ok=True)
-        shutil.rmtree(self.run_dir / layout.SNAPSHOTS, ignore_errors=True)
-
-    def _fail(self, what: str, epoch: int, iteration: int, n_batches: int) -> None:
+    def _failed(self, found: _NonFinite, epoch: int) -> NonFiniteError:
         kept = (
-            f"the last good checkpoint {self.checkpoint_path} (epoch {self.epoch}) is kept"
-            if self.checkpoint_path.exists()
+            f"the last good checkpoint {self.dir.checkpoint} (epoch {self.epoch}) is kept"
+            if self.dir.checkpoint.exists()
             else "no checkpoint had been written yet"
         )
-        raise NonFiniteError(
-            f"non-finite {what} at epoch {epoch}, iteration {iteration}; {kept}. "
+        return NonFiniteError(
+            f"non-finite {found.what} at epoch {epoch}, iteration {found.iteration}; {kept}. "
             f"Lower the learning rate or the Langevin step size.",
-            Failure(f"non-finite {what}", epoch, (epoch - 1) * n_batches + iteration),
+            Failure(
+                f"non-finite {found.what}", epoch, (epoch - 1) * found.n_batches + found.iteration
+            ),
         )
-
-    def record_failure(self, failure: Failure) -> None:
-        """Write ``model.pt`` as the record of a model that failed to train (docs/method.md
-        §6.7): its config, data, the history of the epochs it completed and the failure, no
-        parameters; ``metrics.jsonl`` keeps those epochs, the last good checkpoint stays."""
-        atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
-        history = [_without_timings(h) for h in self.history]
-        save_failed_model(self.run_dir / layout.MODEL, self.cfg.to_dict(), self.epoch, history,
-                          self.data.meta, failure)  # fmt: skip
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the data (docs/method.md §6.1); returns the epoch's mean statistics."""
-        from tqdm import tqdm
-
-        cfg, epoch = self.cfg, self.epoch + 1
-        n, bsz = len(self.data), cfg.train.batch_size
-        n_batches = max(1, n // bsz)  # full batches only (BatchNorm generators)
-        order = _epoch_order(cfg.seed, self.epoch, n)
-        self.model.train()
-        sums = {"loss_g": 0.0, "loss_p": 0.0}
-        start = time.perf_counter()
-        bar = tqdm(
-            total=n_batches,
-            desc=f"epoch {epoch}/{cfg.train.epochs}",
-            disable=not cfg.train.progress,
-            mininterval=1.0 if sys.stderr.isatty() else 30.0,
-            file=sys.stderr,
-        )
-        with bar:
-            for it in range(n_batches):
-                if self.on_iteration is not None:
-                    self.on_iteration(epoch, it + 1)
-                idx = order[it * bsz : (it + 1) * bsz]
-                x = to_model_scale(self.data.images[idx]).to(self.device)  # (B, C, H, W)
-                mask = None if self.masks is None else self.masks[idx].to(self.device)
-                out = learning_iteration(
-                    self.model,
-                    x,
-                    self.opt_g,
-                    self.opt_p,
-                    cfg.inference.steps,
-                    cfg.inference.step_size,
-                    self.rng,
-                    mask,
-                )
-                # the logged scalars and the finiteness of z in one host sync per iteration
-                finite_z = torch.isfinite(out["z"]).all().to(out["loss_g"].dtype)
-                loss_g, loss_p, z_ok = torch.stack(
-                    [out["loss_g"], out["loss_p"].to(out["loss_g"]), finite_z]
-                ).tolist()
-                if not math.isfinite(loss_g):
-                    self._fail("generator loss", epoch, it + 1, n_batches)
-                if self.opt_p is not None and not math.isfinite(loss_p):
-                    self._fail("prior loss", epoch, it + 1, n_batches)
-                if not z_ok:
-                    self._fail("posterior latent z", epoch, it + 1, n_batches)
-                sums["loss_g"] += loss_g
-                sums["loss_p"] += loss_p
-                rate = (it + 1) * x.shape[0] / (time.perf_counter() - start)
-                bar.set_postfix(loss_g=f"{loss_g:.2f}", loss_p=f"{loss_p:.3g}", img_s=f"{rate:.0f}")
-                bar.update()
-        seconds = time.perf_counter() - start
-        pixels = math.prod(self.data.shape)
-        stats = {
-            "epoch": float(epoch),
-            "loss_g": sums["loss_g"] / n_batches,
-            "loss_p": sums["loss_p"] / n_batches,
-            "train_mse_per_pixel": sums["loss_g"] / n_batches / pixels,
-            "iteration": float(epoch * n_batches),
-            "lr": self.opt_g.param_groups[0]["lr"],
-            "seconds": seconds,
-            "images_per_s": n_batches * bsz / seconds,
-        }
-        if self.opt_p is None:  # nothing learned: no prior loss to report
-            del stats["loss_p"]
-        return stats
+        epoch = self.epoch + 1
+        try:
+            return learning_epoch(self.model, self.data, self.masks, (self.opt_g, self.opt_p),
+                                  self.rng, self.cfg, epoch, self.on_iteration)  # fmt: skip
+        except _NonFinite as found:
+            raise self._failed(found, epoch) from None
 
     def _validates(self, epoch: int) -> bool:
         every = self.cfg.train.validate_every
@@ -397,13 +354,10 @@ class Trainer:
             key = _selection_key(values)
             best = [h[key] for h in self.history if h.get("epoch", 0) > 0 and key in h]
             if not best or values[key] < min(best):
-                save_checkpoint(self.run_dir / layout.BEST, {**self.state(), "history": []})
+                save_checkpoint(self.dir.best, {**self.state(), "history": []})
 
-    def _final_state(self) -> dict[str, Any]:
-        """What ``model.pt`` holds: the selected parameters (last, or best validation point),
-        the whole history and the convergence status (docs/method.md §6.5)."""
-        state = self.state()
-        selected = {"by": "last epoch", "epoch": self.epoch}
+    def _judged(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` with the convergence status of its history (docs/method.md §6.5)."""
         if self.validator is not None:
             from lsnf.training.convergence import model_status
 
@@ -411,14 +365,19 @@ class Trainer:
                 state["history"], self.validator.references, self.cfg.train.convergence_tolerance
             )
             state["validation_setup"] = self.validator.describe()
-        best_path = self.run_dir / layout.BEST
-        if self.cfg.train.select == "best_validation" and best_path.exists():
-            best = load_checkpoint(best_path, map_location=self.device)
+        return state
+
+    def _final_state(self) -> dict[str, Any]:
+        """What ``model.pt`` holds: the selected parameters (last, or best validation point),
+        the whole history and the convergence status."""
+        state = self._judged(self.state())
+        selected = {"by": "last epoch", "epoch": self.epoch}
+        if self.cfg.train.select == "best_validation" and self.dir.best.exists():
+            best = load_checkpoint(self.dir.best, map_location=self.device)
             key = _selection_key(self.validator.references) if self.validator else "valid_mse"
             selected = {"by": f"best {key}", "epoch": int(best["epoch"])}
             state["model"] = best["model"]
-        state["selected"] = selected
-        return state
+        return {**state, "selected": selected}
 
     def _snapshot_state(self) -> dict[str, Any]:
         """A snapshot of the current epoch (docs/method.md §9.1): ``model.pt``'s format, as if
@@ -426,34 +385,23 @@ class Trainer:
         state = self.state()
         for key in ("optimizers", "schedulers", "rng"):
             del state[key]
-        if self.validator is not None:
-            from lsnf.training.convergence import model_status
-
-            state["convergence"] = model_status(
-                state["history"], self.validator.references, self.cfg.train.convergence_tolerance
-            )
-            state["validation_setup"] = self.validator.describe()
-        state["selected"] = {"by": "snapshot", "epoch": self.epoch}
-        return state
+        return {**self._judged(state), "selected": {"by": "snapshot", "epoch": self.epoch}}
 
     def run(self, record_failure: bool = False) -> LatentModel | None:
         """Train the remaining epochs; validate and checkpoint; write ``model.pt`` when done.
         Training that fails (:class:`NonFiniteError`) raises, or with ``record_failure`` writes
-        ``model.pt`` as the failure's record (:meth:`record_failure`) and returns None."""
+        ``model.pt`` as the failure's record (docs/method.md §6.7) and returns None."""
         try:
             return self._run()
         except NonFiniteError as err:
             if not record_failure:
                 raise
-            self.record_failure(err.failure)
+            self.dir.record_failure(self.cfg.to_dict(), self.epoch, self.history, self.data.meta,
+                                    err.failure)  # fmt: skip
             return None
 
     def _run(self) -> LatentModel:
-        import yaml
-
-        config_text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        atomic_write_text(self.run_dir / layout.CONFIG, config_text)
-        atomic_write_json(self.run_dir / layout.DATA, self.data.describe())
+        self.dir.start(self.cfg, self.data.describe())
         if self.epoch == 0 and self._validates(0) and not self.history:
             start = {"epoch": 0.0, "iteration": 0.0}
             self._validate(start)
@@ -474,14 +422,13 @@ class Trainer:
                 stats["compile_s"] = compiling  # this process's, so far (docs/method.md §5.5)
             self.history.append(stats)
             if self.epoch in self.snapshots and self.epoch < self.cfg.train.epochs:
-                save_checkpoint(self.run_dir / layout.snapshot(self.epoch), self._snapshot_state())
-            save_checkpoint(self.checkpoint_path, self.state())
-            atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
+                self.dir.save_snapshot(self.epoch, self._snapshot_state())
+            self.dir.save_epoch(self.state(), self.history)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.epoch, stats)
-        atomic_write_json_lines(self.run_dir / layout.METRICS, self.history)
+        self.dir.write_metrics(self.history)
         final = self._final_state()
-        save_checkpoint(self.run_dir / layout.MODEL, final)
+        self.dir.finish(final)
         self.model.load_state_dict(final["model"])
         if (status := final.get("convergence")) is not None:
             print(f"[lsnf] {status['status']}: {status['detail']}", file=sys.stderr)

@@ -35,15 +35,12 @@ from lsnf.core.pixels import to_model_scale
 from lsnf.data.splits import ImageSplit, load_split
 from lsnf.errors import UserError
 from lsnf.hardware import setup_device
-from lsnf.io import atomic_write_json, atomic_write_json_lines, atomic_write_text, read_json_lines
-from lsnf.training.checkpoint import (
-    load_checkpoint,
-    save_checkpoint,
-    save_failed_model,
-    training_summary,
-)
+from lsnf.io import read_json_lines
+from lsnf.training.checkpoint import load_checkpoint, training_summary
 from lsnf.training.convergence import FAILED, FLOW_FIT, NOT_CONVERGED, curve_text, judge_curve
 from lsnf.training.failure import Failure, TrainingFailed
+from lsnf.training.run_dir import RunDir
+from lsnf.training.train import epoch_order
 
 __all__ = ["fit_two_stage", "infer_latents"]
 
@@ -108,20 +105,15 @@ def _record_failure(cfg: RunConfig, source_path: Path, out_dir: Path, failure: F
     """``model.pt`` as the record of a 2s-ABP model that failed (§6.7), with its ABP model's
     history and data; ``metrics.jsonl`` is the ABP model's."""
     state = load_checkpoint(source_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = source_path.parent / layout.METRICS
-    atomic_write_json_lines(
-        out_dir / layout.METRICS, read_json_lines(rows) if rows.is_file() else []
-    )
-    save_failed_model(out_dir / layout.MODEL, cfg.to_dict(), state.get("epoch", 0),
-                      state.get("history", []), state.get("data", {}), failure)  # fmt: skip
+    metrics = source_path.parent / layout.METRICS
+    RunDir(out_dir).record_failure(
+        cfg.to_dict(), state.get("epoch", 0), state.get("history", []), state.get("data", {}),
+        failure, rows=read_json_lines(metrics) if metrics.is_file() else [],
+    )  # fmt: skip
 
 
 def _fit_two_stage(cfg: RunConfig, source_path: Path, out_dir: Path) -> LatentModel:
-    import shutil
-
-    import yaml
-
+    run = RunDir(out_dir)
     state = load_checkpoint(source_path)
     if "failed" in state:
         text = state["failed"]["text"]
@@ -139,21 +131,19 @@ def _fit_two_stage(cfg: RunConfig, source_path: Path, out_dir: Path) -> LatentMo
     device = setup_device(cfg)
     train = load_split(cfg.data, "train")
     valid = load_split(cfg.data, "valid")
-    shutil.rmtree(out_dir / layout.SNAPSHOTS, ignore_errors=True)  # an earlier fit's
+    run.forget_snapshots()  # an earlier fit's
     start = time.perf_counter()
     for snap in sorted((source_path.parent / layout.SNAPSHOTS).glob("epoch-*.pt")):
         snap_state = load_checkpoint(snap)
         _check_source(cfg, config_from_dict(snap_state["config"], origin=str(snap)), snap)
         _, snap_final, _ = _fit(cfg, snap_state, snap, train, valid, device)
-        save_checkpoint(out_dir / layout.snapshot(int(snap_state["epoch"])), snap_final)
+        run.save_snapshot(int(snap_state["epoch"]), snap_final)
     course_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     model, final, rows = _fit(cfg, state, source_path, train, valid, device)
     seconds = time.perf_counter() - start
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / layout.CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    atomic_write_json(out_dir / layout.DATA, train.describe())
+    run.start(cfg, train.describe())
     source_rows = read_json_lines(source_path.parent / layout.METRICS)
     summary = training_summary(state)
     last = {
@@ -163,8 +153,8 @@ def _fit_two_stage(cfg: RunConfig, source_path: Path, out_dir: Path) -> LatentMo
         "course_s": course_seconds,  # the flows fitted to the snapshots, not the model's cost
         **rows[-1],
     }
-    atomic_write_json_lines(out_dir / layout.METRICS, [*source_rows, last])
-    save_checkpoint(out_dir / layout.MODEL, final)
+    run.write_metrics([*source_rows, last])
+    run.finish(final)
     return model
 
 
@@ -197,9 +187,7 @@ def _fit(
     curve = {0: _nll(model, z_valid).double().cpu().numpy()}
     rows: list[dict[str, float]] = []
     for epoch in range(1, cfg.train.epochs + 1):
-        order = torch.randperm(
-            len(z_train), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        )
+        order = epoch_order(cfg.seed, epoch, len(z_train))
         total = 0.0
         for it in range(n_batches):
             z = z_train[order[it * bsz : (it + 1) * bsz]]  # (B, d)

@@ -15,7 +15,7 @@ from lsnf.pipeline import plan
 from lsnf.pipeline.plan import option
 from lsnf.tracking.store import init_store
 from lsnf.tracking.sync import failure_report
-from lsnf.config import DATA_KEY_PATTERN, TWO_STAGE
+from lsnf.config import DATA_KEY_PATTERN, EXTRACTORS, TWO_STAGE
 from lsnf.evaluation.registry import EVALUATIONS
 from lsnf.analysis.tables import table_names
 
@@ -46,7 +46,7 @@ wildcard_constraints:
     run=plan.RUN_PATTERN,
     data=DATA_KEY_PATTERN,
     split="train|test",
-    extractor="lsnf-domain-cnn|inception-v3-compat",
+    extractor="|".join(EXTRACTORS),
     row="|".join(layout.FID_ROWS),
     mask=plan.MASK_TAG_PATTERN,
     stem="|".join(
