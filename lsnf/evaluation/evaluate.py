@@ -36,6 +36,7 @@ from lsnf.core.sampling import sample, sample_images
 from lsnf.data.splits import ImageSplit, corruption_masks, load_split
 from lsnf.errors import UserError
 from lsnf.evaluation.results import Grid, Outcome, make_result, stamp
+from lsnf.layout import FID_ROWS
 from lsnf.metrics.anomaly import auprc, auroc, reference_scores
 from lsnf.metrics.grids import completion_rows, reconstruction_pairs
 from lsnf.metrics.inpainting import evaluate_completion
@@ -251,9 +252,11 @@ def fid(trained: TrainedModel, ev: EvaluationSettings) -> Outcome:
     return Outcome(record, None, summary, examples)
 
 
-FID_REFERENCE_ROWS = {  # model-free rows beside models' FIDs: images -> what the row is
-    "test": "floor: real held-out images",
-    "noise": "upper reference: uniform noise images",
+# the model-free rows beside models' FIDs (layout.FID_ROWS: row -> the images it scores): the
+# images -> what the row is
+FID_REFERENCE_ROWS = {
+    FID_ROWS["floor"]: "floor: real held-out images",
+    FID_ROWS["noise"]: "upper reference: uniform noise images",
 }
 
 

@@ -279,6 +279,7 @@ def test_verdicts_settle_on_the_course_and_name_failed_ones(tmp_path: Path) -> N
     assert (tmp_path / "tables/course-g.png").stat().st_size > 0  # the course figure
 
 
+@pytest.mark.slow
 def test_a_one_seed_verdict_is_undecided(tmp_path: Path) -> None:
     """docs/method.md §9: a side with fewer than ``min_seeds`` seeds (2) gets no verdict, since
     its interval holds no seed-to-seed spread; the interval's own verdict stays beside it."""

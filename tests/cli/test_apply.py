@@ -19,6 +19,8 @@ from workflow_helpers import ROOT, lsnf_cli, train_tiny_mnist, write_pngs
 import lsnf
 from lsnf.data.splits import load_split
 
+pytestmark = pytest.mark.slow  # a trained model, then 8-32 s a test on 2 cores, 62 s in all
+
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return lsnf_cli(*args, cwd=ROOT)

@@ -13,6 +13,8 @@ from lsnf.core.inference import InferenceSettings, reconstruction_errors
 from lsnf.core.model import build_model, infer_posterior
 from lsnf.training.train import fit
 
+pytestmark = pytest.mark.slow  # torch.compile: 5-25 s a test on 2 cores, 45 s in all
+
 torch._dynamo.config.cache_size_limit = 8  # torch's default; a recompiling rule would hit it
 
 TINY = {
