@@ -101,14 +101,14 @@ def runs_on_disk(root: str = ROOT) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def run_key_of_output(path: str) -> str:
-    """``EXPERIMENT/RUN`` of an evaluation output (:func:`result`'s paths)."""
+def run_of_output(path: str) -> tuple[str, str, str]:
+    """(experiment, run, results root) of an evaluation output (:func:`result`'s paths)."""
     from pathlib import Path
 
     p = Path(path)
     if p.parent.parent.parent.name != _EVAL:
         raise ValueError(f"{path} is not an evaluation output ({ROOT}/{_EVAL}/EXP/RUN/FILE)")
-    return f"{p.parent.parent.name}/{p.parent.name}"
+    return p.parent.parent.name, p.parent.name, str(p.parents[3])
 
 
 def run_key_in(path: str) -> str | None:

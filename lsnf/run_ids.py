@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lsnf.config import MASK_TAG_PATTERN, MODEL_KINDS
 
-__all__ = ["RUN_PATTERN", "Run", "parse_run"]
+__all__ = ["RUN_PATTERN", "Run", "parse_run", "run_key"]
 
 _PRIORS = "|".join(MODEL_KINDS)
 RUN_PATTERN = rf"({_PRIORS})(-digit[0-9]|-(?:{MASK_TAG_PATTERN}))?-seed[0-9]+"
@@ -39,8 +39,16 @@ class Run:
         return f"{self.prior}{cond}-seed{self.seed}"
 
 
+def run_key(experiment: str, run: str) -> str:
+    """The key of one model, ``{experiment}/{run id}``: the workflow's ``--run-key`` and the MLflow
+    tag ``lsnf.run_key``."""
+    return f"{experiment}/{run}"
+
+
 def parse_run(run_id: str) -> Run:
-    """The :class:`Run` a run id names; ValueError for a string of another form."""
+    """The :class:`Run` a run id names; ValueError for a string of another form. Only
+    :func:`lsnf.evaluation.results.check_identity` reads a run id back, to refuse a result whose
+    run id disagrees with the model it records."""
     m = _RUN_RE.match(run_id)
     if m is None:
         raise ValueError(f"malformed run id {run_id!r}")

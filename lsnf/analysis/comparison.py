@@ -44,16 +44,6 @@ __all__ = [
 
 FLOW = "flow"
 BASELINES = {k: MODEL_NAMES[k] for k in MODEL_KINDS if k != FLOW}  # model kind -> short name
-_CONDITION = {
-    "anomalies": "{}",
-    "dataset": "{}",
-    "extractor": "FID[{}]",
-    "mask": "mask {}",
-}  # a condition column of lsnf.evaluation.registry -> its text
-
-
-def _condition(col: str, value: Any) -> str:
-    return _CONDITION[col].format(value)
 
 
 def _compared() -> list[Evaluation]:
@@ -308,7 +298,7 @@ def _compare_sides(
                 b = g[g[side] == b_side].sort_values("seed")
                 if a.empty or b.empty:
                     continue
-                condition = _condition(ev.condition, cond)
+                condition = ev.condition_text.format(cond)
                 head = {"evaluation": ev.name, group: key, "condition": condition,
                         "comparison": title}  # fmt: skip
                 todo += [(head, ev, v, a, b) for v in ev.values]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lsnf.cli.options import command, device_option, tracker, tracking_options
+from lsnf.cli.options import check_tracking, command, device_option, tracker, tracking_options
 from lsnf.evaluation.registry import EVALUATIONS
 
 __all__ = ["add_commands"]
@@ -19,14 +19,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     ev = EVALUATIONS[args.evaluation]
     settings = load_settings(ev, args.settings, args.set)
-    track = tracker(args)  # before the work: a tracking flag error costs nothing
+    check_tracking(args)  # before the work: a tracking flag error costs nothing
     where = {"device": args.device, "data_root": args.data_root}
     trained, outcome = evaluate_file(ev, settings, args.checkpoint, args.run_key, **where)
     result, grid = (args.out, getattr(args, "grid", None)) if ev.result else (None, args.out)
     files = save_outcome(outcome, result, grid)
     if getattr(args, "course", False):
         evaluate_course(ev, settings, trained, args.out, args.run_key, **where)
-    if track is not None:
+    if (track := tracker(args, trained.config)) is not None:
         log_outcome(track, outcome.record, files)
     print(f"[lsnf] {outcome.summary}")
 

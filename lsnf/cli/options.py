@@ -8,13 +8,18 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsnf import shipped
 from lsnf.config import EXTRACTORS
 from lsnf.errors import UserError
 
+if TYPE_CHECKING:
+    from lsnf.config import RunConfig
+    from lsnf.tracking.store import Tracker
+
 __all__ = [
+    "check_tracking",
     "command",
     "device_option",
     "extractor_options",
@@ -53,10 +58,21 @@ def mlflow_options(g: Any) -> None:
     g.add_argument("--mlflow-failure-log", type=Path, help="append a JSON line here on failure")
 
 
+def _run_key(given: str) -> str:
+    """A ``--run-key``: EXPERIMENT/RUN, both named."""
+    experiment, slash, run = given.partition("/")
+    if not (experiment and slash and run) or "/" in run:
+        raise argparse.ArgumentTypeError(
+            f"{given!r} is not EXPERIMENT/RUN (e.g. mnist_anomaly/flow-digit1-seed0)"
+        )
+    return given
+
+
 def tracking_options(p: argparse.ArgumentParser) -> None:
     """Which model a job is about, and whether and where it is logged to MLflow."""
     p.add_argument(
         "--run-key",
+        type=_run_key,
         metavar="EXPERIMENT/RUN",
         help="which model this is (e.g. mnist_anomaly/flow-digit1-seed0): recorded in every "
         "result, which the tables need, and the MLflow run tag lsnf.run_key",
@@ -66,18 +82,24 @@ def tracking_options(p: argparse.ArgumentParser) -> None:
     mlflow_options(g)
 
 
-def tracker(args: argparse.Namespace) -> Any:
-    """A :class:`lsnf.tracking.store.Tracker` of the run ``--run-key`` if ``--track``, else
-    None; called before a command's work, so a tracking flag error costs nothing."""
+def check_tracking(args: argparse.Namespace) -> None:
+    """Refuse ``--track`` without ``--run-key`` before a command's work, so a tracking flag
+    error costs nothing."""
+    if args.track and not args.run_key:
+        raise UserError("--track needs --run-key EXPERIMENT/RUN: the MLflow run to log into")
+
+
+def tracker(args: argparse.Namespace, cfg: RunConfig) -> Tracker | None:
+    """A :class:`lsnf.tracking.store.Tracker` of the model ``--run-key`` (whose config is
+    ``cfg``: its tags) if ``--track``, else None."""
+    from lsnf.evaluation.results import model_identity
     from lsnf.tracking.log import open_tracker
 
+    check_tracking(args)
     if not args.track:
         return None
-    if not args.run_key:
-        raise UserError("--track needs --run-key EXPERIMENT/RUN: the MLflow run to log into")
-    return open_tracker(
-        args.run_key, args.mlflow_uri, args.mlflow_experiment, args.mlflow_failure_log
-    )
+    identity = model_identity(args.run_key, cfg)
+    return open_tracker(identity, args.mlflow_uri, args.mlflow_experiment, args.mlflow_failure_log)
 
 
 def _run_config(given: str) -> str:

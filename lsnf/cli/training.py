@@ -29,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from lsnf.training.train import fit
 
     cfg = config.load_config(args.config, args.set)
-    if (track := tracker(args)) is not None:
+    if (track := tracker(args, cfg)) is not None:
         log_run_config(track, cfg)
     epoch_logger = None if track is None else partial(log_epoch, track)
     model = fit(
@@ -51,7 +51,7 @@ def cmd_fit_two_stage(args: argparse.Namespace) -> None:
     from lsnf.training.two_stage import fit_two_stage
 
     cfg = config.load_config(args.config, args.set)
-    if (track := tracker(args)) is not None:  # the run starts with the fit: its duration
+    if (track := tracker(args, cfg)) is not None:  # the run starts with the fit: its duration
         log_run_config(track, cfg)
     model = fit_two_stage(cfg, args.source, args.out, record_failure=args.record_failure)
     if track is not None:  # its ABP model's epochs, then the fit's (as `track sync` logs)

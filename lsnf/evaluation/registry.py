@@ -55,12 +55,13 @@ class Value:
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation (module docstring). ``condition``: the measurements' column that names
-    what a result is of (held-out digit, dataset, extractor, mask); ``per_mask``: one result per
-    test mask of the experiment (``{mask}`` in its file names); ``mlflow_suffix``: the record's
-    field, as a dotted path, whose value tells apart several results of one model in MLflow;
-    ``curve``: the validation curve whose convergence decides its verdicts (docs/method.md
-    §6.5): the validation KID for sample quality, the reconstruction MSE for anything that
-    infers latents."""
+    what a result is of (held-out digit, dataset, extractor, mask), and ``condition_text`` how
+    the comparison table writes its value (``FID[domain_cnn]``, ``mask sp30``); ``per_mask``: one
+    result per test mask of the experiment (``{mask}`` in its file names); ``mlflow_suffix``:
+    the record's field, as a dotted path, whose value tells apart several results of one model in
+    MLflow; ``curve``: the validation curve (lsnf.training.convergence.CURVES) whose convergence
+    decides its verdicts (docs/method.md §6.5): the validation KID for sample quality, the
+    reconstruction MSE for anything that infers latents."""
 
     name: str
     tasks: tuple[str, ...]
@@ -69,6 +70,7 @@ class Evaluation:
     help: str
     values: tuple[Value, ...] = ()
     condition: str = ""
+    condition_text: str = "{}"
     result: bool = True  # writes a result JSON (and its per-example file)
     arrays: bool = False  # its per-example file holds arrays (.npz), not rows (.parquet)
     grid: bool = False  # writes a PNG grid
@@ -136,6 +138,7 @@ EVALUATIONS: dict[str, Evaluation] = {
                 Value("sample_recall", "recall", "recall", 3),
             ),
             condition="extractor",
+            condition_text="FID[{}]",
             arrays=True,
             mlflow_suffix="feature_extractor.name",
             curve="valid_kid",
@@ -158,6 +161,7 @@ EVALUATIONS: dict[str, Evaluation] = {
             "supervised inpainting: hole MSE/PSNR/SSIM (test split), and a grid",
             _HOLE,
             condition="mask",
+            condition_text="mask {}",
             grid=True,
             grid_title="Inpainting",
             per_mask=True,
@@ -171,6 +175,7 @@ EVALUATIONS: dict[str, Evaluation] = {
             "recovery error on the hidden pixels of the training images, and a grid",
             _HOLE,
             condition="mask",
+            condition_text="mask {}",
             grid=True,
             grid_title="Recovery",
         ),

@@ -54,6 +54,7 @@ __all__ = [
     "failed_outcome",
     "identify",
     "make_result",
+    "model_identity",
     "read_examples",
     "save_outcome",
     "source_revision",
@@ -107,16 +108,15 @@ def _compiled(compiled: bool) -> dict[str, Any]:
     return {"compile": True, "compile_s": compile_seconds()}
 
 
-def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dict[str, Any]:
-    """``record`` with its ``identity``: the experiment and run of ``run_key``
-    (``{experiment}/{run}``; None when not given), the model's prior and seed, and its condition
-    (held-out digit under the anomaly protocol; the mask of an inpainting result, or the
-    corruption a recovery model learned from). The tables group results by it alone."""
-    from lsnf.config import MaskSpec
-
+def model_identity(run_key: str | None, cfg: RunConfig) -> dict[str, Any]:
+    """Who a model is: the experiment and run of ``run_key`` (``{experiment}/{run}``, as the
+    workflow's ``--run-key`` gives it; None when not given), its prior and seed, its held-out
+    digit (anomaly protocol) and the corruption it learned from (recovery). The one place a run
+    key becomes fields: its results (:func:`identify`) and its MLflow run's tags
+    (:func:`lsnf.tracking.log.run_tags`) read them from here."""
     experiment, _, run = (run_key or "").partition("/")
-    mask = record.get("mask")
-    identity = {
+    corruption = cfg.data.corruption
+    return {
         "experiment": experiment or None,
         "run": run or None,
         "prior": cfg.model_kind,
@@ -126,8 +126,18 @@ def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dic
             if holds_out_a_digit(cfg.data.protocol, cfg.data.source)
             else None
         ),
-        "mask": MaskSpec(**mask).tag if mask else None,
+        "mask": None if corruption is None else corruption.tag,
     }
+
+
+def identify(record: dict[str, Any], run_key: str | None, cfg: RunConfig) -> dict[str, Any]:
+    """``record`` with its ``identity``: the model's (:func:`model_identity`), whose mask is
+    the result's own (the mask of an inpainting result, the corruption of a recovery result;
+    None for any other). The tables group results by it alone."""
+    from lsnf.config import MaskSpec
+
+    mask = record.get("mask")
+    identity = {**model_identity(run_key, cfg), "mask": MaskSpec(**mask).tag if mask else None}
     return {**record, "identity": identity}
 
 

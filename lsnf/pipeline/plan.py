@@ -10,6 +10,7 @@ Run ids (``{prior}-seed{seed}``, ...) are :mod:`lsnf.run_ids`'.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from lsnf.config import (
 )
 from lsnf.core.architectures import GENERATED_SIZES
 from lsnf.evaluation.registry import for_task, parse_stem, settings_of
-from lsnf.run_ids import RUN_PATTERN, Run, parse_run
+from lsnf.run_ids import RUN_PATTERN, Run
 
 __all__ = [
     "MASK_TAG_PATTERN",
@@ -47,7 +48,6 @@ __all__ = [
     "fid_reference",
     "mask_specs",
     "option",
-    "parse_run",
     "resolved_data_config",
     "resolved_run_config",
     "run_config_file",
@@ -100,12 +100,21 @@ def _mask_named(exp_name: str, exp: dict[str, Any], tag: str) -> MaskSpec:
     return masks[tag]
 
 
+def _run_named(exp_name: str, exp: dict[str, Any], run_id: str) -> Run:
+    """The planned :class:`Run` of id ``run_id`` (a job's ``{run}`` wildcard), looked up among
+    :func:`runs`, never parsed from the string."""
+    planned = {r.id: r for r in runs(exp)}
+    if run_id not in planned:
+        raise ValueError(f"experiments.{exp_name} plans no run {run_id!r}: {sorted(planned)}")
+    return planned[run_id]
+
+
 def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[str]:
     """``--set`` overrides for one model: the experiment's ``set``, its ``prior_set`` for this
     prior, then prior kind, seed, held-out digit, device and data root. A 2s-ABP run
     (docs/method.md §6.6) has its ABP run's settings, with the flow fitted in two stages."""
     exp = config["experiments"][exp_name]
-    run = parse_run(run_id)
+    run = _run_named(exp_name, exp, run_id)
     snapshots = config.get("snapshots")  # the course (§9.1); the schema's default, 8
     sets = [] if snapshots is None else [f"train.snapshots={snapshots}"]  # `set:` may override
     sets += [f"{k}={yaml_scalar(v)}" for k, v in exp["set"].items()]
@@ -123,9 +132,11 @@ def train_overrides(config: dict[str, Any], exp_name: str, run_id: str) -> list[
     return sets
 
 
-def two_stage_source(run_id: str) -> str:
-    """The ABP run whose generator and latents a 2s-ABP run (``abp2s-...``) starts from."""
-    return "gaussian" + run_id.removeprefix(TWO_STAGE)
+def two_stage_source(config: dict[str, Any], exp_name: str, run_id: str) -> str:
+    """The id of the ABP run whose generator and latents the 2s-ABP run ``run_id`` starts from
+    (docs/method.md §6.6): the same run with a Gaussian prior."""
+    run = _run_named(exp_name, config["experiments"][exp_name], run_id)
+    return replace(run, prior="gaussian").id
 
 
 def run_config_file(config: dict[str, Any], exp_name: str) -> str:
@@ -268,6 +279,19 @@ def check_experiment(config: dict[str, Any], name: str) -> None:
             )
 
 
+def check_versus(config: dict[str, Any]) -> None:
+    """Each ``versus`` pair names two enabled experiments of one task, refused before any job
+    (the versus table, docs/method.md §9)."""
+    enabled = enabled_experiments(config)
+    for pair in config["versus"]:
+        bad = [e for e in pair if e not in enabled]
+        if bad or enabled[pair[0]]["task"] != enabled[pair[1]]["task"]:
+            raise ValueError(
+                f"versus: {pair} must name two enabled experiments of one task "
+                f"(unknown or disabled: {bad})"
+            )
+
+
 def data_key(config: dict[str, Any], exp_name: str) -> str:
     """Identity of an experiment's images (:attr:`lsnf.config.DataConfig.key`): experiments whose
     splits hold the same images share it, and with it their data-level jobs (preparation, FID
@@ -312,6 +336,20 @@ def evaluation_targets(config: dict[str, Any]) -> list[str]:
         for run in runs(exp):
             out += [layout.result(name, run.id, f) for f in files]
     return out
+
+
+def fid_floors(config: dict[str, Any]) -> list[str]:
+    """The model-free FID rows (layout.FID_ROWS) of each dataset an enabled generation
+    experiment uses, for the configured extractor."""
+    keys = sorted(
+        {
+            data_key(config, name)
+            for name, exp in enabled_experiments(config).items()
+            if exp["task"] == "generation"
+        }
+    )
+    extractor = config["fid"]["extractor"]
+    return [layout.fid_floor(key, extractor, row) for key in keys for row in layout.FID_ROWS]
 
 
 def extractor_weights(config: dict[str, Any], key: str) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lsnf import layout
+from lsnf.run_ids import run_key
 from lsnf.tracking.store import Tracker
 
 __all__ = [
@@ -31,23 +32,12 @@ __all__ = [
 ]
 
 
-def run_tags(run_key: str) -> dict[str, str]:
-    """Tags of a model's run from its key ``{experiment}/{run id}`` (:mod:`lsnf.run_ids`: prior,
-    seed, held-out digit or mask); a key of another form gets only the first three."""
-    from lsnf.run_ids import parse_run
-
-    exp_name, _, run_name = run_key.partition("/")
-    tags = {"lsnf.run_key": run_key, "lsnf.experiment": exp_name, "lsnf.run": run_name}
-    try:
-        run = parse_run(run_name)
-    except ValueError:
-        return tags
-    tags.update({"lsnf.prior": run.prior, "lsnf.seed": str(run.seed)})
-    if run.digit is not None:
-        tags["lsnf.held_out_digit"] = str(run.digit)
-    if run.mask is not None:
-        tags["lsnf.mask"] = run.mask
-    return tags
+def run_tags(identity: dict[str, Any]) -> dict[str, str]:
+    """Tags of a model's MLflow run from its identity
+    (:func:`lsnf.evaluation.results.model_identity`): its key, experiment, run, prior, seed,
+    held-out digit and mask, each that it has."""
+    tags = {"lsnf.run_key": run_key(identity["experiment"], identity["run"])}
+    return tags | {f"lsnf.{k}": str(v) for k, v in identity.items() if v is not None}
 
 
 def dataset_input(meta: dict[str, Any], context: str) -> Any:
@@ -127,13 +117,13 @@ def log_training_metrics(tracker: Tracker, run_dir: Path) -> None:
 
 
 def open_tracker(
-    run_key: str | None, uri: str | None, experiment: str, failure_log: Path | None
-) -> Tracker | None:
-    """A tracker for ``run_key`` (None without one), or a clear error without a tracking URI."""
-    if not run_key:
-        return None
+    identity: dict[str, Any], uri: str | None, experiment: str, failure_log: Path | None
+) -> Tracker:
+    """A tracker for the model of ``identity`` (:func:`run_tags`), or a clear error without a
+    tracking URI."""
     if not uri:
         from lsnf.errors import UserError
 
         raise UserError("MLflow tracking needs --mlflow-uri or $MLFLOW_TRACKING_URI")
-    return Tracker(uri, experiment, run_key, failure_log=failure_log, tags=run_tags(run_key))
+    tags = run_tags(identity)
+    return Tracker(uri, experiment, tags["lsnf.run_key"], failure_log=failure_log, tags=tags)

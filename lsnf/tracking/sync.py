@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from lsnf import layout
+from lsnf.run_ids import run_key
 from lsnf.tracking.log import (
     log_outcome,
     log_run_config,
     log_training_end,
     log_training_metrics,
     open_tracker,
-    run_tags,
 )
 from lsnf.tracking.store import Tracker
 
@@ -79,8 +79,7 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
         raise UserError(f"{root} holds no models/ or eval/ runs to sync")
     failed = []
     for exp, run in runs:
-        key = f"{exp}/{run}"
-        tracker = Tracker(uri, experiment, key, tags=run_tags(key))
+        tracker = open_tracker(model_on_disk(exp, run, root), uri, experiment, None)
         model_dir = Path(layout.model_dir(exp, run, root))
         if (model_dir / layout.CONFIG).is_file():
             log_run_config(tracker, load_config(model_dir / layout.CONFIG))
@@ -99,13 +98,26 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
         )
         _log_outputs(tracker, _verified([*results, *(g for g in grids if g.is_file())]))
         if tracker.disabled:
-            failed.append(key)
+            failed.append(run_key(exp, run))
     if failed:
         raise UserError(
             f"MLflow logging failed for {len(failed)} of {len(runs)} runs "
             f"({', '.join(failed)}); see the warnings above, then sync again"
         )
     return f"[lsnf] synced {len(runs)} runs into {uri} (experiment {experiment})"
+
+
+def model_on_disk(exp: str, run: str, root: str) -> dict[str, Any]:
+    """The identity (:func:`lsnf.evaluation.results.model_identity`) of the model
+    ``models/EXP/RUN`` under ``root``, from its resolved config; only its experiment and run when
+    the workflow has not written that config."""
+    from lsnf.config import load_config
+    from lsnf.evaluation.results import model_identity
+
+    config = Path(layout.model_dir(exp, run, root), layout.CONFIG)
+    if not config.is_file():
+        return {"experiment": exp, "run": run}
+    return model_identity(run_key(exp, run), load_config(config))
 
 
 def _verified(files: Iterable[Path]) -> list[Path]:
@@ -154,17 +166,16 @@ def log_evaluations(
     logged). The logging is best effort, like a job's own: an MLflow failure is warned about
     and appended to ``failure_log`` (the workflow names it when it ends), never raised.
     Idempotent, and convergent: a value that differs from MLflow's latest is logged again."""
-    by_run: dict[str, list[Path]] = {}
+    by_run: dict[tuple[str, str, str], list[Path]] = {}
     for output in _verified(map(Path, outputs)):
-        by_run.setdefault(layout.run_key_of_output(str(output)), []).append(output)
+        by_run.setdefault(layout.run_of_output(str(output)), []).append(output)
     failed = []
     fail_to = None if failure_log is None else Path(failure_log)
-    for key, files in sorted(by_run.items()):
-        tracker = open_tracker(key, uri, experiment, fail_to)
-        assert tracker is not None  # a run key and a URI are given
+    for (exp, run, root), files in sorted(by_run.items()):
+        tracker = open_tracker(model_on_disk(exp, run, root), uri, experiment, fail_to)
         _log_outputs(tracker, files)
         if tracker.disabled:
-            failed.append(key)
+            failed.append(run_key(exp, run))
     logged = len(by_run) - len(failed)
     return f"[lsnf] logged the evaluations of {logged} of {len(by_run)} runs into {uri}" + (
         f"; failed: {', '.join(failed)} (see {failure_log})" if failed else ""

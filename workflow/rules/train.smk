@@ -63,7 +63,7 @@ rule train:
 rule train_two_stage:
     input:
         config=RUN_CONFIG,
-        source=lambda w: layout.model(w.exp, plan.two_stage_source(w.run)),
+        source=lambda w: layout.model(w.exp, plan.two_stage_source(config, w.exp, w.run)),
     output:
         model=MODEL,
         curve=layout.curve("{exp}", "{run}"),
