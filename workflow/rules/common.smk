@@ -244,4 +244,3 @@ def table_category(path):
     """The report's categories, the comparison first."""
     categories = {"comparison": "1. Comparison", "course": "1. Comparison", "cost": "3. Cost"}
     return categories.get(table_caption(path), "2. Tables")
-
