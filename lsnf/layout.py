@@ -118,12 +118,14 @@ def run_key_in(path: str) -> str | None:
     another form."""
     from pathlib import PurePath
 
+    from lsnf.run_ids import run_key
+
     parts = PurePath(path).parts
     # (the run directories' folder, its depth from the end, the sub-folder between run and file)
     for top, depth, sub in ((_EVAL, 4, ""), (_EVAL, 6, "course"), (_MODELS, 4, ""),
                             (_MODELS, 5, SNAPSHOTS)):  # fmt: skip
         if len(parts) >= depth and parts[-depth] == top and (not sub or parts[3 - depth] == sub):
-            return f"{parts[1 - depth]}/{parts[2 - depth]}"
+            return run_key(parts[1 - depth], parts[2 - depth])
     return None
 
 

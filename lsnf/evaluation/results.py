@@ -147,10 +147,10 @@ def check_identity(path: str | Path, record: dict[str, Any]) -> None:
     its run id (:mod:`lsnf.run_ids`, when the run id has that form), and the experiment and run
     in the paths of the file itself and of its checkpoint (:func:`lsnf.layout.run_key_in`)."""
     from lsnf.errors import UserError
-    from lsnf.run_ids import parse_run
+    from lsnf.run_ids import parse_run, run_key
 
     who = record.get("identity") or {}
-    key = f"{who.get('experiment')}/{who.get('run')}"
+    key = run_key(str(who.get("experiment")), str(who.get("run")))
     data = record.get("data", {})
     checks = [  # (what, recorded, the identity's)
         ("the model's prior", record.get("model", {}).get("prior"), who.get("prior")),

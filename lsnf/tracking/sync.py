@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsnf import layout
 from lsnf.run_ids import run_key
@@ -21,6 +21,9 @@ from lsnf.tracking.log import (
     open_tracker,
 )
 from lsnf.tracking.store import Tracker
+
+if TYPE_CHECKING:
+    from lsnf.config import RunConfig
 
 __all__ = ["failure_report", "failures_since", "log_evaluations", "sync"]
 
@@ -67,7 +70,6 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
     (training: config, epochs, dataset, artifacts, end; evaluations: metrics, dataset, files),
     for jobs whose logging failed or into a store created later, each run's results once they
     pass the tables' checks. Idempotent; afterwards MLflow's latest values are the files'."""
-    from lsnf.config import load_config
     from lsnf.errors import UserError
     from lsnf.evaluation.registry import EVALUATIONS
 
@@ -79,10 +81,11 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
         raise UserError(f"{root} holds no models/ or eval/ runs to sync")
     failed = []
     for exp, run in runs:
-        tracker = open_tracker(model_on_disk(exp, run, root), uri, experiment, None)
+        identity, cfg = model_on_disk(exp, run, root)
+        tracker = open_tracker(identity, uri, experiment, None)
         model_dir = Path(layout.model_dir(exp, run, root))
-        if (model_dir / layout.CONFIG).is_file():
-            log_run_config(tracker, load_config(model_dir / layout.CONFIG))
+        if cfg is not None:
+            log_run_config(tracker, cfg)
             log_training_metrics(tracker, model_dir)
             if (model_dir / layout.MODEL).is_file():
                 log_training_end(tracker, model_dir)
@@ -107,17 +110,18 @@ def sync(results_dir: str | Path, uri: str | None, experiment: str) -> str:
     return f"[lsnf] synced {len(runs)} runs into {uri} (experiment {experiment})"
 
 
-def model_on_disk(exp: str, run: str, root: str) -> dict[str, Any]:
-    """The identity (:func:`lsnf.evaluation.results.model_identity`) of the model
-    ``models/EXP/RUN`` under ``root``, from its resolved config; only its experiment and run when
-    the workflow has not written that config."""
+def model_on_disk(exp: str, run: str, root: str) -> tuple[dict[str, Any], RunConfig | None]:
+    """(identity, resolved config) of the model ``models/EXP/RUN`` under ``root``: the identity
+    (:func:`lsnf.evaluation.results.model_identity`) from that config, or only its experiment and
+    run (and None) when the workflow has not written the config."""
     from lsnf.config import load_config
     from lsnf.evaluation.results import model_identity
 
     config = Path(layout.model_dir(exp, run, root), layout.CONFIG)
     if not config.is_file():
-        return {"experiment": exp, "run": run}
-    return model_identity(run_key(exp, run), load_config(config))
+        return {"experiment": exp, "run": run}, None
+    cfg = load_config(config)
+    return model_identity(run_key(exp, run), cfg), cfg
 
 
 def _verified(files: Iterable[Path]) -> list[Path]:
@@ -172,7 +176,7 @@ def log_evaluations(
     failed = []
     fail_to = None if failure_log is None else Path(failure_log)
     for (exp, run, root), files in sorted(by_run.items()):
-        tracker = open_tracker(model_on_disk(exp, run, root), uri, experiment, fail_to)
+        tracker = open_tracker(model_on_disk(exp, run, root)[0], uri, experiment, fail_to)
         _log_outputs(tracker, files)
         if tracker.disabled:
             failed.append(run_key(exp, run))

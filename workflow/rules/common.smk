@@ -13,6 +13,7 @@ from snakemake.utils import validate
 from lsnf import layout
 from lsnf.pipeline import plan
 from lsnf.pipeline.plan import option
+from lsnf.run_ids import run_key
 from lsnf.tracking.store import init_store
 from lsnf.tracking.sync import failure_report
 from lsnf.config import DATA_KEY_PATTERN, EXTRACTORS, TWO_STAGE
@@ -127,14 +128,14 @@ def mlflow_flags():
 def run_flags(wildcards):
     """CLI flags that say which model a job is about (recorded in its results) and, for a
     training job when tracking is on, log it live into that model's MLflow run."""
-    flags = option("--run-key", f"{wildcards.exp}/{wildcards.run}")
+    flags = option("--run-key", run_key(wildcards.exp, wildcards.run))
     return [*flags, "--track", *mlflow_flags()] if config["mlflow"]["enabled"] else flags
 
 
 def eval_run_flags(wildcards):
     """An evaluation job's flags: which model its results are about. It does not open MLflow
     (rule track_evaluations logs every evaluation's outputs, in one process)."""
-    return option("--run-key", f"{wildcards.exp}/{wildcards.run}")
+    return option("--run-key", run_key(wildcards.exp, wildcards.run))
 
 
 onstart:
